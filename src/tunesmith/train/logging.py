@@ -1,0 +1,77 @@
+"""What a run says while it trains: a progress bar, a JSON-lines log, TensorBoard when installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+class Progress:
+    """tqdm bar with step, loss, throughput and ETA on stderr (stdout stays for results)."""
+
+    def __init__(self, total: int, initial: int, desc: str, disable: bool):
+        from tqdm.auto import tqdm
+
+        quiet = disable or os.environ.get("TUNESMITH_NO_PROGRESS") == "1"
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=quiet, file=sys.stderr,
+                        dynamic_ncols=True, mininterval=1.0)
+
+    def update(self, loss: float, samples_per_s: float) -> None:
+        self.bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{samples_per_s:.1f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class RunLogger:
+    def __init__(self, folder: Path | None, desc: str):
+        self.desc = desc
+        self.fh = None
+        self.tb = None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.fh = open(folder / "train.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def progress(self, total: int, initial: int, disable: bool) -> Progress:
+        return Progress(total, initial, self.desc, disable)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.fh is not None:
+            self.fh.write(json.dumps({"time": round(time.time(), 3), "phase": self.desc, **record}) + "\n")
+            self.fh.flush()
+
+    def step(self, step: int, epoch: float, loss: float, lr: float, samples_per_s: float) -> None:
+        self._write({"kind": "step", "step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr,
+                     "samples_per_s": round(samples_per_s, 2)})
+        if self.tb is not None:
+            self.tb.add_scalar(f"{self.desc}/loss", loss, step)
+            self.tb.add_scalar(f"{self.desc}/lr", lr, step)
+
+    def eval(self, record: dict[str, Any]) -> None:
+        self._write({"kind": "eval", **record})
+        if self.tb is not None:
+            for k, v in record.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"{self.desc}/eval_{k}", v, record["step"])
+
+    def event(self, name: str, **fields: Any) -> None:
+        self._write({"kind": name, **fields})
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
