@@ -33,6 +33,14 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def quiet_libraries() -> None:
+    """Our progress bar and report speak for the run; the libraries' load chatter goes."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def set_threads(cfg: Config) -> int:
     import torch
 
@@ -75,6 +83,7 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
     timings: dict[str, float] = {}
     cfg = as_config(config, overrides)
     threads = set_threads(cfg)
+    quiet_libraries()
     task = get_task(cfg.task)(cfg)
     method = get_method(cfg.method)
     source = resolve(cfg.model)
@@ -85,7 +94,7 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
     max_length = task.check_lengths(tokenizer, train, val, report)
     labels = task.labels
     timings["read_and_check"] = time.perf_counter() - t_start
-    lr = cfg.train.learning_rate or method.default_lr
+    lr = cfg.train.learning_rate or getattr(cfg.method_options, "learning_rate", None) or method.default_lr
     resolved = cfgmod.from_dict(cfgmod.to_dict(cfg), [f"train.max_length={max_length}", f"train.learning_rate={lr}"])
 
     run = _locate_run(cfg, resume, run_dir)
@@ -174,6 +183,7 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
                 "best_step": fit_result.best_step, "samples_per_s": round(fit_result.samples_per_second, 2),
                 "resumed_from": fit_result.resumed_from},
         "metrics": results["summary"],
+        "report": "report.html",
     }
     write_json(run / "manifest.json", manifest)
     return Run(run, manifest)

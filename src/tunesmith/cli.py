@@ -72,12 +72,12 @@ def _train(args: argparse.Namespace) -> int:
         return 1 if code else 0
     run = api.finetune(args.config, args.set, resume=args.resume, run_dir=args.run_dir)
     if run.manifest:
-        _print_summary(run.manifest)
+        _print_summary(run.manifest, run.path)
         print(run.path)
     return 0
 
 
-def _print_summary(manifest: dict) -> None:
+def _print_summary(manifest: dict, run_dir: Path) -> None:
     m = manifest["metrics"]
     rows = [(name, b["accuracy"], b["macro_f1"]) for name, b in m["baselines"].items()]
     rows.append(("tuned", m["accuracy"], m["macro_f1"]))
@@ -88,7 +88,7 @@ def _print_summary(manifest: dict) -> None:
         a = c["accuracy"]
         print(f"tuned - {name}: accuracy {a['difference'] * 100:+.1f} points "
               f"(95% CI {a['ci_low'] * 100:+.1f} .. {a['ci_high'] * 100:+.1f})")
-    print(f"n = {m['n']} validation examples; report: {Path(manifest.get('run_dir', '.'))}")
+    print(f"n = {m['n']} validation examples; report: {Path(run_dir) / 'report.html'}")
 
 
 def _validate(args: argparse.Namespace) -> int:

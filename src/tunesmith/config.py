@@ -81,7 +81,7 @@ class FullOptions:
 @dataclass(frozen=True)
 class HeadOptions:
     epochs: int = _f(40, help="passes over the cached features (they are cheap)", min=1)
-    learning_rate: float = _f(2e-3, help="learning rate of the head", min=0.0)
+    learning_rate: float = _f(5e-3, help="learning rate of the head (train.learning_rate wins if set)", min=0.0)
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,8 @@ class Head:
         def loss(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
             return F.cross_entropy(module(batch["features"]).float(), batch["labels"])
 
-        # Features are cheap to revisit: more epochs, a higher rate, no length grouping; patience scales up.
-        train_cfg = cfgmod.replace(job.cfg.train, epochs=opts.epochs, group_by_length=False,
+        # Features are cheap to revisit: more epochs, a higher rate, no warm-up or length grouping, more patience.
+        train_cfg = cfgmod.replace(job.cfg.train, epochs=opts.epochs, group_by_length=False, warmup_ratio=0.0,
                                    early_stopping_patience=max(job.cfg.train.early_stopping_patience, 5) if
                                    job.cfg.train.early_stopping_patience else 0)
         return fit(head, train, collate=_stack, loss_fn=loss, cfg=train_cfg,

@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny random-weight BERT (hidden 32, 2 layers) and a small learnable dataset."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TUNESMITH_NO_PROGRESS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = ["great", "superb", "moving", "brilliant", "charming", "fresh", "delightful", "gripping"]
+NEGATIVE = ["dull", "awful", "boring", "clumsy", "tedious", "stale", "lifeless", "messy"]
+NEUTRAL = ["the", "film", "movie", "plot", "cast", "story", "was", "and", "a", "with", "script", "actors"]
+
+
+def make_rows(n: int, seed: int) -> list[dict[str, str]]:
+    """Texts whose label is decided by which word list dominates; a little noise keeps it honest."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        strong = POSITIVE if label == "pos" else NEGATIVE
+        words = list(rng.choice(NEUTRAL, size=rng.integers(3, 9))) + list(rng.choice(strong, size=2))
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words) + f" {i}", "label": label, "group": "a" if i % 3 else "b"})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and a WordPiece vocabulary of the toy words."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *POSITIVE, *NEGATIVE, *NEUTRAL]
+    vocab += [str(i) for i in range(10)] + [f"##{i}" for i in range(10)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tok.model_max_length = 128
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, initializer_range=0.15)
+    BertModel(cfg).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("toy-data")
+    rows = make_rows(320, seed=1)
+    return write_csv(folder / "train.csv", rows[:240]), write_csv(folder / "validation.csv", rows[240:])
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cache"
+    monkeypatch.setenv("TUNESMITH_CACHE", str(path))
+    return path
+
+
+def tiny_config(model: Path, train: Path, validation: Path | None, out: Path, **overrides: object) -> dict:
+    cfg: dict = {
+        "task": "text-classification",
+        "model": str(model),
+        "method": "full",
+        "output_dir": str(out),
+        "data": {"train": str(train), "validation": str(validation) if validation else None},
+        "train": {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "max_length": 32, "seed": 7,
+                  "threads": 1},
+        "eval": {"bootstrap": 200},
+    }
+    for key, value in overrides.items():
+        node = cfg
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return cfg

@@ -1,0 +1,155 @@
+"""Every method on the tiny model: it learns, trains only what it should, and writes a complete run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tunesmith
+from tests.conftest import tiny_config
+
+RUN_FILES = {"config.yaml", "manifest.json", "data_report.json", "report.json", "report.html",
+             "validation_predictions.jsonl", "logs"}
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
+    out = tmp_path_factory.mktemp("runs")
+    train, val = toy_data
+    import os
+
+    os.environ["TUNESMITH_CACHE"] = str(out / "cache")
+    result = {}
+    for method in ("full", "head", "lora"):
+        result[method] = tunesmith.finetune(tiny_config(tiny_model, train, val, out, method=method,
+                                                        eval__slice_columns=["group"]))
+    result["lora-merged"] = tunesmith.finetune(tiny_config(tiny_model, train, val, out, method="lora",
+                                                           lora__merge=True))
+    return result
+
+
+@pytest.mark.parametrize("method", ["full", "head", "lora"])
+def test_each_method_beats_the_majority_class(runs, method):
+    m = runs[method].metrics
+    assert m["baselines"]["majority class"]["accuracy"] == 0.5
+    floor = {"full": 0.9, "head": 0.65, "lora": 0.65}[method]
+    assert m["accuracy"] >= floor
+    assert m["tuned_minus"]["majority class"]["accuracy"]["ci_low"] > 0
+
+
+@pytest.mark.parametrize("method", ["full", "head", "lora"])
+def test_run_directory_describes_itself(runs, method):
+    run = runs[method]
+    assert RUN_FILES <= {p.name for p in run.path.iterdir()}
+    man = json.loads((run.path / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["method"] == method
+    assert man["label_map"] == {"0": "neg", "1": "pos"}
+    assert {"torch", "transformers", "tunesmith"} <= set(man["versions"])
+    assert man["data"]["fingerprint"] and man["base_model"]["fingerprint"]
+    assert man["metrics"]["accuracy"] == pytest.approx(json.loads((run.path / "report.json").read_text())
+                                                       ["summary"]["accuracy"])
+    assert not (run.path / "checkpoints").exists(), "checkpoints are replaced by the exported model"
+    log = [json.loads(x) for x in (run.path / "logs" / "train.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "step" for r in log) and any(r["kind"] == "eval" for r in log)
+    html = (run.path / "report.html").read_text()
+    assert html.count("<svg") >= 4 and "linear probe" in html and "<script" not in html
+
+
+def test_full_exports_a_plain_transformers_model_that_matches_the_predictor(runs):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    run = runs["full"]
+    folder = run.path / "model"
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    texts = ["great film and superb cast", "dull boring plot"]
+    with torch.no_grad():
+        plain = torch.softmax(model(**tok(texts, return_tensors="pt", padding=True)).logits, -1).numpy()
+    pred = tunesmith.load(run.path)
+    ours = pred.predict_proba(texts)
+    np.testing.assert_allclose(ours, plain, atol=1e-5)
+    out = pred.predict(texts)
+    assert [p.label for p in out] == ["pos", "neg"]
+    assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in out)
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_head_trains_only_the_head(runs, tiny_model):
+    base = load_file(str(tiny_model / "model.safetensors"))
+    tuned = load_file(str(runs["head"].path / "model" / "model.safetensors"))
+    for name, value in base.items():
+        key = name if name in tuned else f"bert.{name}"
+        if "pooler" in name:
+            assert not torch.equal(tuned[key], value), f"{name} is part of the head and should train"
+        else:
+            assert torch.equal(tuned[key], value), f"{name} belongs to the frozen encoder"
+
+
+def test_lora_saves_an_adapter_and_merges_on_request(runs):
+    plain = runs["lora"].path
+    assert (plain / "adapter" / "adapter_config.json").is_file() and not (plain / "model").exists()
+    merged = runs["lora-merged"].path
+    assert (merged / "adapter" / "adapter_model.safetensors").is_file()
+    assert (merged / "model" / "model.safetensors").is_file()
+    texts = ["great moving story", "awful stale script", "the cast was charming"]
+    # The merged weights predict what base + adapter predicts.
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    man = json.loads((merged / "manifest.json").read_text())
+    base = AutoModelForSequenceClassification.from_pretrained(man["base_model"]["path"], num_labels=2)
+    with_adapter = PeftModel.from_pretrained(base, merged / "adapter").eval()
+    pred = tunesmith.load(merged)
+    enc = pred.tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ref = torch.softmax(with_adapter(**enc).logits, -1).numpy()
+    np.testing.assert_allclose(pred.predict_proba(texts), ref, atol=1e-5)
+    assert tunesmith.load(plain).predict(texts)[0].label in {"pos", "neg"}
+
+
+def test_slices_are_reported(runs):
+    report = json.loads((runs["full"].path / "report.json").read_text())
+    group = report["slices"]["group"]
+    assert set(group["values"]) == {"a", "b"}
+    n = sum(v["n"] for v in group["values"].values())
+    assert n == report["summary"]["n"]
+    assert 0 <= group["accuracy_gap"] <= 1
+
+
+def test_resolved_config_is_written(runs):
+    from tunesmith import config
+
+    cfg = config.load(runs["full"].path / "config.yaml")
+    assert cfg.train.max_length == 32 and cfg.train.learning_rate == pytest.approx(3e-3)
+    assert cfg.eval.slice_columns == ["group"]
+
+
+def test_second_run_reuses_the_token_cache(tiny_model, toy_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    train, val = toy_data
+    cfg = tiny_config(tiny_model, train, val, tmp_path / "runs", train__epochs=1)
+    tunesmith.finetune(cfg)
+    tokens = sorted((tmp_path / "cache" / "tokens").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in tokens]
+    assert len(tokens) == 2  # train and validation
+    from tunesmith.tasks.text_classification import TextClassification
+
+    calls = []
+    original = TextClassification.encode
+
+    def spy(self, tokenizer, texts, max_length, data_key):
+        out = original(self, tokenizer, texts, max_length, data_key)
+        calls.append(getattr(self, "cache_hits", 0))
+        return out
+
+    monkeypatch.setattr(TextClassification, "encode", spy)
+    tunesmith.finetune(cfg)
+    assert calls == [1, 2], "both splits came from the cache"
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache" / "tokens").iterdir())] == stamps
+    tunesmith.finetune({**cfg, "train": {**cfg["train"], "max_length": 16}})
+    assert len(list((tmp_path / "cache" / "tokens").iterdir())) == 4, "a new max_length is a new entry"

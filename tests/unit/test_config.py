@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from tunesmith import config
+from tunesmith.errors import ConfigError
+
+BASE = {"data": {"train": "t.csv"}}
+
+
+def test_defaults_fill_every_section():
+    cfg = config.from_dict(BASE)
+    assert cfg.method == "full" and cfg.model == "minilm-l6"
+    assert cfg.train.epochs == 3 and cfg.train.learning_rate is None
+    assert cfg.lora.r == 8 and cfg.eval.slice_columns == []
+
+
+def test_unknown_key_names_its_path_and_the_allowed_keys():
+    with pytest.raises(ConfigError) as exc:
+        config.from_dict({"data": {"train": "t.csv"}, "train": {"epoch": 2}})
+    assert "train.epoch: unknown key" in str(exc.value)
+    assert "epochs" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expect"),
+    [
+        ({"method": "qlora"}, "method: got 'qlora'; allowed: full, head, lora"),
+        ({"train": {"epochs": 0}}, "train.epochs: got 0; allowed: a number >= 1"),
+        ({"train": {"epochs": "two"}}, "train.epochs: got 'two'; allowed: int"),
+        ({"train": {"scheduler": "step"}}, "allowed: linear, cosine, constant"),
+        ({"eval": {"slice_columns": "length"}}, "eval.slice_columns: got 'length'; allowed: list of str"),
+        ({"lora": {"dropout": 1.5}}, "lora.dropout: got 1.5; allowed: a number <= 0.9"),
+    ],
+)
+def test_bad_values_are_refused_with_path_and_allowed(raw, expect):
+    with pytest.raises(ConfigError) as exc:
+        config.from_dict({**BASE, **raw})
+    assert expect in str(exc.value)
+
+
+def test_required_train_file():
+    with pytest.raises(ConfigError, match="data.train: required key is missing"):
+        config.from_dict({"data": {"validation": "v.csv"}})
+    with pytest.raises(ConfigError, match="data: required section"):
+        config.from_dict({})
+
+
+def test_overrides_parse_yaml_values_and_create_sections():
+    cfg = config.from_dict(BASE, ["train.epochs=5", "train.learning_rate=2e-5", "eval.slice_columns=[a, b]",
+                                  "lora.merge=true", "data.validation=v.csv"])
+    assert cfg.train.epochs == 5 and cfg.train.learning_rate == pytest.approx(2e-5)
+    assert cfg.eval.slice_columns == ["a", "b"] and cfg.lora.merge is True
+    assert cfg.data.validation == "v.csv"
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        config.from_dict(BASE, ["train.epochs"])
+
+
+def test_config_is_frozen():
+    cfg = config.from_dict(BASE)
+    with pytest.raises(AttributeError):
+        cfg.train.epochs = 9  # type: ignore[misc]
+
+
+def test_dump_and_load_round_trip(tmp_path: Path):
+    cfg = config.from_dict(BASE, ["train.max_length=64", "method=lora"])
+    config.dump(cfg, tmp_path / "c.yaml")
+    assert config.load(tmp_path / "c.yaml") == cfg
+
+
+def test_load_names_the_file(tmp_path: Path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("data:\n  train: x.csv\nbogus: 1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: bogus: unknown key"):
+        config.load(p)
+    p.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(p)
+
+
+def test_describe_documents_every_key():
+    rows = config.describe()
+    keys = {r[0] for r in rows}
+    assert {"data.train", "train.epochs", "lora.r", "eval.slice_columns", "model"} <= keys
+    assert all(r[2] for r in rows if r[0] != "full"), "every key has help text"
