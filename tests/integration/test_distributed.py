@@ -60,6 +60,6 @@ def test_two_processes_match_one(tiny_model, toy_data, tmp_path, steps, toleranc
     worst = max((a[k] - b[k]).abs().max().item() for k in compared)
     moved = max((a[k] - load_file(str(model / "model.safetensors")).get(k.removeprefix("bert."), a[k])).abs().max()
                 .item() for k in a)
-    assert moved > 50 * tolerance, "training moved the weights far more than the tolerance"
+    assert moved > 5 * tolerance, "training moved the weights well beyond the tolerance"
     assert worst < tolerance, f"largest weight difference between 1 and 2 processes: {worst}"
     assert abs(one["metrics"]["accuracy"] - two["metrics"]["accuracy"]) <= 0.0125
