@@ -54,8 +54,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.model_max_length = 128
     tok.save_pretrained(folder)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, initializer_range=0.15)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        initializer_range=0.15,
+    )
     BertModel(cfg).save_pretrained(folder, safe_serialization=True)
     return folder
 
@@ -81,8 +88,7 @@ def tiny_config(model: Path, train: Path, validation: Path | None, out: Path, **
         "method": "full",
         "output_dir": str(out),
         "data": {"train": str(train), "validation": str(validation) if validation else None},
-        "train": {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "max_length": 32, "seed": 7,
-                  "threads": 1},
+        "train": {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "max_length": 32, "seed": 7, "threads": 1},
         "eval": {"bootstrap": 200},
     }
     for key, value in overrides.items():

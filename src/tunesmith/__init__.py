@@ -1,8 +1,8 @@
 """tunesmith: turn a general pre-trained model into a specialist for your task.
 
-    run = tunesmith.finetune("my.yaml")
-    predictor = tunesmith.load(run.path)
-    predictor.predict(["a fine film"])
+run = tunesmith.finetune("my.yaml")
+predictor = tunesmith.load(run.path)
+predictor.predict(["a fine film"])
 """
 
 from tunesmith.api import evaluate, finetune, load, predict, validate

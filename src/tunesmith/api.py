@@ -70,8 +70,12 @@ def validate(config: Config | str | Path | dict, overrides: list[str] | tuple[st
     return report
 
 
-def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[str, ...] = (),
-             resume: bool | str | Path = False, run_dir: str | Path | None = None) -> Run:
+def finetune(
+    config: Config | str | Path | dict,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool | str | Path = False,
+    run_dir: str | Path | None = None,
+) -> Run:
     """Check the data, train with the configured method, evaluate against baselines, write the run.
 
     ``resume=True`` continues the newest unfinished run under ``output_dir``; a path names the run."""
@@ -115,8 +119,9 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
     model = task.build_model(source, labels)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    frozen = _FrozenFeatures(task, model, source.fingerprint, data_fp, max_length, train_ids, val_ids, pad_id,
-                             cfg.cache_dir)
+    frozen = _FrozenFeatures(
+        task, model, source.fingerprint, data_fp, max_length, train_ids, val_ids, pad_id, cfg.cache_dir
+    )
     if cfg.eval.probe and main:
         t = time.perf_counter()
         frozen.get()  # from the untouched pre-trained body, before any weight changes
@@ -133,9 +138,20 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
         res = classification_metrics(val_y, probs, labels)
         return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
 
-    job = Job(cfg=resolved, task=task, model=model, train_items=train_items, val_items=val_items,
-              lengths=[len(x) for x in train_ids], collate=task.collate(pad_id), evaluate=evaluate, run_dir=run,
-              resume=bool(resume), accelerator=accelerator, features=frozen.for_method)
+    job = Job(
+        cfg=resolved,
+        task=task,
+        model=model,
+        train_items=train_items,
+        val_items=val_items,
+        lengths=[len(x) for x in train_ids],
+        collate=task.collate(pad_id),
+        evaluate=evaluate,
+        run_dir=run,
+        resume=bool(resume),
+        accelerator=accelerator,
+        features=frozen.for_method,
+    )
     t = time.perf_counter()
     fit_result = method.train(job)
     timings["train"] = time.perf_counter() - t
@@ -150,9 +166,16 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
     probs = task.predict_proba(model, val_ids, pad_id, cfg.eval.batch_size)
     train_y = np.array([it["labels"] for it in train_items])
     results = build_report(
-        run, cfg=resolved, labels=labels, val_y=val_y, probs=probs, train_y=train_y,
+        run,
+        cfg=resolved,
+        labels=labels,
+        val_y=val_y,
+        probs=probs,
+        train_y=train_y,
         probe=frozen.probe(train_y, val_items, cfg.train.seed) if cfg.eval.probe else None,
-        slices=val.extras, report=report, fit=fit_result,
+        slices=val.extras,
+        report=report,
+        fit=fit_result,
         samples=[(x, ln) for x, ln in zip(val.inputs, val.lines)],
     )
     timings["evaluate"] = time.perf_counter() - t
@@ -168,9 +191,15 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
         "task": cfg.task,
         "method": cfg.method,
         "base_model": {"spec": cfg.model, "path": source.path, "fingerprint": source.fingerprint},
-        "data": {"train": cfg.data.train, "validation": cfg.data.validation, "fingerprint": data_fp,
-                 "train_examples": len(train), "validation_examples": len(val),
-                 "text_column": cfg.data.text_column, "label_column": cfg.data.label_column},
+        "data": {
+            "train": cfg.data.train,
+            "validation": cfg.data.validation,
+            "fingerprint": data_fp,
+            "train_examples": len(train),
+            "validation_examples": len(val),
+            "text_column": cfg.data.text_column,
+            "label_column": cfg.data.label_column,
+        },
         "label_map": dict(enumerate(labels)),
         "max_length": max_length,
         "export": export,
@@ -179,9 +208,14 @@ def finetune(config: Config | str | Path | dict, overrides: list[str] | tuple[st
         "processes": accelerator.num_processes,
         "device": str(accelerator.device),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
-        "fit": {"steps": fit_result.steps, "epochs": fit_result.epochs_run, "stopped": fit_result.stopped,
-                "best_step": fit_result.best_step, "samples_per_s": round(fit_result.samples_per_second, 2),
-                "resumed_from": fit_result.resumed_from},
+        "fit": {
+            "steps": fit_result.steps,
+            "epochs": fit_result.epochs_run,
+            "stopped": fit_result.stopped,
+            "best_step": fit_result.best_step,
+            "samples_per_s": round(fit_result.samples_per_second, 2),
+            "resumed_from": fit_result.resumed_from,
+        },
         "metrics": results["summary"],
         "report": "report.html",
     }
@@ -210,8 +244,18 @@ def _locate_run(cfg: Config, resume: bool | str | Path, run_dir: str | Path | No
 class _FrozenFeatures:
     """Features of the frozen pre-trained body, computed once per (data, model, max_length) and cached."""
 
-    def __init__(self, task: Any, model: Any, model_fp: str, data_fp: str, max_length: int,
-                 train_ids: list, val_ids: list, pad_id: int, cache_dir: str | None):
+    def __init__(
+        self,
+        task: Any,
+        model: Any,
+        model_fp: str,
+        data_fp: str,
+        max_length: int,
+        train_ids: list,
+        val_ids: list,
+        pad_id: int,
+        cache_dir: str | None,
+    ):
         self.task, self.model, self.pad_id = task, model, pad_id
         self.ids = {"train": train_ids, "val": val_ids}
         self.key = (model_fp, data_fp, max_length, len(train_ids), len(val_ids))

@@ -20,8 +20,14 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="check the data, fine-tune, evaluate, write a run directory")
     t.add_argument("config")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    t.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
-                   help="continue the newest unfinished run (or the named one) from its last complete checkpoint")
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="continue the newest unfinished run (or the named one) from its last complete checkpoint",
+    )
     t.add_argument("--nproc", type=int, default=1, help="processes to train with (through torchrun)")
     t.add_argument("--run-dir", help=argparse.SUPPRESS)
 
@@ -60,9 +66,20 @@ def _train(args: argparse.Namespace) -> int:
         cfg = api.as_config(args.config, args.set)
         api.validate(cfg)
         run_dir = args.run_dir or (str(api._locate_run(cfg, args.resume, None)))
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.nproc}",
-               "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "tunesmith.cli", "train",
-               args.config, "--run-dir", run_dir]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={args.nproc}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            "-m",
+            "tunesmith.cli",
+            "train",
+            args.config,
+            "--run-dir",
+            run_dir,
+        ]
         cmd += [x for s in args.set for x in ("--set", s)]
         if args.resume:
             cmd.append("--resume")
@@ -86,8 +103,10 @@ def _print_summary(manifest: dict, run_dir: Path) -> None:
         print(f"{name:<38}{acc * 100:>9.1f}%{f1 * 100:>9.1f}%")
     for name, c in m["tuned_minus"].items():
         a = c["accuracy"]
-        print(f"tuned - {name}: accuracy {a['difference'] * 100:+.1f} points "
-              f"(95% CI {a['ci_low'] * 100:+.1f} .. {a['ci_high'] * 100:+.1f})")
+        print(
+            f"tuned - {name}: accuracy {a['difference'] * 100:+.1f} points "
+            f"(95% CI {a['ci_low'] * 100:+.1f} .. {a['ci_high'] * 100:+.1f})"
+        )
     print(f"n = {m['n']} validation examples; report: {Path(run_dir) / 'report.html'}")
 
 
@@ -112,8 +131,10 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(f"n={m['n']} accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} ece={m['ece']:.4f}")
         for lab, r in m["per_class"].items():
-            print(f"  {lab:<20} precision={r['precision']:.3f} recall={r['recall']:.3f} f1={r['f1']:.3f} "
-                  f"support={r['support']}")
+            print(
+                f"  {lab:<20} precision={r['precision']:.3f} recall={r['recall']:.3f} f1={r['f1']:.3f} "
+                f"support={r['support']}"
+            )
     return 0
 
 
@@ -142,8 +163,14 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "validate": _validate, "eval": _eval, "predict": _predict, "models": _models,
-            "config": _config}
+COMMANDS = {
+    "train": _train,
+    "validate": _validate,
+    "eval": _eval,
+    "predict": _predict,
+    "models": _models,
+    "config": _config,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,10 +53,16 @@ class TrainConfig:
     scheduler: str = _f("linear", help="decay after warm-up", choices=("linear", "cosine", "constant"))
     gradient_accumulation: int = _f(1, help="micro-batches per optimizer step", min=1)
     max_grad_norm: float = _f(1.0, help="gradient clipping norm; 0 turns clipping off", min=0.0)
-    precision: str = _f("auto", help="auto: bf16 on GPUs that support it, else fp32", choices=("auto", "fp32", "bf16"))
+    precision: str = _f(
+        "auto",
+        help="auto: bf16 autocast where computed natively (bf16 GPUs, AVX512-BF16/AMX CPUs), else fp32",
+        choices=("auto", "fp32", "bf16"),
+    )
     eval_every: int = _f(0, help="evaluate every N optimizer steps; 0 = once per epoch", min=0)
     early_stopping_patience: int = _f(2, help="evaluations without improvement before stopping; 0 = off", min=0)
-    metric: str = _f("macro_f1", help="validation metric that picks the best model", choices=("macro_f1", "accuracy", "loss"))
+    metric: str = _f(
+        "macro_f1", help="validation metric that picks the best model", choices=("macro_f1", "accuracy", "loss")
+    )
     checkpoint_every: int = _f(0, help="save a checkpoint every N optimizer steps; 0 = at each evaluation", min=0)
     keep_checkpoints: int = _f(2, help="complete checkpoints kept on disk", min=1)
     group_by_length: bool = _f(True, help="batch examples of similar length together to cut padding")
@@ -166,9 +172,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+    elif tp is str and isinstance(value, str):
+        return value
     raise ConfigError(f"{path}: got {value!r}; allowed: {_type_name(tp)}")
 
 
@@ -202,7 +207,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         coerced = _coerce(value, hints[key], path)
         _check_range(coerced, dict(known[key].metadata), path)
         kwargs[key] = coerced
-    missing = [f.name for f in known.values() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name for f in known.values() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [m for m in missing if m not in kwargs]
     if missing:
         raise ConfigError(f"{prefix}{missing[0]}: required key is missing")
@@ -281,8 +288,10 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]
         if cls is Config and f.name in _SECTIONS:
             rows.extend(describe(_SECTIONS[f.name], f"{f.name}."))
             continue
-        default = "required" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING else (
-            f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = (
+            "required"
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
         )
         rows.append((prefix + f.name, repr(default), f.metadata.get("help", "")))
     return rows

@@ -1,6 +1,6 @@
 """Write the packaged example datasets as plain files, as a user's own data would be.
 
-    python -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 3000 --validation 1000
+python -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 3000 --validation 1000
 """
 
 from __future__ import annotations

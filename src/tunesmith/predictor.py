@@ -56,11 +56,22 @@ class Predictor:
         table = read_table(path)
         col = self._column("text_column")
         if col not in table.columns:
-            raise DataError([Problem("error", "missing_column", f"column {col!r} not found; columns: "
-                                     f"{', '.join(table.columns)}", table.path, 1)])
-        problems = [Problem("error", "non_text", "expected non-empty text", table.path, ln, col)
-                    for row, ln in zip(table.rows, table.lines)
-                    if not isinstance(row.get(col), str) or not row[col].strip()]
+            raise DataError(
+                [
+                    Problem(
+                        "error",
+                        "missing_column",
+                        f"column {col!r} not found; columns: {', '.join(table.columns)}",
+                        table.path,
+                        1,
+                    )
+                ]
+            )
+        problems = [
+            Problem("error", "non_text", "expected non-empty text", table.path, ln, col)
+            for row, ln in zip(table.rows, table.lines)
+            if not isinstance(row.get(col), str) or not row[col].strip()
+        ]
         if problems:
             raise DataError(problems)
         return [row[col] for row in table.rows], table.rows
@@ -68,8 +79,13 @@ class Predictor:
     def read_labelled(self, path: str | Path) -> tuple[list[str], list[str], list[int]]:
         table = read_table(path)
         tcol, lcol = self._column("text_column"), self._column("label_column")
-        problems = [Problem("error", "missing_column", f"column {c!r} not found; columns: {', '.join(table.columns)}",
-                            table.path, 1) for c in (tcol, lcol) if c not in table.columns]
+        problems = [
+            Problem(
+                "error", "missing_column", f"column {c!r} not found; columns: {', '.join(table.columns)}", table.path, 1
+            )
+            for c in (tcol, lcol)
+            if c not in table.columns
+        ]
         if problems:
             raise DataError(problems)
         texts, labels, lines = [], [], []
@@ -80,8 +96,16 @@ class Predictor:
             elif label is None:
                 problems.append(Problem("error", "missing_label", "label is missing", table.path, ln, lcol))
             elif label not in self.labels:
-                problems.append(Problem("error", "unseen_label", f"label {label!r} is not one the model knows "
-                                        f"({', '.join(self.labels)})", table.path, ln, lcol))
+                problems.append(
+                    Problem(
+                        "error",
+                        "unseen_label",
+                        f"label {label!r} is not one the model knows ({', '.join(self.labels)})",
+                        table.path,
+                        ln,
+                        lcol,
+                    )
+                )
             else:
                 texts.append(text)
                 labels.append(label)
@@ -97,9 +121,15 @@ class Predictor:
         texts, rows = self.read_texts(input_file)
         preds = self.predict(texts)
         col = self._column("text_column")
-        records = [{**{k: v for k, v in row.items() if k == col or k == "id"}, "label": p.label,
-                    "score": round(p.score, 6), **{f"p_{k}": round(v, 6) for k, v in p.probabilities.items()}}
-                   for row, p in zip(rows, preds)]
+        records = [
+            {
+                **{k: v for k, v in row.items() if k == col or k == "id"},
+                "label": p.label,
+                "score": round(p.score, 6),
+                **{f"p_{k}": round(v, 6) for k, v in p.probabilities.items()},
+            }
+            for row, p in zip(rows, preds)
+        ]
         if out.suffix.lower() == ".jsonl":
             data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         else:

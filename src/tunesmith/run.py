@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import secrets
@@ -19,12 +20,19 @@ MANIFEST = "manifest.json"
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("tunesmith", "torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers",
-                 "numpy", "scikit-learn"):
-        try:
+    for name in (
+        "tunesmith",
+        "torch",
+        "transformers",
+        "peft",
+        "accelerate",
+        "safetensors",
+        "tokenizers",
+        "numpy",
+        "scikit-learn",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -16,20 +16,21 @@ def _cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
     import os
 
     env = {**os.environ, "TUNESMITH_CACHE": str(env_cache), "TUNESMITH_NO_PROGRESS": "1"}
-    return subprocess.run([sys.executable, "-m", "tunesmith.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_train_eval_predict_round_trip(tiny_model, toy_data, tmp_path):
     train, val = toy_data
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(tiny_model, train, val, tmp_path / "runs")))
-    res = _cli("train", str(cfg_path), "--set", "train.epochs=5", "--set", "train.seed=3", env_cache=tmp_path / "c")
+    res = _cli("train", str(cfg_path), "--set", "train.epochs=3", "--set", "train.seed=3", env_cache=tmp_path / "c")
     assert res.returncode == 0, res.stderr
     run = Path(res.stdout.strip().splitlines()[-1])
     assert run.is_dir() and run.parent == tmp_path / "runs", "train prints the run directory last"
     assert "linear probe" in res.stdout and "tuned" in res.stdout
-    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 5
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 3
 
     ev = _cli("eval", str(run), "--data", str(val), "--json", env_cache=tmp_path / "c")
     assert ev.returncode == 0, ev.stderr
@@ -38,14 +39,22 @@ def test_train_eval_predict_round_trip(tiny_model, toy_data, tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert abs(metrics["accuracy"] - report["summary"]["accuracy"]) < 1e-9, "eval agrees with the run's report"
 
-    new = write_csv(tmp_path / "new.csv", [{"text": "the film was superb and moving 12", "id": "x1"},
-                                           {"text": "the plot was boring and dull 31", "id": "x2"}])
+    import csv
+
+    with open(val, encoding="utf-8") as fh:
+        val_rows = list(csv.DictReader(fh))[:12]
+    new = write_csv(tmp_path / "new.csv", [{"text": r["text"], "id": f"x{i}"} for i, r in enumerate(val_rows)])
     for out in (tmp_path / "pred.jsonl", tmp_path / "pred.csv"):
         pr = _cli("predict", str(run), "--input", str(new), "--output", str(out), env_cache=tmp_path / "c")
         assert pr.returncode == 0, pr.stderr
     rows = [json.loads(x) for x in (tmp_path / "pred.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["x1", "x2"] and [r["label"] for r in rows] == ["pos", "neg"]
-    assert abs(rows[0]["p_pos"] + rows[0]["p_neg"] - 1) < 1e-4
+    assert [r["id"] for r in rows] == [f"x{i}" for i in range(12)]
+    own = [json.loads(x) for x in (run / "validation_predictions.jsonl").read_text().splitlines()]
+    seen = {r["text"]: r for r in own}
+    for r in rows:
+        assert r["label"] == seen[r["text"]]["predicted"], "predict agrees with the run's own evaluation"
+        assert abs(r["score"] - seen[r["text"]]["score"]) < 1e-4
+        assert abs(r["p_pos"] + r["p_neg"] - 1) < 1e-4
     assert (tmp_path / "pred.csv").read_text().splitlines()[0].startswith("text,id,label,score")
 
 

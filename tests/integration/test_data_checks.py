@@ -115,8 +115,9 @@ def test_warnings_do_not_stop_and_reach_the_report(tmp_path, tiny_model, cache_d
     train = write_csv(tmp_path / "train.csv", rows)
     val_rows = make_rows(20, 4) + [rows[5]]  # leakage: a training row in validation
     val = write_csv(tmp_path / "val.csv", val_rows)
-    report = api.validate(tiny_config(tiny_model, train, val, tmp_path / "runs", data__imbalance_warn_ratio=2.0,
-                                      train__max_length=8))
+    report = api.validate(
+        tiny_config(tiny_model, train, val, tmp_path / "runs", data__imbalance_warn_ratio=2.0, train__max_length=8)
+    )
     checks = {p.check for p in report.warnings}
     assert {"duplicates", "conflicting_labels", "leakage", "imbalance", "truncation"} <= checks
     leak = _one(report.warnings, "leakage")

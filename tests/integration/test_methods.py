@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,17 @@ from safetensors.torch import load_file
 import tunesmith
 from tests.conftest import tiny_config
 
-RUN_FILES = {"config.yaml", "manifest.json", "data_report.json", "report.json", "report.html",
-             "validation_predictions.jsonl", "logs"}
+# Adapters take a higher rate than full fine-tuning, as in practice.
+LR = {"full": {}, "head": {}, "lora": {"train__learning_rate": 1e-2}}
+RUN_FILES = {
+    "config.yaml",
+    "manifest.json",
+    "data_report.json",
+    "report.json",
+    "report.html",
+    "validation_predictions.jsonl",
+    "logs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +34,12 @@ def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
     os.environ["TUNESMITH_CACHE"] = str(out / "cache")
     result = {}
     for method in ("full", "head", "lora"):
-        result[method] = tunesmith.finetune(tiny_config(tiny_model, train, val, out, method=method,
-                                                        eval__slice_columns=["group"]))
-    result["lora-merged"] = tunesmith.finetune(tiny_config(tiny_model, train, val, out, method="lora",
-                                                           lora__merge=True))
+        result[method] = tunesmith.finetune(
+            tiny_config(tiny_model, train, val, out, method=method, eval__slice_columns=["group"], **LR[method])
+        )
+    result["lora-merged"] = tunesmith.finetune(
+        tiny_config(tiny_model, train, val, out, method="lora", lora__merge=True, **LR["lora"])
+    )
     return result
 
 
@@ -37,7 +47,7 @@ def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
 def test_each_method_beats_the_majority_class(runs, method):
     m = runs[method].metrics
     assert m["baselines"]["majority class"]["accuracy"] == 0.5
-    floor = {"full": 0.9, "head": 0.65, "lora": 0.65}[method]
+    floor = {"full": 0.9, "head": 0.65, "lora": 0.8}[method]
     assert m["accuracy"] >= floor
     assert m["tuned_minus"]["majority class"]["accuracy"]["ci_low"] > 0
 
@@ -45,14 +55,15 @@ def test_each_method_beats_the_majority_class(runs, method):
 @pytest.mark.parametrize("method", ["full", "head", "lora"])
 def test_run_directory_describes_itself(runs, method):
     run = runs[method]
-    assert RUN_FILES <= {p.name for p in run.path.iterdir()}
+    assert {p.name for p in run.path.iterdir()} >= RUN_FILES
     man = json.loads((run.path / "manifest.json").read_text())
     assert man["status"] == "complete" and man["method"] == method
     assert man["label_map"] == {"0": "neg", "1": "pos"}
     assert {"torch", "transformers", "tunesmith"} <= set(man["versions"])
     assert man["data"]["fingerprint"] and man["base_model"]["fingerprint"]
-    assert man["metrics"]["accuracy"] == pytest.approx(json.loads((run.path / "report.json").read_text())
-                                                       ["summary"]["accuracy"])
+    assert man["metrics"]["accuracy"] == pytest.approx(
+        json.loads((run.path / "report.json").read_text())["summary"]["accuracy"]
+    )
     assert not (run.path / "checkpoints").exists(), "checkpoints are replaced by the exported model"
     log = [json.loads(x) for x in (run.path / "logs" / "train.jsonl").read_text().splitlines()]
     assert any(r["kind"] == "step" for r in log) and any(r["kind"] == "eval" for r in log)
@@ -126,6 +137,7 @@ def test_resolved_config_is_written(runs):
 
     cfg = config.load(runs["full"].path / "config.yaml")
     assert cfg.train.max_length == 32 and cfg.train.learning_rate == pytest.approx(3e-3)
+    assert config.load(runs["lora"].path / "config.yaml").train.learning_rate == pytest.approx(1e-2)
     assert cfg.eval.slice_columns == ["group"]
 
 

@@ -19,7 +19,10 @@ def test_nan_loss_stops_without_applying_the_step(tmp_path):
     calls = {"n": 0}
 
     def collate(batch):
-        return {"x": torch.from_numpy(np.stack([b["x"] for b in batch])), "labels": torch.tensor([b["y"] for b in batch])}
+        return {
+            "x": torch.from_numpy(np.stack([b["x"] for b in batch])),
+            "labels": torch.tensor([b["y"] for b in batch]),
+        }
 
     def loss_fn(m, batch):
         calls["n"] += 1

@@ -28,16 +28,30 @@ def _weights_hash(run: Path) -> str:
 
 def _config(tiny_model: Path, toy_data, out: Path, path: Path) -> Path:
     train, val = toy_data
-    cfg = tiny_config(tiny_model, train, val, out, train__epochs=12, train__eval_every=10,
-                      train__checkpoint_every=5, train__early_stopping_patience=0, train__keep_checkpoints=3)
+    cfg = tiny_config(
+        tiny_model,
+        train,
+        val,
+        out,
+        train__epochs=12,
+        train__eval_every=10,
+        train__checkpoint_every=5,
+        train__early_stopping_patience=0,
+        train__keep_checkpoints=3,
+    )
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
 def _start(cfg: Path, cache: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "TUNESMITH_CACHE": str(cache), "TUNESMITH_NO_PROGRESS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "train", str(cfg), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tunesmith.cli", "train", str(cfg), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_checkpoint(out: Path, proc: subprocess.Popen, min_step: int) -> Path:

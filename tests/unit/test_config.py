@@ -47,8 +47,16 @@ def test_required_train_file():
 
 
 def test_overrides_parse_yaml_values_and_create_sections():
-    cfg = config.from_dict(BASE, ["train.epochs=5", "train.learning_rate=2e-5", "eval.slice_columns=[a, b]",
-                                  "lora.merge=true", "data.validation=v.csv"])
+    cfg = config.from_dict(
+        BASE,
+        [
+            "train.epochs=5",
+            "train.learning_rate=2e-5",
+            "eval.slice_columns=[a, b]",
+            "lora.merge=true",
+            "data.validation=v.csv",
+        ],
+    )
     assert cfg.train.epochs == 5 and cfg.train.learning_rate == pytest.approx(2e-5)
     assert cfg.eval.slice_columns == ["a", "b"] and cfg.lora.merge is True
     assert cfg.data.validation == "v.csv"

@@ -52,8 +52,10 @@ def test_parquet_and_int_labels(tmp_path: Path):
     assert t.rows == [{"text": "x", "label": 0}, {"text": "y", "label": 1}] and t.unit == "row"
 
 
-@pytest.mark.parametrize(("name", "data", "check"), [("d.txt", b"x", "format"), ("d.csv", b"", "empty_file"),
-                                                     ("d.parquet", b"nope", "unreadable")])
+@pytest.mark.parametrize(
+    ("name", "data", "check"),
+    [("d.txt", b"x", "format"), ("d.csv", b"", "empty_file"), ("d.parquet", b"nope", "unreadable")],
+)
 def test_unusable_files(tmp_path: Path, name: str, data: bytes, check: str):
     p = tmp_path / name
     p.write_bytes(data)

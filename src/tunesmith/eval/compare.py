@@ -21,8 +21,9 @@ def _macro_f1_batch(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
     return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
-def paired_bootstrap(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, resamples: int,
-                     confidence: float, seed: int = 0) -> dict[str, Any]:
+def paired_bootstrap(
+    y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, resamples: int, confidence: float, seed: int = 0
+) -> dict[str, Any]:
     """Difference a - b in accuracy and macro-F1, with percentile intervals from resampling examples."""
     y_true, pred_a, pred_b = (np.asarray(x, dtype=np.int64) for x in (y_true, pred_a, pred_b))
     n = len(y_true)
@@ -40,8 +41,12 @@ def paired_bootstrap(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
         ("macro_f1", np.concatenate(f1_diffs), macro_f1(y_true, pred_a, k) - macro_f1(y_true, pred_b, k)),
     ):
         lo, hi = np.percentile(diffs, [lo_q, hi_q])
-        out[name] = {"difference": point, "ci_low": float(lo), "ci_high": float(hi),
-                     "significant": bool(lo > 0 or hi < 0)}
+        out[name] = {
+            "difference": point,
+            "ci_low": float(lo),
+            "ci_high": float(hi),
+            "significant": bool(lo > 0 or hi < 0),
+        }
     out["resamples"] = resamples
     out["confidence"] = confidence
     return out

@@ -61,8 +61,12 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[s
         "loss": nll,
         "ece": expected_calibration_error(y_true, probs),
         "per_class": {
-            lab: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                  "support": int(support[i])}
+            lab: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, lab in enumerate(labels)
         },
         "confusion_matrix": cm.tolist(),
@@ -70,8 +74,9 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[s
     }
 
 
-def slice_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str],
-                  columns: dict[str, list[str]]) -> dict[str, Any]:
+def slice_metrics(
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], columns: dict[str, list[str]]
+) -> dict[str, Any]:
     """Accuracy and macro-F1 per value of each slice column, and the largest gap between values."""
     out: dict[str, Any] = {}
     y_true = np.asarray(y_true)
@@ -85,6 +90,10 @@ def slice_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str],
         accs = [r["accuracy"] for r in rows.values() if r["n"] > 0]
         worst = min(rows, key=lambda v: rows[v]["accuracy"])
         best = max(rows, key=lambda v: rows[v]["accuracy"])
-        out[col] = {"values": rows, "accuracy_gap": float(max(accs) - min(accs)) if accs else 0.0,
-                    "best": best, "worst": worst}
+        out[col] = {
+            "values": rows,
+            "accuracy_gap": float(max(accs) - min(accs)) if accs else 0.0,
+            "best": best,
+            "worst": worst,
+        }
     return out

@@ -22,21 +22,36 @@ def _read_log(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def build_report(run: Path, *, cfg: Any, labels: list[str], val_y: np.ndarray, probs: np.ndarray,
-                 train_y: np.ndarray, probe: dict[str, Any] | None, slices: dict[str, list[str]], report: Any,
-                 fit: Any, samples: list[tuple[str, int]]) -> dict[str, Any]:
+def build_report(
+    run: Path,
+    *,
+    cfg: Any,
+    labels: list[str],
+    val_y: np.ndarray,
+    probs: np.ndarray,
+    train_y: np.ndarray,
+    probe: dict[str, Any] | None,
+    slices: dict[str, list[str]],
+    report: Any,
+    fit: Any,
+    samples: list[tuple[str, int]],
+) -> dict[str, Any]:
     k, n = len(labels), len(val_y)
     tuned = classification_metrics(val_y, probs, labels)
     maj_pred = majority_predictions(train_y, n)
     maj_probs = np.eye(k)[maj_pred]
     models = {"majority class": classification_metrics(val_y, maj_probs, labels)}
     ev = cfg.eval
-    comparisons = {"majority class": paired_bootstrap(val_y, probs.argmax(1), maj_pred, k, ev.bootstrap,
-                                                       ev.confidence, cfg.train.seed)}
+    comparisons = {
+        "majority class": paired_bootstrap(
+            val_y, probs.argmax(1), maj_pred, k, ev.bootstrap, ev.confidence, cfg.train.seed
+        )
+    }
     if probe is not None:
         models["linear probe (frozen pre-trained)"] = classification_metrics(val_y, probe["probs"], labels)
         comparisons["linear probe (frozen pre-trained)"] = paired_bootstrap(
-            val_y, probs.argmax(1), probe["probs"].argmax(1), k, ev.bootstrap, ev.confidence, cfg.train.seed)
+            val_y, probs.argmax(1), probe["probs"].argmax(1), k, ev.bootstrap, ev.confidence, cfg.train.seed
+        )
     models["tuned"] = tuned
     slice_res = slice_metrics(val_y, probs, labels, slices) if slices else {}
     summary = {
@@ -44,10 +59,15 @@ def build_report(run: Path, *, cfg: Any, labels: list[str], val_y: np.ndarray, p
         "accuracy": tuned["accuracy"],
         "macro_f1": tuned["macro_f1"],
         "ece": tuned["ece"],
-        "baselines": {name: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]} for name, m in models.items()
-                      if name != "tuned"},
-        "tuned_minus": {name: {m: {kk: c[m][kk] for kk in ("difference", "ci_low", "ci_high")}
-                               for m in ("accuracy", "macro_f1")} for name, c in comparisons.items()},
+        "baselines": {
+            name: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+            for name, m in models.items()
+            if name != "tuned"
+        },
+        "tuned_minus": {
+            name: {m: {kk: c[m][kk] for kk in ("difference", "ci_low", "ci_high")} for m in ("accuracy", "macro_f1")}
+            for name, c in comparisons.items()
+        },
     }
     full = {
         "summary": summary,
@@ -60,17 +80,29 @@ def build_report(run: Path, *, cfg: Any, labels: list[str], val_y: np.ndarray, p
     }
     atomic_write_bytes(run / "report.json", json.dumps(full, indent=2, default=float).encode())
     _write_predictions(run, labels, val_y, probs, samples)
-    atomic_write_bytes(run / "report.html", render_html(full, _read_log(run), cfg, labels, val_y, probs,
-                                                        samples).encode("utf-8"))
+    atomic_write_bytes(
+        run / "report.html", render_html(full, _read_log(run), cfg, labels, val_y, probs, samples).encode("utf-8")
+    )
     return full
 
 
-def _write_predictions(run: Path, labels: list[str], y: np.ndarray, probs: np.ndarray,
-                       samples: list[tuple[str, int]]) -> None:
+def _write_predictions(
+    run: Path, labels: list[str], y: np.ndarray, probs: np.ndarray, samples: list[tuple[str, int]]
+) -> None:
     lines = []
     for (text, line), t, p in zip(samples, y, probs):
-        lines.append(json.dumps({"line": line, "text": text, "label": labels[t], "predicted": labels[int(p.argmax())],
-                                 "score": round(float(p.max()), 5)}, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "line": line,
+                    "text": text,
+                    "label": labels[t],
+                    "predicted": labels[int(p.argmax())],
+                    "score": round(float(p.max()), 5),
+                },
+                ensure_ascii=False,
+            )
+        )
     atomic_write_bytes(run / "validation_predictions.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
 
 
@@ -78,28 +110,48 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def render_html(full: dict[str, Any], log: list[dict[str, Any]], cfg: Any, labels: list[str], y: np.ndarray,
-                probs: np.ndarray, samples: list[tuple[str, int]]) -> str:
+def render_html(
+    full: dict[str, Any],
+    log: list[dict[str, Any]],
+    cfg: Any,
+    labels: list[str],
+    y: np.ndarray,
+    probs: np.ndarray,
+    samples: list[tuple[str, int]],
+) -> str:
     s, models, comps = full["summary"], full["models"], full["comparisons"]
     parts = [f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"]
     verdict = []
     for name, c in comps.items():
         a = c["accuracy"]
         sig = "better" if a["ci_low"] > 0 else ("worse" if a["ci_high"] < 0 else "not distinguishable")
-        verdict.append(f"<li>vs <b>{escape(name)}</b>: accuracy {a['difference'] * 100:+.1f} points "
-                       f"({int(c['confidence'] * 100)}% CI {a['ci_low'] * 100:+.1f} to {a['ci_high'] * 100:+.1f}): "
-                       f"<b>{sig}</b></li>")
-    parts.append(f"<p class=big>Tuned model: accuracy <b>{_pct(s['accuracy'])}%</b>, macro-F1 "
-                 f"<b>{_pct(s['macro_f1'])}%</b> on {s['n']} held-out examples.</p><ul>{''.join(verdict)}</ul>")
+        verdict.append(
+            f"<li>vs <b>{escape(name)}</b>: accuracy {a['difference'] * 100:+.1f} points "
+            f"({int(c['confidence'] * 100)}% CI {a['ci_low'] * 100:+.1f} to {a['ci_high'] * 100:+.1f}): "
+            f"<b>{sig}</b></li>"
+        )
+    parts.append(
+        f"<p class=big>Tuned model: accuracy <b>{_pct(s['accuracy'])}%</b>, macro-F1 "
+        f"<b>{_pct(s['macro_f1'])}%</b> on {s['n']} held-out examples.</p><ul>{''.join(verdict)}</ul>"
+    )
     # base vs tuned table and bars
-    rows = "".join(f"<tr><td>{escape(name)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['macro_f1'])}</td>"
-                   f"<td>{m['ece']:.3f}</td></tr>" for name, m in models.items())
-    parts.append("<h2>Base vs tuned</h2><table><tr><th>model</th><th>accuracy %</th><th>macro-F1 %</th>"
-                 f"<th>ECE</th></tr>{rows}</table>")
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['macro_f1'])}</td>"
+        f"<td>{m['ece']:.3f}</td></tr>"
+        for name, m in models.items()
+    )
+    parts.append(
+        "<h2>Base vs tuned</h2><table><tr><th>model</th><th>accuracy %</th><th>macro-F1 %</th>"
+        f"<th>ECE</th></tr>{rows}</table>"
+    )
     names = list(models)
-    parts.append(svg.bar_chart(["accuracy", "macro-F1"],
-                               {n: [models[n]["accuracy"], models[n]["macro_f1"]] for n in names},
-                               "Base vs tuned (same validation data)"))
+    parts.append(
+        svg.bar_chart(
+            ["accuracy", "macro-F1"],
+            {n: [models[n]["accuracy"], models[n]["macro_f1"]] for n in names},
+            "Base vs tuned (same validation data)",
+        )
+    )
     # loss curves
     steps = [(r["step"], r["loss"]) for r in log if r.get("kind") == "step" and r.get("phase") != "head"]
     steps = steps or [(r["step"], r["loss"]) for r in log if r.get("kind") == "step"]
@@ -107,40 +159,62 @@ def render_html(full: dict[str, Any], log: list[dict[str, Any]], cfg: Any, label
     parts.append("<h2>Training</h2>")
     parts.append(svg.line_chart({"train loss": _smooth(steps), "validation loss": evals}, "Loss", "step"))
     fit = full["fit"]
-    parts.append(f"<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at step "
-                 f"{fit['best_step']} (by {escape(cfg.train.metric)}), whose weights were kept.</p>")
+    parts.append(
+        f"<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at step "
+        f"{fit['best_step']} (by {escape(cfg.train.metric)}), whose weights were kept.</p>"
+    )
     # per class and confusion
     tuned = models["tuned"]
     pc = tuned["per_class"]
     parts.append("<h2>Per class</h2>")
-    parts.append(svg.bar_chart(labels, {m: [pc[lab][m] for lab in labels] for m in ("precision", "recall", "f1")},
-                               "Precision, recall, F1 per class"))
+    parts.append(
+        svg.bar_chart(
+            labels,
+            {m: [pc[lab][m] for lab in labels] for m in ("precision", "recall", "f1")},
+            "Precision, recall, F1 per class",
+        )
+    )
     parts.append(svg.heatmap(tuned["confusion_matrix"], labels, "Confusion matrix (rows: true)"))
     # slices
     if full["slices"]:
         parts.append("<h2>Slices</h2>")
         for col, res in full["slices"].items():
             vals = list(res["values"])
-            parts.append(svg.bar_chart(vals, {"accuracy": [res["values"][v]["accuracy"] for v in vals]},
-                                       f"Accuracy by {col}"))
-            parts.append(f"<p>Largest accuracy gap across <b>{escape(col)}</b>: {_pct(res['accuracy_gap'])} points "
-                         f"(best {escape(str(res['best']))}, worst {escape(str(res['worst']))}).</p>")
+            parts.append(
+                svg.bar_chart(vals, {"accuracy": [res["values"][v]["accuracy"] for v in vals]}, f"Accuracy by {col}")
+            )
+            parts.append(
+                f"<p>Largest accuracy gap across <b>{escape(col)}</b>: {_pct(res['accuracy_gap'])} points "
+                f"(best {escape(str(res['best']))}, worst {escape(str(res['worst']))}).</p>"
+            )
     # data
     data = full["data"]
     parts.append("<h2>Data checks</h2>")
-    items = "".join(f"<li>{escape(w['message'])} <small>({escape(str(w['file']))}"
-                    f"{':' + str(w['line']) if w['line'] else ''})</small></li>" for w in data["warnings"])
+    items = "".join(
+        f"<li>{escape(w['message'])} <small>({escape(str(w['file']))}"
+        f"{':' + str(w['line']) if w['line'] else ''})</small></li>"
+        for w in data["warnings"]
+    )
     parts.append(f"<ul>{items or '<li>no warnings</li>'}</ul><pre>{escape(json.dumps(data['stats'], indent=1))}</pre>")
     # mistakes
     wrong = [i for i in np.argsort(-probs.max(1)) if probs[i].argmax() != y[i]][:12]
-    rows = "".join(f"<tr><td>{samples[i][1]}</td><td>{escape(samples[i][0][:240])}</td><td>{escape(labels[y[i]])}</td>"
-                   f"<td>{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</td></tr>" for i in wrong)
-    parts.append("<h2>Most confident mistakes</h2><table><tr><th>line</th><th>text</th><th>true</th>"
-                 f"<th>predicted</th></tr>{rows}</table>")
-    style = ("body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.big{font-size:1.2em}svg{margin:8px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>tunesmith report</title><style>{style}</style>"
-            f"</head><body>{''.join(parts)}</body></html>")
+    rows = "".join(
+        f"<tr><td>{samples[i][1]}</td><td>{escape(samples[i][0][:240])}</td><td>{escape(labels[y[i]])}</td>"
+        f"<td>{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</td></tr>"
+        for i in wrong
+    )
+    parts.append(
+        "<h2>Most confident mistakes</h2><table><tr><th>line</th><th>text</th><th>true</th>"
+        f"<th>predicted</th></tr>{rows}</table>"
+    )
+    style = (
+        "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.big{font-size:1.2em}svg{margin:8px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>tunesmith report</title><style>{style}</style>"
+        f"</head><body>{''.join(parts)}</body></html>"
+    )
 
 
 def _smooth(points: list[tuple[float, float]], window: int = 10) -> list[tuple[float, float]]:

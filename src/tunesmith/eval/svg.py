@@ -8,13 +8,16 @@ PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
 
 
 def _frame(w: int, h: int, body: str, title: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-            f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
-            f'<style>text{{font:11px sans-serif;fill:#333}}</style>{body}</svg>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f"<style>text{{font:11px sans-serif;fill:#333}}</style>{body}</svg>"
+    )
 
 
-def line_chart(series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, w: int = 520,
-               h: int = 260) -> str:
+def line_chart(
+    series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, w: int = 520, h: int = 260
+) -> str:
     pts = [p for s in series.values() for p in s]
     if not pts:
         return ""
@@ -29,10 +32,12 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, xlabel:
     def sy(y: float) -> float:
         return T + (1 - (y - y0) / (y1 - y0)) * (h - T - B)
 
-    body = [f'<text x="{L}" y="15" font-weight="bold">{escape(title)}</text>',
-            f'<line x1="{L}" y1="{h - B}" x2="{w - R}" y2="{h - B}" stroke="#999"/>',
-            f'<line x1="{L}" y1="{T}" x2="{L}" y2="{h - B}" stroke="#999"/>',
-            f'<text x="{w / 2}" y="{h - 5}" text-anchor="middle">{escape(xlabel)}</text>']
+    body = [
+        f'<text x="{L}" y="15" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{L}" y1="{h - B}" x2="{w - R}" y2="{h - B}" stroke="#999"/>',
+        f'<line x1="{L}" y1="{T}" x2="{L}" y2="{h - B}" stroke="#999"/>',
+        f'<text x="{w / 2}" y="{h - 5}" text-anchor="middle">{escape(xlabel)}</text>',
+    ]
     for v in (y0, (y0 + y1) / 2, y1):
         body.append(f'<text x="{L - 4}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
     for v in (x0, x1):
@@ -47,8 +52,15 @@ def line_chart(series: dict[str, list[tuple[float, float]]], title: str, xlabel:
     return _frame(w, h, "".join(body), title)
 
 
-def bar_chart(groups: list[str], series: dict[str, list[float]], title: str, errors: dict[str, list[tuple]] | None
-              = None, w: int = 520, h: int = 260, ymax: float = 1.0) -> str:
+def bar_chart(
+    groups: list[str],
+    series: dict[str, list[float]],
+    title: str,
+    errors: dict[str, list[tuple]] | None = None,
+    w: int = 520,
+    h: int = 260,
+    ymax: float = 1.0,
+) -> str:
     """Grouped bars in [0, ymax]; ``errors`` gives (low, high) whiskers per bar."""
     L, R, T, B = 40, 10, 25, 45
     n_series = max(len(series), 1)
@@ -58,19 +70,26 @@ def bar_chart(groups: list[str], series: dict[str, list[float]], title: str, err
     def sy(y: float) -> float:
         return T + (1 - min(max(y, 0), ymax) / ymax) * (h - T - B)
 
-    body = [f'<text x="{L}" y="15" font-weight="bold">{escape(title)}</text>',
-            f'<line x1="{L}" y1="{h - B}" x2="{w - R}" y2="{h - B}" stroke="#999"/>']
+    body = [
+        f'<text x="{L}" y="15" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{L}" y1="{h - B}" x2="{w - R}" y2="{h - B}" stroke="#999"/>',
+    ]
     for v in (0, ymax / 2, ymax):
-        body.append(f'<text x="{L - 4}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2g}</text>'
-                    f'<line x1="{L}" y1="{sy(v):.1f}" x2="{w - R}" y2="{sy(v):.1f}" stroke="#eee"/>')
+        body.append(
+            f'<text x="{L - 4}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2g}</text>'
+            f'<line x1="{L}" y1="{sy(v):.1f}" x2="{w - R}" y2="{sy(v):.1f}" stroke="#eee"/>'
+        )
     for gi, g in enumerate(groups):
-        body.append(f'<text x="{L + gi * gw + gw / 2:.1f}" y="{h - B + 14}" text-anchor="middle">'
-                    f'{escape(g[:18])}</text>')
+        body.append(
+            f'<text x="{L + gi * gw + gw / 2:.1f}" y="{h - B + 14}" text-anchor="middle">{escape(g[:18])}</text>'
+        )
         for si, (name, values) in enumerate(series.items()):
             v = values[gi]
             x = L + gi * gw + gw * 0.1 + si * bw
-            body.append(f'<rect x="{x:.1f}" y="{sy(v):.1f}" width="{bw - 1:.1f}" height="{sy(0) - sy(v):.1f}" '
-                        f'fill="{PALETTE[si % len(PALETTE)]}"><title>{escape(name)} {escape(g)}: {v:.3f}</title></rect>')
+            body.append(
+                f'<rect x="{x:.1f}" y="{sy(v):.1f}" width="{bw - 1:.1f}" height="{sy(0) - sy(v):.1f}" '
+                f'fill="{PALETTE[si % len(PALETTE)]}"><title>{escape(name)} {escape(g)}: {v:.3f}</title></rect>'
+            )
             if errors and name in errors and errors[name][gi] is not None:
                 lo, hi = errors[name][gi]
                 cx = x + bw / 2
@@ -85,19 +104,25 @@ def heatmap(matrix: list[list[int]], labels: list[str], title: str, cell: int = 
     L, T = 90, 40
     w, h = L + k * cell + 10, T + k * cell + 30
     peak = max((v for row in matrix for v in row), default=1) or 1
-    body = [f'<text x="4" y="15" font-weight="bold">{escape(title)}</text>',
-            f'<text x="{L + k * cell / 2}" y="30" text-anchor="middle">predicted</text>']
+    body = [
+        f'<text x="4" y="15" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{L + k * cell / 2}" y="30" text-anchor="middle">predicted</text>',
+    ]
     for i, row in enumerate(matrix):
-        body.append(f'<text x="{L - 4}" y="{T + i * cell + cell / 2 + 4}" text-anchor="end">'
-                    f'{escape(labels[i][:12])}</text>')
+        body.append(
+            f'<text x="{L - 4}" y="{T + i * cell + cell / 2 + 4}" text-anchor="end">{escape(labels[i][:12])}</text>'
+        )
         for j, v in enumerate(row):
             shade = int(255 - 200 * v / peak)
             fill = f"rgb({shade},{shade},255)"
             color = "#fff" if v / peak > 0.6 else "#000"
-            body.append(f'<rect x="{L + j * cell}" y="{T + i * cell}" width="{cell - 1}" height="{cell - 1}" '
-                        f'fill="{fill}"/><text x="{L + j * cell + cell / 2}" y="{T + i * cell + cell / 2 + 4}" '
-                        f'text-anchor="middle" style="fill:{color}">{v}</text>')
+            body.append(
+                f'<rect x="{L + j * cell}" y="{T + i * cell}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{fill}"/><text x="{L + j * cell + cell / 2}" y="{T + i * cell + cell / 2 + 4}" '
+                f'text-anchor="middle" style="fill:{color}">{v}</text>'
+            )
     for j, lab in enumerate(labels):
-        body.append(f'<text x="{L + j * cell + cell / 2}" y="{T + k * cell + 14}" text-anchor="middle">'
-                    f'{escape(lab[:8])}</text>')
+        body.append(
+            f'<text x="{L + j * cell + cell / 2}" y="{T + k * cell + 14}" text-anchor="middle">{escape(lab[:8])}</text>'
+        )
     return _frame(w, h, "".join(body), title)

@@ -52,12 +52,28 @@ class Head:
             return F.cross_entropy(module(batch["features"]).float(), batch["labels"])
 
         # Features are cheap to revisit: more epochs, a higher rate, no warm-up or length grouping, more patience.
-        train_cfg = cfgmod.replace(job.cfg.train, epochs=opts.epochs, group_by_length=False, warmup_ratio=0.0,
-                                   early_stopping_patience=max(job.cfg.train.early_stopping_patience, 5) if
-                                   job.cfg.train.early_stopping_patience else 0)
-        return fit(head, train, collate=_stack, loss_fn=loss, cfg=train_cfg,
-                   lr=job.cfg.train.learning_rate or opts.learning_rate, evaluate=evaluate, run_dir=job.run_dir,
-                   resume=job.resume, accelerator=job.accelerator, desc="head")
+        train_cfg = cfgmod.replace(
+            job.cfg.train,
+            epochs=opts.epochs,
+            group_by_length=False,
+            warmup_ratio=0.0,
+            early_stopping_patience=max(job.cfg.train.early_stopping_patience, 5)
+            if job.cfg.train.early_stopping_patience
+            else 0,
+        )
+        return fit(
+            head,
+            train,
+            collate=_stack,
+            loss_fn=loss,
+            cfg=train_cfg,
+            lr=job.cfg.train.learning_rate or opts.learning_rate,
+            evaluate=evaluate,
+            run_dir=job.run_dir,
+            resume=job.resume,
+            accelerator=job.accelerator,
+            desc="head",
+        )
 
     def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
         model.save_pretrained(folder, safe_serialization=True)

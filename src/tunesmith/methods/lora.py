@@ -38,9 +38,19 @@ class Lora:
 
     def train(self, job: Job) -> FitResult:
         job.model = self.wrap(job.model, job.cfg.lora)
-        return fit(job.model, job.train_items, collate=job.collate, loss_fn=job.task.loss, cfg=job.cfg.train,
-                   lr=job.cfg.train.learning_rate or self.default_lr, evaluate=job.evaluate, run_dir=job.run_dir,
-                   resume=job.resume, lengths=job.lengths, accelerator=job.accelerator)
+        return fit(
+            job.model,
+            job.train_items,
+            collate=job.collate,
+            loss_fn=job.task.loss,
+            cfg=job.cfg.train,
+            lr=job.cfg.train.learning_rate or self.default_lr,
+            evaluate=job.evaluate,
+            run_dir=job.run_dir,
+            resume=job.resume,
+            lengths=job.lengths,
+            accelerator=job.accelerator,
+        )
 
     def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
         adapter = folder.parent / "adapter"

@@ -105,7 +105,13 @@ def list_models() -> list[dict[str, str]]:
     for e in CATALOG.values():
         installed = importlib.util.find_spec(e.module) is not None
         rows.append(
-            {"name": e.name, "task": e.task, "params": e.params, "installed": "yes" if installed else "no",
-             "package": e.package, "description": e.description}
+            {
+                "name": e.name,
+                "task": e.task,
+                "params": e.params,
+                "installed": "yes" if installed else "no",
+                "package": e.package,
+                "description": e.description,
+            }
         )
     return rows

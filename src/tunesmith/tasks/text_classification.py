@@ -86,7 +86,9 @@ class TextClassification:
                 train = train.subset(stratified_sample(train.labels, d.max_train_examples, self.cfg.train.seed))
             if d.validation is None:
                 keep, held = stratified_split(train.labels, d.validation_split, self.cfg.train.seed)
-                report.stats["split"] = f"no validation file: held out {len(held)} rows, stratified, seed {self.cfg.train.seed}"
+                report.stats["split"] = (
+                    f"no validation file: held out {len(held)} rows, stratified, seed {self.cfg.train.seed}"
+                )
                 train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
             if val is not None and d.max_validation_examples:
                 val = val.subset(stratified_sample(val.labels, d.max_validation_examples, self.cfg.train.seed))
@@ -115,15 +117,20 @@ class TextClassification:
         train_len = self.token_lengths(tokenizer, train.inputs)
         max_length = self.cfg.train.max_length or choose_max_length(train_len, limit)
         if max_length > limit:
-            report.add("error", "max_length", f"train.max_length={max_length} exceeds the model's limit of {limit}",
-                       field="train.max_length")
+            report.add(
+                "error",
+                "max_length",
+                f"train.max_length={max_length} exceeds the model's limit of {limit}",
+                field="train.max_length",
+            )
             raise DataError(report.problems)
         report.stats["tokens"] = {
             "train": length_stats(train_len, max_length, report, train.source),
             "validation": length_stats(self.token_lengths(tokenizer, val.inputs), max_length, report, val.source),
         }
         report.stats["max_length"] = (
-            f"{max_length} (set in config)" if self.cfg.train.max_length
+            f"{max_length} (set in config)"
+            if self.cfg.train.max_length
             else f"{max_length} (chosen: covers 98% of training examples)"
         )
         return max_length
@@ -217,8 +224,10 @@ def _safetensors_pref(source: ModelSource) -> bool | None:
     if source.local:
         folder = Path(source.path)
         if not any(folder.glob("*.safetensors")):
-            raise InputError(f"model: {source.path} has no .safetensors weights; pickled weights are refused "
-                             "(convert them with safetensors first, or set trust_remote_code for code you trust)")
+            raise InputError(
+                f"model: {source.path} has no .safetensors weights; pickled weights are refused "
+                "(convert them with safetensors first, or set trust_remote_code for code you trust)"
+            )
         return True
     return None
 
@@ -301,4 +310,3 @@ class FeatureHead:
                 return self.classifier(x)
 
         return _Head()
-

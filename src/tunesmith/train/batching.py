@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def epoch_batches(lengths: list[int] | None, n: int, batch_size: int, seed: int, epoch: int,
-                  group_by_length: bool) -> list[list[int]]:
+def epoch_batches(
+    lengths: list[int] | None, n: int, batch_size: int, seed: int, epoch: int, group_by_length: bool
+) -> list[list[int]]:
     """Batches of indices for one epoch. The same (seed, epoch) always gives the same batches."""
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n)

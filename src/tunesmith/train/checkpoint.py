@@ -42,8 +42,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
-                    meta: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(
+    root: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any], meta: dict[str, Any], keep: int
+) -> Path:
     """Write ``ckpt-<step>`` under root and keep only the newest ``keep`` complete checkpoints."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"ckpt-{step:08d}"

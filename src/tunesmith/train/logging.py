@@ -17,8 +17,16 @@ class Progress:
         from tqdm.auto import tqdm
 
         quiet = disable or os.environ.get("TUNESMITH_NO_PROGRESS") == "1"
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", disable=quiet, file=sys.stderr,
-                        dynamic_ncols=True, mininterval=1.0)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=desc,
+            unit="step",
+            disable=quiet,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
 
     def update(self, loss: float, samples_per_s: float) -> None:
         self.bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{samples_per_s:.1f}", refresh=False)
@@ -52,8 +60,16 @@ class RunLogger:
             self.fh.flush()
 
     def step(self, step: int, epoch: float, loss: float, lr: float, samples_per_s: float) -> None:
-        self._write({"kind": "step", "step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr,
-                     "samples_per_s": round(samples_per_s, 2)})
+        self._write(
+            {
+                "kind": "step",
+                "step": step,
+                "epoch": round(epoch, 4),
+                "loss": loss,
+                "lr": lr,
+                "samples_per_s": round(samples_per_s, 2),
+            }
+        )
         if self.tb is not None:
             self.tb.add_scalar(f"{self.desc}/loss", loss, step)
             self.tb.add_scalar(f"{self.desc}/lr", lr, step)

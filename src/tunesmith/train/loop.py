@@ -22,6 +22,7 @@ from tunesmith.config import TrainConfig
 from tunesmith.errors import TrainingDiverged, TunesmithError
 from tunesmith.train.batching import epoch_batches, shard
 from tunesmith.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_weights
+from tunesmith.train.fast_cpu import cpu_has_fast_bf16, restore_standard_modules, speed_up_for_cpu_training
 from tunesmith.train.logging import RunLogger
 from tunesmith.train.optim import make_optimizer, make_scheduler
 
@@ -44,6 +45,7 @@ class FitResult:
     samples: int = 0
     tokens: int = 0
     resumed_from: str | None = None
+    precision: str = "fp32"
 
     @property
     def samples_per_second(self) -> float:
@@ -53,12 +55,19 @@ class FitResult:
 def make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
 
-    cuda = torch.cuda.is_available()
-    bf16_ok = (cuda and torch.cuda.is_bf16_supported()) or (not cuda and cfg.precision == "bf16")
-    precision = "bf16" if bf16_ok and cfg.precision in ("auto", "bf16") else "no"
-    if not cuda and cfg.precision == "auto":
-        precision = "no"  # fp32 on CPU unless asked: bf16 CPU kernels are not faster on every processor
-    return Accelerator(cpu=not cuda, mixed_precision=precision)
+    # Mixed precision is applied by fit() around the training forward only: Accelerate's own would also wrap
+    # model.forward for evaluation, and reported metrics must come from the fp32 model that is exported.
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+
+
+def resolve_precision(setting: str, cuda: bool) -> str:
+    """auto: bf16 where the hardware computes it natively (bf16 GPUs; CPUs with AVX512-BF16 or AMX), else fp32."""
+    if setting == "fp32":
+        return "no"
+    if setting == "bf16":
+        return "bf16"
+    fast = torch.cuda.is_bf16_supported() if cuda else cpu_has_fast_bf16()
+    return "bf16" if fast else "no"
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -118,12 +127,16 @@ def fit(
     ckpt_every = cfg.checkpoint_every or eval_every
     ckpt_root = run_dir / "checkpoints" if run_dir is not None else None
 
+    on_cpu = acc.device.type == "cpu"
+    bf16 = resolve_precision(cfg.precision, not on_cpu) == "bf16"
+    if on_cpu:
+        speed_up_for_cpu_training(model)  # undone at the end, so what is saved is a standard model
     optimizer = make_optimizer(model, lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * total), total)
     model, optimizer = acc.prepare(model, optimizer)
     inner = acc.unwrap_model(model)
     logger = RunLogger(run_dir / "logs" if run_dir is not None and main else None, desc)
-    res = FitResult()
+    res = FitResult(precision="bf16" if bf16 else "fp32")
     st: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": 0, "bad_evals": 0}
     best_weights: dict[str, torch.Tensor] | None = None
 
@@ -150,8 +163,11 @@ def fit(
             return None
         path = None
         if main:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "rng": torch.get_rng_state()}
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+            }
             meta = {"state": st, "history": res.history}
             path = save_checkpoint(ckpt_root, st["step"], trainable_state(inner), state, meta, cfg.keep_checkpoints)
         acc.wait_for_everyone()
@@ -178,7 +194,7 @@ def fit(
                     local = shard(mb, rank, world)
                     inputs = {k: v.to(acc.device) for k, v in collate([train_items[i] for i in local]).items()}
                     sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
-                    with sync, acc.autocast():
+                    with sync, torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=bf16):
                         loss = loss_fn(model, inputs)
                     bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=acc.device)
                     if world > 1:
@@ -213,16 +229,24 @@ def fit(
                     loss_total = acc.reduce(torch.tensor([loss_total], device=acc.device), "sum").item()
                 lr_now = scheduler.get_last_lr()[0]
                 elapsed = time.perf_counter() - t0
-                logger.step(st["step"], st["epoch"] + st["batch"] / len(batches), loss_total, lr_now,
-                            res.samples * world / max(elapsed, 1e-9))
+                logger.step(
+                    st["step"],
+                    st["epoch"] + st["batch"] / len(batches),
+                    loss_total,
+                    lr_now,
+                    res.samples * world / max(elapsed, 1e-9),
+                )
                 progress.update(loss_total, res.samples * world / max(elapsed, 1e-9))
 
                 # --- evaluation, early stopping, keeping the best --------------------------------
                 end_of_run = st["step"] >= total
                 if evaluate is not None and (st["step"] % eval_every == 0 or end_of_run):
                     metrics = {k: float(v) for k, v in evaluate(inner).items()}
-                    record = {"step": st["step"], "epoch": round(st["epoch"] + st["batch"] / len(batches), 3),
-                              **metrics}
+                    record = {
+                        "step": st["step"],
+                        "epoch": round(st["epoch"] + st["batch"] / len(batches), 3),
+                        **metrics,
+                    }
                     res.history.append(record)
                     logger.eval(record)
                     value = metrics[cfg.metric]
@@ -253,12 +277,16 @@ def fit(
     progress.close()
 
     # --- finish: the best weights go back into the model ------------------------------------------
+    if on_cpu:
+        restore_standard_modules(inner)
     if best_weights is not None:
         inner.load_state_dict(best_weights, strict=False)
     res.train_seconds = time.perf_counter() - t0
-    res.steps, res.best, res.best_step = st["step"], (
-        next((h for h in res.history if h["step"] == st["best_step"]), None)
-    ), st["best_step"]
+    res.steps, res.best, res.best_step = (
+        st["step"],
+        (next((h for h in res.history if h["step"] == st["best_step"]), None)),
+        st["best_step"],
+    )
     res.epochs_run = round(st["step"] / steps_per_epoch, 3)
     if st["step"] >= total and res.stopped == "completed" and cfg.max_steps is not None:
         res.stopped = "max_steps"
