@@ -4,7 +4,6 @@ last, then the folder is renamed into place. A checkpoint without a valid manife
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -12,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
-
-from tunesmith.data.cache import atomic_write_bytes
+from safetensors.torch import load_file, save_file
 
 MANIFEST = "manifest.json"
 
@@ -31,6 +28,11 @@ def _write(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
 
 
@@ -52,16 +54,15 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    files = {
-        "weights.safetensors": save({k: v.detach().contiguous().cpu() for k, v in weights.items()}),
-        "state.pt": buf.getvalue(),
-        "trainer.json": json.dumps(meta, indent=1).encode(),
-    }
-    for name, data in files.items():
-        _write(tmp / name, data)
-    manifest = {"step": step, "files": {name: _sha256(tmp / name) for name in files}}
+    # Written straight to disk (no in-memory copy of weights or optimizer state), then fsynced.
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
+    with open(tmp / "state.pt", "wb") as fh:
+        torch.save(state, fh)
+    _write(tmp / "trainer.json", json.dumps(meta, indent=1).encode())
+    names = ["weights.safetensors", "state.pt", "trainer.json"]
+    for name in names[:2]:
+        _fsync_file(tmp / name)
+    manifest = {"step": step, "files": {name: _sha256(tmp / name) for name in names}}
     _write(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
     _fsync_dir(tmp)
     if final.exists():
@@ -103,4 +104,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 
 def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
-    atomic_write_bytes(path, save({k: v.detach().contiguous().cpu() for k, v in weights.items()}))
+    """Atomically: temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp))
+    _fsync_file(tmp)
+    os.replace(tmp, path)

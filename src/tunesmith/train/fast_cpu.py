@@ -114,6 +114,19 @@ def restore_standard_modules(model: torch.nn.Module) -> None:
         config._attn_implementation = "sdpa"
 
 
+def return_freed_memory_to_the_system(threshold: int = 1 << 20) -> bool:
+    """Fix glibc's mmap threshold at 1 MiB. By default the threshold rises as large blocks are freed, so that
+    activation buffers end up in the heap and freed ones stay resident: on MiniLM training this held ~190 MB
+    more at the peak, at the same speed (a 256 KiB threshold cost a quarter of the throughput)."""
+    import ctypes
+
+    m_mmap_threshold = -3
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, threshold))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when oneDNN has native bf16 matrix kernels here (AVX512-BF16 or AMX)."""
     try:

@@ -22,7 +22,12 @@ from tunesmith.config import TrainConfig
 from tunesmith.errors import TrainingDiverged, TunesmithError
 from tunesmith.train.batching import epoch_batches, shard
 from tunesmith.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_weights
-from tunesmith.train.fast_cpu import cpu_has_fast_bf16, restore_standard_modules, speed_up_for_cpu_training
+from tunesmith.train.fast_cpu import (
+    cpu_has_fast_bf16,
+    restore_standard_modules,
+    return_freed_memory_to_the_system,
+    speed_up_for_cpu_training,
+)
 from tunesmith.train.logging import RunLogger
 from tunesmith.train.optim import make_optimizer, make_scheduler
 
@@ -42,6 +47,7 @@ class FitResult:
     best_step: int = 0
     stopped: str = "completed"
     train_seconds: float = 0.0
+    step_seconds: float = 0.0  # forward, backward and optimizer only: what throughput is measured on
     samples: int = 0
     tokens: int = 0
     resumed_from: str | None = None
@@ -49,7 +55,7 @@ class FitResult:
 
     @property
     def samples_per_second(self) -> float:
-        return self.samples / self.train_seconds if self.train_seconds else 0.0
+        return self.samples / self.step_seconds if self.step_seconds else 0.0
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:
@@ -131,6 +137,7 @@ def fit(
     bf16 = resolve_precision(cfg.precision, not on_cpu) == "bf16"
     if on_cpu:
         speed_up_for_cpu_training(model)  # undone at the end, so what is saved is a standard model
+        return_freed_memory_to_the_system()
     optimizer = make_optimizer(model, lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * total), total)
     model, optimizer = acc.prepare(model, optimizer)
@@ -150,11 +157,6 @@ def fit(
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
             st, res.history = meta["state"], meta["history"]
-            best_file = ckpt_root / "best.safetensors"
-            if best_file.is_file():
-                from safetensors.torch import load_file
-
-                best_weights = load_file(str(best_file))
             res.resumed_from = str(ckpt)
             logger.event("resume", checkpoint=str(ckpt), step=st["step"])
 
@@ -186,6 +188,7 @@ def fit(
             batches = epoch_batches(lengths, n, cfg.batch_size, cfg.seed, st["epoch"], cfg.group_by_length)
             while st["batch"] < len(batches) and st["step"] < total:
                 batch = batches[st["batch"]]
+                t_step = time.perf_counter()
                 model.train()
                 micro = [batch[i :: cfg.gradient_accumulation] for i in range(cfg.gradient_accumulation)]
                 micro = [m for m in micro if m]
@@ -223,6 +226,7 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                res.step_seconds += time.perf_counter() - t_step
                 st["step"] += 1
                 st["batch"] += 1
                 if world > 1:
@@ -252,9 +256,11 @@ def fit(
                     value = metrics[cfg.metric]
                     if _better(cfg.metric, value, st["best"]):
                         st.update(best=value, best_step=st["step"], bad_evals=0)
-                        best_weights = {k: v.detach().clone() for k, v in trainable_state(inner).items()}
-                        if ckpt_root is not None and main:
-                            save_weights(ckpt_root / "best.safetensors", best_weights)
+                        # The best weights wait on disk when there is a run directory, not as a copy in memory.
+                        if ckpt_root is None:
+                            best_weights = {k: v.detach().clone() for k, v in trainable_state(inner).items()}
+                        elif main:
+                            save_weights(ckpt_root / "best.safetensors", trainable_state(inner))
                     else:
                         st["bad_evals"] += 1
                     if cfg.early_stopping_patience and st["bad_evals"] >= cfg.early_stopping_patience:
@@ -264,8 +270,9 @@ def fit(
                 epoch_done = st["batch"] >= len(batches)
                 if epoch_done:
                     st["epoch"], st["batch"] = st["epoch"] + 1, 0
-                if st["step"] % ckpt_every == 0 or end_of_run or stop_flag or res.stopped != "completed":
-                    checkpoint()
+                finished = end_of_run or res.stopped != "completed"
+                if stop_flag or (st["step"] % ckpt_every == 0 and not finished):
+                    checkpoint()  # a finished run is exported instead; resuming it would redo the same steps
                 if stop_flag:
                     progress.close()
                     raise Interrupted(
@@ -279,9 +286,16 @@ def fit(
     # --- finish: the best weights go back into the model ------------------------------------------
     if on_cpu:
         restore_standard_modules(inner)
-    if best_weights is not None:
-        inner.load_state_dict(best_weights, strict=False)
+    if st["best_step"] and st["best_step"] != st["step"]:
+        acc.wait_for_everyone()
+        if best_weights is None and ckpt_root is not None:
+            from safetensors.torch import load_file
+
+            best_weights = load_file(str(ckpt_root / "best.safetensors"))
+        if best_weights is not None:
+            inner.load_state_dict(best_weights, strict=False)
     res.train_seconds = time.perf_counter() - t0
+    res.samples *= world  # each process counted its own share
     res.steps, res.best, res.best_step = (
         st["step"],
         (next((h for h in res.history if h["step"] == st["best_step"]), None)),
