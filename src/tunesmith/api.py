@@ -229,12 +229,19 @@ def finetune(
             "step_seconds": round(fit_result.step_seconds, 2),
             "resumed_from": fit_result.resumed_from,
             "precision": fit_result.precision,
+            "warm_start": _warm_start_summary(job.warm_start),
         },
         "metrics": results["summary"],
         "report": "report.html",
     }
     write_json(run / "manifest.json", manifest)
     return Run(run, manifest)
+
+
+def _warm_start_summary(result: Any) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"head_steps": result.steps, "head_only_validation": result.best}
 
 
 def _locate_run(cfg: Config, resume: bool | str | Path, run_dir: str | Path | None) -> Path:

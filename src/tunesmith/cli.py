@@ -84,9 +84,13 @@ def _train(args: argparse.Namespace) -> int:
         if args.resume:
             cmd.append("--resume")
         code = subprocess.call(cmd)
-        if code == 0:
-            print(run_dir)
-        return 1 if code else 0
+        if code != 0:
+            return 2 if code == 2 else 1
+        from tunesmith.run import read_manifest
+
+        _print_summary(read_manifest(Path(run_dir)), Path(run_dir))
+        print(run_dir)
+        return 0
     run = api.finetune(args.config, args.set, resume=args.resume, run_dir=args.run_dir)
     if run.manifest:
         _print_summary(run.manifest, run.path)

@@ -81,7 +81,9 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class FullOptions:
-    pass
+    warm_start_head: bool = _f(
+        True, help="first fit the head on cached frozen features (seconds), then fine-tune everything from there"
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class LoraOptions:
     dropout: float = _f(0.1, help="dropout on the adapter input", min=0.0, max=0.9)
     target_modules: list[str] | None = _f(None, help="module names to adapt; default chosen per architecture")
     merge: bool = _f(False, help="also save the adapter merged into full weights")
+    warm_start_head: bool = _f(True, help="first fit the head on cached frozen features, then train the adapters")
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,39 @@ class Job:
     resume: bool
     accelerator: Any
     features: Any = None  # callable(kind) -> (train_feats, val_feats), cached frozen features
+    warm_start: Any = None  # FitResult of a head fitted to frozen features before fine-tuning, if any
 
 
 def get_method(name: str) -> Any:
     from tunesmith.methods import full, head, lora  # noqa: F401
 
     return METHODS.get(name)()
+
+
+def fine_tune(job: Job, lr: float, warm_start_head: bool) -> Any:
+    """The shared path of methods that train through the model's forward (full, lora): optionally fit the head
+    on cached frozen features first, then run fit() on the task's loss."""
+    from tunesmith.methods.head import train_head
+    from tunesmith.train.loop import fit
+
+    if warm_start_head and job.features is not None:
+        job.warm_start = train_head(job, job.cfg.head.learning_rate, job.cfg.head.epochs, None)
+    return fit(
+        job.model,
+        job.train_items,
+        collate=job.collate,
+        loss_fn=job.task.loss,
+        cfg=job.cfg.train,
+        lr=lr,
+        evaluate=job.evaluate,
+        run_dir=job.run_dir,
+        resume=job.resume,
+        lengths=job.lengths,
+        accelerator=job.accelerator,
+    )
+
+
+def export_transformers(model: Any, folder: Path) -> dict[str, Any]:
+    """Hugging Face format (safetensors), loadable by plain transformers."""
+    model.save_pretrained(folder, safe_serialization=True)
+    return {"format": "transformers", "path": folder.name}

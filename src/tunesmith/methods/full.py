@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunesmith.methods import METHODS, Job
-from tunesmith.train.loop import FitResult, fit
+from tunesmith.methods import METHODS, Job, export_transformers, fine_tune
+from tunesmith.train.loop import FitResult
 
 
 @METHODS.register("full")
@@ -17,20 +17,7 @@ class Full:
     def train(self, job: Job) -> FitResult:
         for p in job.model.parameters():
             p.requires_grad_(True)
-        return fit(
-            job.model,
-            job.train_items,
-            collate=job.collate,
-            loss_fn=job.task.loss,
-            cfg=job.cfg.train,
-            lr=job.cfg.train.learning_rate or self.default_lr,
-            evaluate=job.evaluate,
-            run_dir=job.run_dir,
-            resume=job.resume,
-            lengths=job.lengths,
-            accelerator=job.accelerator,
-        )
+        return fine_tune(job, job.cfg.train.learning_rate or self.default_lr, job.cfg.full.warm_start_head)
 
     def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
-        model.save_pretrained(folder, safe_serialization=True)
-        return {"format": "transformers", "path": folder.name}
+        return export_transformers(model, folder)

@@ -1,4 +1,8 @@
-"""head: the encoder is frozen; only the classification head trains, on features computed once and cached."""
+"""head: the encoder is frozen; only the classification head trains, on features computed once and cached.
+
+``train_head`` is also the warm start of ``full`` and ``lora``: a head fitted to the frozen features first
+(linear probing, then fine-tuning), so that fine-tuning starts from a head that already reads the encoder.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunesmith.methods import METHODS, Job
+from tunesmith import config as cfgmod
+from tunesmith.methods import METHODS, Job, export_transformers
 from tunesmith.train.loop import FitResult, fit
 
 
@@ -19,62 +24,72 @@ def _stack(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
+def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: str = "loss") -> FitResult:
+    """Fit the model's own head on cached frozen features; the rest of the model is left as it is."""
+    import torch.nn.functional as F
+
+    from tunesmith.eval.metrics import classification_metrics
+
+    head = job.task.feature_head(job.model)
+    trainable = {id(p): p.requires_grad for p in job.model.parameters()}
+    for p in job.model.parameters():
+        p.requires_grad_(False)
+    for p in head.parameters():
+        p.requires_grad_(True)
+    train_x, val_x = job.features("head")
+    train = [{"features": x, "labels": it["labels"]} for x, it in zip(train_x, job.train_items)]
+    val_y = np.array([it["labels"] for it in job.val_items])
+
+    def evaluate(module: torch.nn.Module) -> dict[str, float]:
+        module.eval()
+        with torch.no_grad():
+            probs = torch.softmax(module(torch.from_numpy(val_x)).float(), dim=-1).numpy()
+        m = classification_metrics(val_y, probs, job.task.labels)
+        return {"loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    def loss(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(module(batch["features"]).float(), batch["labels"])
+
+    # Features are cheap to revisit: more epochs, no warm-up or length grouping, more patience.
+    patience = job.cfg.train.early_stopping_patience
+    train_cfg = cfgmod.replace(
+        job.cfg.train,
+        epochs=epochs,
+        group_by_length=False,
+        warmup_ratio=0.0,
+        early_stopping_patience=max(patience, 5) if patience else 0,
+        max_steps=None,
+        metric="loss",
+    )
+    result = fit(
+        head,
+        train,
+        collate=_stack,
+        loss_fn=loss,
+        cfg=train_cfg,
+        lr=lr,
+        evaluate=evaluate,
+        run_dir=run_dir,
+        resume=job.resume and run_dir is not None,
+        accelerator=job.accelerator,
+        desc="head",
+    )
+    for p in job.model.parameters():
+        p.requires_grad_(trainable[id(p)])
+    return result
+
+
 @METHODS.register("head")
 class Head:
     name = "head"
-    default_lr = 2e-3
+    default_lr = 5e-3
 
     def train(self, job: Job) -> FitResult:
-        import torch.nn.functional as F
-
-        from tunesmith import config as cfgmod
-
-        head = job.task.feature_head(job.model)
         for p in job.model.parameters():
             p.requires_grad_(False)
-        for p in head.parameters():
-            p.requires_grad_(True)
-        train_x, val_x = job.features("head")
-        train = [{"features": x, "labels": it["labels"]} for x, it in zip(train_x, job.train_items)]
-        val_y = np.array([it["labels"] for it in job.val_items])
         opts = job.cfg.head
-
-        def evaluate(module: torch.nn.Module) -> dict[str, float]:
-            from tunesmith.eval.metrics import classification_metrics
-
-            module.eval()
-            with torch.no_grad():
-                probs = torch.softmax(module(torch.from_numpy(val_x)).float(), dim=-1).numpy()
-            m = classification_metrics(val_y, probs, job.task.labels)
-            return {"loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
-
-        def loss(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            return F.cross_entropy(module(batch["features"]).float(), batch["labels"])
-
-        # Features are cheap to revisit: more epochs, a higher rate, no warm-up or length grouping, more patience.
-        train_cfg = cfgmod.replace(
-            job.cfg.train,
-            epochs=opts.epochs,
-            group_by_length=False,
-            warmup_ratio=0.0,
-            early_stopping_patience=max(job.cfg.train.early_stopping_patience, 5)
-            if job.cfg.train.early_stopping_patience
-            else 0,
-        )
-        return fit(
-            head,
-            train,
-            collate=_stack,
-            loss_fn=loss,
-            cfg=train_cfg,
-            lr=job.cfg.train.learning_rate or opts.learning_rate,
-            evaluate=evaluate,
-            run_dir=job.run_dir,
-            resume=job.resume,
-            accelerator=job.accelerator,
-            desc="head",
-        )
+        lr = job.cfg.train.learning_rate or opts.learning_rate
+        return train_head(job, lr, opts.epochs, job.run_dir, job.cfg.train.metric)
 
     def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
-        model.save_pretrained(folder, safe_serialization=True)
-        return {"format": "transformers", "path": folder.name}
+        return export_transformers(model, folder)

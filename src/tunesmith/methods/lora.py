@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunesmith.methods import METHODS, Job
-from tunesmith.train.loop import FitResult, fit
+from tunesmith.methods import METHODS, Job, fine_tune
+from tunesmith.train.loop import FitResult
 
 
 def head_module_names(model: Any) -> list[str]:
@@ -37,20 +37,13 @@ class Lora:
         return get_peft_model(model, config)
 
     def train(self, job: Job) -> FitResult:
+        warm = job.cfg.lora.warm_start_head
+        if warm and job.features is not None:  # before wrapping: the head is fitted on the plain model
+            from tunesmith.methods.head import train_head
+
+            job.warm_start = train_head(job, job.cfg.head.learning_rate, job.cfg.head.epochs, None)
         job.model = self.wrap(job.model, job.cfg.lora)
-        return fit(
-            job.model,
-            job.train_items,
-            collate=job.collate,
-            loss_fn=job.task.loss,
-            cfg=job.cfg.train,
-            lr=job.cfg.train.learning_rate or self.default_lr,
-            evaluate=job.evaluate,
-            run_dir=job.run_dir,
-            resume=job.resume,
-            lengths=job.lengths,
-            accelerator=job.accelerator,
-        )
+        return fine_tune(job, job.cfg.train.learning_rate or self.default_lr, warm_start_head=False)
 
     def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
         adapter = folder.parent / "adapter"
