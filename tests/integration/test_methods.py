@@ -69,6 +69,11 @@ def test_run_directory_describes_itself(runs, method):
     assert any(r["kind"] == "step" for r in log) and any(r["kind"] == "eval" for r in log)
     html = (run.path / "report.html").read_text()
     assert html.count("<svg") >= 4 and "linear probe" in html and "<script" not in html
+    import re
+    import xml.etree.ElementTree as ET
+
+    for chart in re.findall(r"<svg.*?</svg>", html, re.S):
+        ET.fromstring(chart)  # every chart is well-formed SVG, so browsers draw it
 
 
 def test_full_exports_a_plain_transformers_model_that_matches_the_predictor(runs):
