@@ -1,0 +1,1 @@
+"""Reading, checking, splitting and caching user data. Nothing here imports torch."""

@@ -1,0 +1,226 @@
+"""Check labelled data in one pass and report every problem together.
+
+Fatal problems (``severity == "error"``) stop a run before anything is written; warnings go into
+the report. Checks that any labelled task shares (class counts, duplicates, leakage, imbalance)
+live here; a task turns its rows into ``Examples`` and calls ``check_labelled``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tunesmith.data.readers import Table
+from tunesmith.errors import Problem
+
+MAX_LINES_SHOWN = 5
+
+
+@dataclass
+class Examples:
+    """Inputs and labels of one split, each with the file and line it came from."""
+
+    source: str
+    inputs: list[Any]
+    labels: list[str]
+    lines: list[int]
+    extras: dict[str, list[str]] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)  # content identity for duplicates / leakage
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: Sequence[int], source: str | None = None) -> Examples:
+        return Examples(
+            source or self.source,
+            [self.inputs[i] for i in idx],
+            [self.labels[i] for i in idx],
+            [self.lines[i] for i in idx],
+            {k: [v[i] for i in idx] for k, v in self.extras.items()},
+            [self.keys[i] for i in idx] if self.keys else [],
+        )
+
+
+@dataclass
+class DataReport:
+    problems: list[Problem] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self.problems.append(Problem(*args, **kwargs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "errors": [p.__dict__ for p in self.errors],
+            "warnings": [p.__dict__ for p in self.warnings],
+            "stats": self.stats,
+        }
+
+    def render(self) -> str:
+        lines = [str(p) for p in self.problems]
+        for key, value in self.stats.items():
+            lines.append(f"{key}: {value}")
+        return "\n".join(lines)
+
+
+def _lines_text(lines: list[int], unit: str = "lines") -> str:
+    shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
+    more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
+    return f"{unit} {shown}{more}"
+
+
+def require_columns(table: Table, columns: list[tuple[str, str]], report: DataReport) -> bool:
+    """``columns`` holds (config key, column name); a missing one is fatal and names the key to change."""
+    ok = True
+    for key, col in columns:
+        if col not in table.columns:
+            allowed = ", ".join(table.columns) or "none"
+            report.add(
+                "error", "missing_column", f"column {col!r} (set by {key}) not found; columns: {allowed}", table.path, 1
+            )
+            ok = False
+    return ok
+
+
+def normalise_label(value: Any) -> str | None:
+    """Labels may be strings or ints; both become strings. None / blank means missing."""
+    if value is None or isinstance(value, bool) or isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def sort_labels(labels: set[str]) -> list[str]:
+    """Numeric labels sort as numbers (so 2 < 10), others alphabetically."""
+    if all(lab.lstrip("-").isdigit() for lab in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def check_labelled(
+    train: Examples, validation: Examples | None, report: DataReport, min_per_class: int, warn_per_class: int,
+    imbalance_ratio: float,
+) -> list[str]:
+    """Class, duplicate and leakage checks shared by every labelled task. Returns the sorted label set."""
+    counts = Counter(train.labels)
+    labels = sort_labels(set(counts))
+    report.stats["train_examples"] = len(train)
+    report.stats["class_counts"] = {lab: counts[lab] for lab in labels}
+    if len(labels) == 1:
+        report.add("error", "single_class", f"only one class ({labels[0]!r}) in the training data; need two or more",
+                   train.source, field="label")
+    for lab in labels:
+        if counts[lab] < min_per_class:
+            lines = [ln for ln, y in zip(train.lines, train.labels) if y == lab]
+            report.add("error", "too_few_examples",
+                       f"class {lab!r} has {counts[lab]} training example(s); at least {min_per_class} needed "
+                       f"({_lines_text(lines)})", train.source, lines[0], "label")
+        elif counts[lab] < warn_per_class:
+            report.add("warning", "few_examples",
+                       f"class {lab!r} has only {counts[lab]} training examples; {warn_per_class}+ recommended",
+                       train.source, field="label")
+    if len(labels) > 1:
+        ratio = max(counts.values()) / min(counts.values())
+        report.stats["imbalance_ratio"] = round(ratio, 2)
+        if ratio > imbalance_ratio:
+            big, small = counts.most_common()[0][0], counts.most_common()[-1][0]
+            report.add("warning", "imbalance",
+                       f"classes are imbalanced: {big!r} has {ratio:.1f}x the examples of {small!r}; "
+                       "macro-F1 is the fairer metric here", train.source, field="label")
+    for split in (train, validation):
+        if split is not None:
+            _duplicates(split, report)
+    if validation is not None:
+        report.stats["validation_examples"] = len(validation)
+        unseen = sorted(set(validation.labels) - set(labels))
+        for lab in unseen:
+            lines = [ln for ln, y in zip(validation.lines, validation.labels) if y == lab]
+            report.add("error", "unseen_label",
+                       f"label {lab!r} does not occur in the training data ({_lines_text(lines)}); "
+                       f"training labels: {', '.join(labels)}", validation.source, lines[0], "label")
+        _leakage(train, validation, report)
+    return labels
+
+
+def _duplicates(split: Examples, report: DataReport) -> None:
+    seen: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(split.keys):
+        seen[key].append(i)
+    dup_lines, conflicts = [], []
+    for idx in seen.values():
+        if len(idx) < 2:
+            continue
+        by_label = defaultdict(list)
+        for i in idx:
+            by_label[split.labels[i]].append(split.lines[i])
+        if len(by_label) > 1:
+            conflicts.append(by_label)
+        for lines in by_label.values():
+            dup_lines.extend(lines[1:])
+    if dup_lines:
+        dup_lines.sort()
+        report.add("warning", "duplicates",
+                   f"{len(dup_lines)} exact duplicate example(s) repeat an earlier one ({_lines_text(dup_lines)})",
+                   split.source, dup_lines[0])
+    for by_label in conflicts[:MAX_LINES_SHOWN]:
+        desc = "; ".join(f"{lab!r} on {_lines_text(lines)}" for lab, lines in by_label.items())
+        first = min(min(v) for v in by_label.values())
+        report.add("warning", "conflicting_labels", f"the same input has different labels: {desc}",
+                   split.source, first, "label")
+    if len(conflicts) > MAX_LINES_SHOWN:
+        report.add("warning", "conflicting_labels",
+                   f"{len(conflicts) - MAX_LINES_SHOWN} more inputs have conflicting labels", split.source)
+    report.stats.setdefault("duplicates", {})[split.source] = len(dup_lines)
+
+
+def _leakage(train: Examples, validation: Examples, report: DataReport) -> None:
+    train_keys = set(train.keys)
+    leaked = [ln for ln, key in zip(validation.lines, validation.keys) if key in train_keys]
+    report.stats["train_validation_overlap"] = len(leaked)
+    if leaked:
+        share = len(leaked) / max(len(validation), 1)
+        report.add("warning", "leakage",
+                   f"{len(leaked)} validation example(s) ({share:.1%}) also occur in the training data, which "
+                   f"inflates validation scores ({_lines_text(leaked)})", validation.source, leaked[0])
+
+
+def length_stats(lengths: list[int], max_length: int, report: DataReport, source: str) -> dict[str, Any]:
+    arr = np.asarray(lengths)
+    cut = float((arr > max_length).mean()) if len(arr) else 0.0
+    stats = {
+        "mean": round(float(arr.mean()), 1),
+        "p50": int(np.percentile(arr, 50)),
+        "p95": int(np.percentile(arr, 95)),
+        "max": int(arr.max()),
+        "max_length": max_length,
+        "share_truncated": round(cut, 4),
+    }
+    if cut > 0.05:
+        report.add("warning", "truncation",
+                   f"{cut:.1%} of examples are longer than max_length={max_length} tokens and will be cut "
+                   f"(p95 is {stats['p95']}); raise train.max_length if the end of the text matters", source)
+    return stats
+
+
+def choose_max_length(lengths: Sequence[int], model_limit: int, quantile: float = 98.0) -> int:
+    """Default max_length: covers ``quantile``% of the training examples, rounded up to a multiple of 8."""
+    want = int(np.percentile(np.asarray(lengths), quantile)) if len(lengths) else model_limit
+    want = max(16, -(-want // 8) * 8)
+    return min(want, model_limit)
+
+
+TokenCounter = Callable[[list[str]], list[int]]
