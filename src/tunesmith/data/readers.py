@@ -89,7 +89,9 @@ def _read_jsonl(path: str, text: str) -> tuple[list[str], list[dict], list[int],
             problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg} (column {exc.colno})", path, i))
             continue
         if not isinstance(obj, dict):
-            problems.append(Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}", path, i))
+            problems.append(
+                Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}", path, i)
+            )
             continue
         columns.update(dict.fromkeys(obj))
         rows.append(obj)

@@ -112,7 +112,11 @@ def sort_labels(labels: set[str]) -> list[str]:
 
 
 def check_labelled(
-    train: Examples, validation: Examples | None, report: DataReport, min_per_class: int, warn_per_class: int,
+    train: Examples,
+    validation: Examples | None,
+    report: DataReport,
+    min_per_class: int,
+    warn_per_class: int,
     imbalance_ratio: float,
 ) -> list[str]:
     """Class, duplicate and leakage checks shared by every labelled task. Returns the sorted label set."""
@@ -121,26 +125,46 @@ def check_labelled(
     report.stats["train_examples"] = len(train)
     report.stats["class_counts"] = {lab: counts[lab] for lab in labels}
     if len(labels) == 1:
-        report.add("error", "single_class", f"only one class ({labels[0]!r}) in the training data; need two or more",
-                   train.source, field="label")
+        report.add(
+            "error",
+            "single_class",
+            f"only one class ({labels[0]!r}) in the training data; need two or more",
+            train.source,
+            field="label",
+        )
     for lab in labels:
         if counts[lab] < min_per_class:
             lines = [ln for ln, y in zip(train.lines, train.labels) if y == lab]
-            report.add("error", "too_few_examples",
-                       f"class {lab!r} has {counts[lab]} training example(s); at least {min_per_class} needed "
-                       f"({_lines_text(lines)})", train.source, lines[0], "label")
+            report.add(
+                "error",
+                "too_few_examples",
+                f"class {lab!r} has {counts[lab]} training example(s); at least {min_per_class} needed "
+                f"({_lines_text(lines)})",
+                train.source,
+                lines[0],
+                "label",
+            )
         elif counts[lab] < warn_per_class:
-            report.add("warning", "few_examples",
-                       f"class {lab!r} has only {counts[lab]} training examples; {warn_per_class}+ recommended",
-                       train.source, field="label")
+            report.add(
+                "warning",
+                "few_examples",
+                f"class {lab!r} has only {counts[lab]} training examples; {warn_per_class}+ recommended",
+                train.source,
+                field="label",
+            )
     if len(labels) > 1:
         ratio = max(counts.values()) / min(counts.values())
         report.stats["imbalance_ratio"] = round(ratio, 2)
         if ratio > imbalance_ratio:
             big, small = counts.most_common()[0][0], counts.most_common()[-1][0]
-            report.add("warning", "imbalance",
-                       f"classes are imbalanced: {big!r} has {ratio:.1f}x the examples of {small!r}; "
-                       "macro-F1 is the fairer metric here", train.source, field="label")
+            report.add(
+                "warning",
+                "imbalance",
+                f"classes are imbalanced: {big!r} has {ratio:.1f}x the examples of {small!r}; "
+                "macro-F1 is the fairer metric here",
+                train.source,
+                field="label",
+            )
     for split in (train, validation):
         if split is not None:
             _duplicates(split, report)
@@ -149,9 +173,15 @@ def check_labelled(
         unseen = sorted(set(validation.labels) - set(labels))
         for lab in unseen:
             lines = [ln for ln, y in zip(validation.lines, validation.labels) if y == lab]
-            report.add("error", "unseen_label",
-                       f"label {lab!r} does not occur in the training data ({_lines_text(lines)}); "
-                       f"training labels: {', '.join(labels)}", validation.source, lines[0], "label")
+            report.add(
+                "error",
+                "unseen_label",
+                f"label {lab!r} does not occur in the training data ({_lines_text(lines)}); "
+                f"training labels: {', '.join(labels)}",
+                validation.source,
+                lines[0],
+                "label",
+            )
         _leakage(train, validation, report)
     return labels
 
@@ -173,17 +203,31 @@ def _duplicates(split: Examples, report: DataReport) -> None:
             dup_lines.extend(lines[1:])
     if dup_lines:
         dup_lines.sort()
-        report.add("warning", "duplicates",
-                   f"{len(dup_lines)} exact duplicate example(s) repeat an earlier one ({_lines_text(dup_lines)})",
-                   split.source, dup_lines[0])
+        report.add(
+            "warning",
+            "duplicates",
+            f"{len(dup_lines)} exact duplicate example(s) repeat an earlier one ({_lines_text(dup_lines)})",
+            split.source,
+            dup_lines[0],
+        )
     for by_label in conflicts[:MAX_LINES_SHOWN]:
         desc = "; ".join(f"{lab!r} on {_lines_text(lines)}" for lab, lines in by_label.items())
         first = min(min(v) for v in by_label.values())
-        report.add("warning", "conflicting_labels", f"the same input has different labels: {desc}",
-                   split.source, first, "label")
+        report.add(
+            "warning",
+            "conflicting_labels",
+            f"the same input has different labels: {desc}",
+            split.source,
+            first,
+            "label",
+        )
     if len(conflicts) > MAX_LINES_SHOWN:
-        report.add("warning", "conflicting_labels",
-                   f"{len(conflicts) - MAX_LINES_SHOWN} more inputs have conflicting labels", split.source)
+        report.add(
+            "warning",
+            "conflicting_labels",
+            f"{len(conflicts) - MAX_LINES_SHOWN} more inputs have conflicting labels",
+            split.source,
+        )
     report.stats.setdefault("duplicates", {})[split.source] = len(dup_lines)
 
 
@@ -193,9 +237,14 @@ def _leakage(train: Examples, validation: Examples, report: DataReport) -> None:
     report.stats["train_validation_overlap"] = len(leaked)
     if leaked:
         share = len(leaked) / max(len(validation), 1)
-        report.add("warning", "leakage",
-                   f"{len(leaked)} validation example(s) ({share:.1%}) also occur in the training data, which "
-                   f"inflates validation scores ({_lines_text(leaked)})", validation.source, leaked[0])
+        report.add(
+            "warning",
+            "leakage",
+            f"{len(leaked)} validation example(s) ({share:.1%}) also occur in the training data, which "
+            f"inflates validation scores ({_lines_text(leaked)})",
+            validation.source,
+            leaked[0],
+        )
 
 
 def length_stats(lengths: list[int], max_length: int, report: DataReport, source: str) -> dict[str, Any]:
@@ -210,9 +259,13 @@ def length_stats(lengths: list[int], max_length: int, report: DataReport, source
         "share_truncated": round(cut, 4),
     }
     if cut > 0.05:
-        report.add("warning", "truncation",
-                   f"{cut:.1%} of examples are longer than max_length={max_length} tokens and will be cut "
-                   f"(p95 is {stats['p95']}); raise train.max_length if the end of the text matters", source)
+        report.add(
+            "warning",
+            "truncation",
+            f"{cut:.1%} of examples are longer than max_length={max_length} tokens and will be cut "
+            f"(p95 is {stats['p95']}); raise train.max_length if the end of the text matters",
+            source,
+        )
     return stats
 
 
