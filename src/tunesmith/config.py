@@ -82,7 +82,7 @@ class EvalConfig:
 @dataclass(frozen=True)
 class FullOptions:
     warm_start_head: bool = _f(
-        True, help="first fit the head on cached frozen features (seconds), then fine-tune everything from there"
+        False, help="first fit the head on cached frozen features (seconds), then fine-tune everything from there"
     )
 
 
@@ -99,7 +99,7 @@ class LoraOptions:
     dropout: float = _f(0.1, help="dropout on the adapter input", min=0.0, max=0.9)
     target_modules: list[str] | None = _f(None, help="module names to adapt; default chosen per architecture")
     merge: bool = _f(False, help="also save the adapter merged into full weights")
-    warm_start_head: bool = _f(True, help="first fit the head on cached frozen features, then train the adapters")
+    warm_start_head: bool = _f(False, help="first fit the head on cached frozen features, then train the adapters")
 
 
 @dataclass(frozen=True)

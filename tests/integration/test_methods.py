@@ -40,6 +40,9 @@ def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
     result["lora-merged"] = tunesmith.finetune(
         tiny_config(tiny_model, train, val, out, method="lora", lora__merge=True, **LR["lora"])
     )
+    result["full-warm"] = tunesmith.finetune(
+        tiny_config(tiny_model, train, val, out, method="full", full__warm_start_head=True)
+    )
     return result
 
 
@@ -170,3 +173,10 @@ def test_second_run_reuses_the_token_cache(tiny_model, toy_data, tmp_path, monke
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache" / "tokens").iterdir())] == stamps
     tunesmith.finetune({**cfg, "train": {**cfg["train"], "max_length": 16}})
     assert len(list((tmp_path / "cache" / "tokens").iterdir())) == 4, "a new max_length is a new entry"
+
+
+def test_warm_start_fits_the_head_on_frozen_features_first(runs):
+    warm = runs["full-warm"].manifest["fit"]["warm_start"]
+    assert warm["head_steps"] > 0 and warm["head_only_validation"]["accuracy"] > 0.5
+    assert runs["full"].manifest["fit"]["warm_start"] is None, "off by default"
+    assert runs["full-warm"].metrics["accuracy"] >= 0.9
