@@ -123,15 +123,16 @@ def finetune(
 
     # --- tokenize once (cached), build the model ------------------------------------------------
     t = time.perf_counter()
-    train_ids = task.encode(tokenizer, train.inputs, max_length, f"{data_fp}:train:{len(train)}")
-    val_ids = task.encode(tokenizer, val.inputs, max_length, f"{data_fp}:val:{len(val)}")
+    split_keys = (train.content_key(), val.content_key())
+    train_ids = task.encode(tokenizer, train.inputs, max_length, split_keys[0])
+    val_ids = task.encode(tokenizer, val.inputs, max_length, split_keys[1])
     timings["tokenize"] = time.perf_counter() - t
     seed_everything(cfg.train.seed)
     model = task.build_model(source, labels)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     frozen = _FrozenFeatures(
-        task, model, source.fingerprint, data_fp, max_length, train_ids, val_ids, pad_id, cfg.cache_dir
+        task, model, source.fingerprint, split_keys, max_length, train_ids, val_ids, pad_id, cfg.cache_dir
     )
     if cfg.eval.probe and main:
         t = time.perf_counter()
@@ -270,7 +271,7 @@ class _FrozenFeatures:
         task: Any,
         model: Any,
         model_fp: str,
-        data_fp: str,
+        split_keys: tuple[str, str],
         max_length: int,
         train_ids: list,
         val_ids: list,
@@ -279,7 +280,7 @@ class _FrozenFeatures:
     ):
         self.task, self.model, self.pad_id = task, model, pad_id
         self.ids = {"train": train_ids, "val": val_ids}
-        self.key = (model_fp, data_fp, max_length, len(train_ids), len(val_ids))
+        self.key = (model_fp, *split_keys, max_length)
         self.cache_dir = cache_dir
         self._feats: dict[str, dict[str, np.ndarray]] | None = None
 

@@ -29,20 +29,18 @@ RUN_FILES = {
 def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
     out = tmp_path_factory.mktemp("runs")
     train, val = toy_data
-    import os
-
-    os.environ["TUNESMITH_CACHE"] = str(out / "cache")
     result = {}
-    for method in ("full", "head", "lora"):
-        result[method] = tunesmith.finetune(
-            tiny_config(tiny_model, train, val, out, method=method, eval__slice_columns=["group"], **LR[method])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNESMITH_CACHE", str(out / "cache"))
+        for method in ("full", "head", "lora"):
+            cfg = tiny_config(tiny_model, train, val, out, method=method, eval__slice_columns=["group"], **LR[method])
+            result[method] = tunesmith.finetune(cfg)
+        result["lora-merged"] = tunesmith.finetune(
+            tiny_config(tiny_model, train, val, out, method="lora", lora__merge=True, **LR["lora"])
         )
-    result["lora-merged"] = tunesmith.finetune(
-        tiny_config(tiny_model, train, val, out, method="lora", lora__merge=True, **LR["lora"])
-    )
-    result["full-warm"] = tunesmith.finetune(
-        tiny_config(tiny_model, train, val, out, method="full", full__warm_start_head=True)
-    )
+        result["full-warm"] = tunesmith.finetune(
+            tiny_config(tiny_model, train, val, out, method="full", full__warm_start_head=True)
+        )
     return result
 
 
@@ -180,3 +178,19 @@ def test_warm_start_fits_the_head_on_frozen_features_first(runs):
     assert warm["head_steps"] > 0 and warm["head_only_validation"]["accuracy"] > 0.5
     assert runs["full"].manifest["fit"]["warm_start"] is None, "off by default"
     assert runs["full-warm"].metrics["accuracy"] >= 0.9
+
+
+def test_a_different_seed_split_is_not_served_from_the_cache(tiny_model, toy_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    train, _ = toy_data
+    held_out = []
+    for seed in (1, 2):  # no validation file: each seed holds out different rows of the same size
+        run = tunesmith.finetune(
+            tiny_config(tiny_model, train, None, tmp_path / "runs", train__seed=seed, train__epochs=1)
+        )
+        preds = [json.loads(x) for x in (run.path / "validation_predictions.jsonl").read_text().splitlines()]
+        held_out.append({p["text"] for p in preds})
+        tokens = len(list((tmp_path / "cache" / "tokens").iterdir()))
+        features = len(list((tmp_path / "cache" / "features").iterdir()))
+        assert (tokens, features) == (2 * seed, 2 * seed), "new content, new cache entries"
+    assert held_out[0] != held_out[1] and len(held_out[0]) == len(held_out[1])

@@ -34,6 +34,17 @@ class Examples:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def content_key(self) -> str:
+        """Identity of exactly these examples in this order: the cache key of anything derived from them
+        (a different seed's split or sample of the same file is different content)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for x, y in zip(self.inputs, self.labels):
+            h.update(repr(x).encode("utf-8", "surrogatepass"))
+            h.update(b"\x1f" + y.encode() + b"\x1e")
+        return h.hexdigest()[:24]
+
     def subset(self, idx: Sequence[int], source: str | None = None) -> Examples:
         return Examples(
             source or self.source,
