@@ -68,6 +68,7 @@ def test_run_directory_describes_itself(runs, method):
     assert not (run.path / "checkpoints").exists(), "checkpoints are replaced by the exported model"
     log = [json.loads(x) for x in (run.path / "logs" / "train.jsonl").read_text().splitlines()]
     assert any(r["kind"] == "step" for r in log) and any(r["kind"] == "eval" for r in log)
+    assert list((run.path / "logs" / "tensorboard").glob("events.out.tfevents.*")), "TensorBoard is installed here"
     html = (run.path / "report.html").read_text()
     assert html.count("<svg") >= 4 and "linear probe" in html and "<script" not in html
     import re
