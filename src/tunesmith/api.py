@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -334,6 +335,53 @@ def predict(run_dir: str | Path, input_file: str | Path, output_file: str | Path
     """Predict every row of input_file; writes JSONL or CSV (by the output's extension). Returns the row count."""
     predictor = load(run_dir)
     return predictor.predict_file(input_file, output_file)
+
+
+def merge_adapter(run_dir: str | Path) -> Path:
+    """Merge a LoRA run's adapter into full weights, saved as ``RUN/model`` in Hugging Face format.
+
+    The merged model must give the predictions of base + adapter on the run's validation texts (to 1e-4 in
+    probability); otherwise nothing is kept and an error says by how much they differ."""
+    from tunesmith.errors import InputError, TunesmithError
+    from tunesmith.predictor import load as load_predictor
+
+    run = Path(run_dir)
+    manifest = read_manifest(run)
+    export = manifest.get("export", {})
+    if export.get("format") == "transformers" and not export.get("adapter"):
+        raise InputError(f"{run}: this run's model is already full weights (method {manifest.get('method')})")
+    if export.get("merged"):
+        return run / export["path"]
+    predictor = load_predictor(run)
+    texts = [json.loads(line)["text"] for line in (run / "validation_predictions.jsonl").read_text().splitlines()]
+    texts = texts[:256]
+    before = predictor.predict_proba(texts)
+    merged = predictor.model.merge_and_unload()
+    tmp = run / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    predictor.tokenizer.save_pretrained(tmp)
+    from transformers import AutoModelForSequenceClassification
+
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp, use_safetensors=True).eval()
+    predictor.model = reloaded
+    gap = float(np.abs(predictor.predict_proba(texts) - before).max()) if texts else 0.0
+    if gap > 1e-4:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TunesmithError(
+            f"{run}: merged weights differ from base + adapter by {gap:.2e} in probability; the merge was not kept"
+        )
+    shutil.rmtree(run / "model", ignore_errors=True)
+    tmp.rename(run / "model")
+    manifest["export"] = {
+        **export,
+        "format": "transformers",
+        "path": "model",
+        "merged": True,
+        "merge_check": {"texts": len(texts), "max_probability_difference": gap},
+    }
+    write_json(run / "manifest.json", manifest)
+    return run / "model"
 
 
 def run_info(run_dir: str | Path) -> dict[str, Any]:

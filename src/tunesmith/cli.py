@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True)
 
+    x = sub.add_parser("export", help="merge a LoRA run's adapter into full weights (RUN/model)")
+    x.add_argument("run")
+    x.add_argument("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
+
     sub.add_parser("models", help="list the offline model catalog")
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true")
@@ -150,6 +154,14 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from tunesmith import api
+
+    folder = api.merge_adapter(args.run)
+    print(f"merged weights in {folder} (Hugging Face format); predictions checked against base + adapter")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from tunesmith.models.catalog import list_models
 
@@ -172,6 +184,7 @@ COMMANDS = {
     "validate": _validate,
     "eval": _eval,
     "predict": _predict,
+    "export": _export,
     "models": _models,
     "config": _config,
 }

@@ -157,8 +157,13 @@ def load(run_dir: str | Path) -> Predictor:
         from peft import PeftModel
 
         folder = run / export["adapter"]
+        id2label = {int(k): v for k, v in manifest["label_map"].items()}
         base = AutoModelForSequenceClassification.from_pretrained(
-            manifest["base_model"]["path"], num_labels=len(manifest["label_map"]), use_safetensors=True
+            manifest["base_model"]["path"],
+            num_labels=len(id2label),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            use_safetensors=True,
         )
         model = PeftModel.from_pretrained(base, folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)

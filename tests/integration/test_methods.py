@@ -195,3 +195,28 @@ def test_a_different_seed_split_is_not_served_from_the_cache(tiny_model, toy_dat
         features = len(list((tmp_path / "cache" / "features").iterdir()))
         assert (tokens, features) == (2 * seed, 2 * seed), "new content, new cache entries"
     assert held_out[0] != held_out[1] and len(held_out[0]) == len(held_out[1])
+
+
+def test_export_merges_a_finished_lora_run_on_request(tiny_model, toy_data, tmp_path, monkeypatch):
+    from tunesmith.cli import main
+
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    train, val = toy_data
+    run = tunesmith.finetune(tiny_config(tiny_model, train, val, tmp_path / "runs", method="lora", **LR["lora"]))
+    texts = ["great moving story 3", "awful stale script 8"]
+    with_adapter = tunesmith.load(run.path).predict_proba(texts)
+    assert not (run.path / "model").exists()
+    assert main(["export", str(run.path), "--merge"]) == 0
+    man = json.loads((run.path / "manifest.json").read_text())
+    assert man["export"]["merged"] and man["export"]["merge_check"]["max_probability_difference"] <= 1e-4
+    from transformers import AutoModelForSequenceClassification
+
+    plain = AutoModelForSequenceClassification.from_pretrained(run.path / "model")  # no peft needed
+    assert plain.config.id2label == {0: "neg", 1: "pos"}
+    np.testing.assert_allclose(tunesmith.load(run.path).predict_proba(texts), with_adapter, atol=1e-5)
+    assert main(["export", str(runs_full_dir(tmp_path, tiny_model, toy_data)), "--merge"]) == 2
+
+
+def runs_full_dir(tmp_path, tiny_model, toy_data):
+    train, val = toy_data
+    return tunesmith.finetune(tiny_config(tiny_model, train, val, tmp_path / "full", train__epochs=1)).path
