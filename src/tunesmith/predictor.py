@@ -32,14 +32,17 @@ class Predictor:
         self.max_length = int(manifest["max_length"])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        from tunesmith.tasks.text_classification import predict_proba
-
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids as in training: the run's tokenizer and max_length."""
         if isinstance(texts, str):
             raise TypeError("predict takes a list of texts")
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, return_attention_mask=False)
-        ids = [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
-        return predict_proba(self.model, ids, self.pad_id, batch_size)
+        return [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        from tunesmith.tasks.text_classification import predict_proba
+
+        return predict_proba(self.model, self.encode(texts), self.pad_id, batch_size)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         probs = self.predict_proba(texts)

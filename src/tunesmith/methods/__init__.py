@@ -1,8 +1,9 @@
 """Methods decide what trains (all weights, the head only, adapters) and what is saved.
 
 A method is an object with ``name``, ``default_lr``, ``train(job) -> FitResult`` and
-``export(model, folder) -> dict``. ``train`` owns how its training runs, so a method that trains on
-cached features (head) needs no change in fit(), the API or the CLI.
+``export(model, folder, cfg, check=None) -> dict``; ``check(model)`` gives probabilities on golden examples,
+for methods that must prove an export predicts like the trained model (a LoRA merge). ``train`` owns how its
+training runs, so a method that trains on cached features (head) needs no change in fit(), the API or the CLI.
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ def get_method(name: str) -> Any:
     return METHODS.get(name)()
 
 
-def fine_tune(job: Job, lr: float, warm_start_head: bool) -> Any:
+def fine_tune(job: Job, lr: float, warm_start_head: bool, wrap: Any = None) -> Any:
     """The shared path of methods that train through the model's forward (full, lora): optionally fit the head
-    on cached frozen features first, then run fit() on the task's loss."""
+    on cached frozen features first (on the plain model), then ``wrap`` the model (adapters), then run fit()."""
     from tunesmith.methods.head import train_head
     from tunesmith.train.loop import fit
 
     if warm_start_head and job.features is not None:
         job.warm_start = train_head(job, job.cfg.head.learning_rate, job.cfg.head.epochs, None)
+    if wrap is not None:
+        job.model = wrap(job.model)
     return fit(
         job.model,
         job.train_items,
@@ -64,7 +67,7 @@ def fine_tune(job: Job, lr: float, warm_start_head: bool) -> Any:
     )
 
 
-def export_transformers(model: Any, folder: Path) -> dict[str, Any]:
+def export_transformers(model: Any, folder: Path, check: Any = None) -> dict[str, Any]:
     """Hugging Face format (safetensors), loadable by plain transformers."""
     model.save_pretrained(folder, safe_serialization=True)
     return {"format": "transformers", "path": folder.name}

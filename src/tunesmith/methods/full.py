@@ -19,5 +19,5 @@ class Full:
             p.requires_grad_(True)
         return fine_tune(job, job.cfg.train.learning_rate or self.default_lr, job.cfg.full.warm_start_head)
 
-    def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
-        return export_transformers(model, folder)
+    def export(self, model: Any, folder: Path, cfg: Any, check: Any = None) -> dict[str, Any]:
+        return export_transformers(model, folder)  # the trained model itself: nothing to check against

@@ -91,5 +91,5 @@ class Head:
         lr = job.cfg.train.learning_rate or opts.learning_rate
         return train_head(job, lr, opts.epochs, job.run_dir, job.cfg.train.metric)
 
-    def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
-        return export_transformers(model, folder)
+    def export(self, model: Any, folder: Path, cfg: Any, check: Any = None) -> dict[str, Any]:
+        return export_transformers(model, folder)  # the trained model itself: nothing to check against

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tunesmith.errors import TunesmithError
 from tunesmith.methods import METHODS, Job, fine_tune
 from tunesmith.train.loop import FitResult
+
+# Largest probability difference allowed between base + adapter and the merged weights on the golden examples.
+MERGE_TOLERANCE = 1e-4
+
+
+def merge_checked(model: Any, folder: Path, predict: Callable[[Any], np.ndarray]) -> dict[str, Any]:
+    """Merge the adapter into full weights at ``folder`` (Hugging Face format), kept only if the reloaded merged
+    model predicts what base + adapter predicts on the golden examples that ``predict`` runs."""
+    before = predict(model)
+    merged = model.merge_and_unload()
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    reloaded = type(merged).from_pretrained(tmp, use_safetensors=True).eval()
+    gap = float(np.abs(predict(reloaded) - before).max()) if len(before) else 0.0
+    if gap > MERGE_TOLERANCE:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TunesmithError(
+            f"{folder.parent}: merged weights differ from base + adapter by {gap:.2e} in probability; "
+            "the merge was not kept"
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return {
+        "format": "transformers",
+        "path": folder.name,
+        "merged": True,
+        "merge_check": {"texts": len(before), "max_probability_difference": gap},
+    }
 
 
 def head_module_names(model: Any) -> list[str]:
@@ -37,20 +71,15 @@ class Lora:
         return get_peft_model(model, config)
 
     def train(self, job: Job) -> FitResult:
-        warm = job.cfg.lora.warm_start_head
-        if warm and job.features is not None:  # before wrapping: the head is fitted on the plain model
-            from tunesmith.methods.head import train_head
+        lr = job.cfg.train.learning_rate or self.default_lr
+        return fine_tune(job, lr, job.cfg.lora.warm_start_head, wrap=lambda m: self.wrap(m, job.cfg.lora))
 
-            job.warm_start = train_head(job, job.cfg.head.learning_rate, job.cfg.head.epochs, None)
-        job.model = self.wrap(job.model, job.cfg.lora)
-        return fine_tune(job, job.cfg.train.learning_rate or self.default_lr, warm_start_head=False)
-
-    def export(self, model: Any, folder: Path, cfg: Any) -> dict[str, Any]:
+    def export(self, model: Any, folder: Path, cfg: Any, check: Callable[[Any], np.ndarray] | None = None) -> dict:
         adapter = folder.parent / "adapter"
         model.save_pretrained(adapter, safe_serialization=True)
         info: dict[str, Any] = {"format": "peft-adapter", "adapter": adapter.name}
         if cfg.lora.merge:
-            merged = model.merge_and_unload()
-            merged.save_pretrained(folder, safe_serialization=True)
-            info.update(format="transformers", path=folder.name, merged=True)
+            if check is None:
+                raise ValueError("merging needs golden examples to check the merged weights against")
+            info.update(merge_checked(model, folder, check))
         return info
