@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -77,7 +76,7 @@ def validate(config: Config | str | Path | dict, overrides: list[str] | tuple[st
     cfg = as_config(config, overrides)
     task = get_task(cfg.task)(cfg)
     train, val, report, _ = task.read()
-    tokenizer = task.load_tokenizer(resolve(cfg.model))
+    tokenizer = task.load_tokenizer(resolve(cfg.model, cfg.cache_dir))
     task.check_lengths(tokenizer, train, val, report)
     return report
 
@@ -90,7 +89,8 @@ def finetune(
 ) -> Run:
     """Check the data, train with the configured method, evaluate against baselines, write the run.
 
-    ``resume=True`` continues the newest unfinished run under ``output_dir``; a path names the run."""
+    ``resume=True`` continues the newest unfinished run under ``output_dir``; a path names the run. The task
+    supplies every task-specific step (see tunesmith.tasks); this function only orders them."""
     from tunesmith.methods import Job, get_method
     from tunesmith.tasks import get_task
     from tunesmith.train.loop import make_accelerator
@@ -102,13 +102,12 @@ def finetune(
     quiet_libraries()
     task = get_task(cfg.task)(cfg)
     method = get_method(cfg.method)
-    source = resolve(cfg.model)
 
     # --- check everything before writing anything --------------------------------------------
     train, val, report, data_fp = task.read()
+    source = resolve(cfg.model, cfg.cache_dir)
     tokenizer = task.load_tokenizer(source)
     max_length = task.check_lengths(tokenizer, train, val, report)
-    labels = task.labels
     timings["read_and_check"] = time.perf_counter() - t_start
     lr = cfg.train.learning_rate or getattr(cfg.method_options, "learning_rate", None) or method.default_lr
     resolved = cfgmod.from_dict(cfgmod.to_dict(cfg), [f"train.max_length={max_length}", f"train.learning_rate={lr}"])
@@ -122,49 +121,29 @@ def finetune(
         write_json(run / "data_report.json", report.to_dict())
     accelerator.wait_for_everyone()
 
-    # --- tokenize once (cached), build the model ------------------------------------------------
+    # --- tokenize (cached), build the model, measure the baselines on the untouched model -------
     t = time.perf_counter()
-    split_keys = (train.content_key(), val.content_key())
-    train_ids = task.encode(tokenizer, train.inputs, max_length, split_keys[0])
-    val_ids = task.encode(tokenizer, val.inputs, max_length, split_keys[1])
+    prep = task.prepare(tokenizer, train, val, max_length)
     timings["tokenize"] = time.perf_counter() - t
     seed_everything(cfg.train.seed)
-    model = task.build_model(source, labels)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-
-    frozen = _FrozenFeatures(
-        task, model, source.fingerprint, split_keys, max_length, train_ids, val_ids, pad_id, cfg.cache_dir
-    )
-    if cfg.eval.probe and main:
-        t = time.perf_counter()
-        frozen.get()  # from the untouched pre-trained body, before any weight changes
-        timings["frozen_features"] = time.perf_counter() - t
-        release_memory()
-
-    train_items = task.items(train_ids, train.labels, labels)
-    val_items = task.items(val_ids, val.labels, labels)
-    val_y = np.array([it["labels"] for it in val_items])
-
-    def evaluate(m: Any) -> dict[str, float]:
-        from tunesmith.eval.metrics import classification_metrics
-
-        probs = task.predict_proba(m, val_ids, pad_id, cfg.eval.batch_size)
-        res = classification_metrics(val_y, probs, labels)
-        return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
+    model = task.build_model(source)
+    t = time.perf_counter()
+    baseline = task.before_training(model, prep, source, main)
+    timings["baselines"] = time.perf_counter() - t
 
     job = Job(
         cfg=resolved,
         task=task,
         model=model,
-        train_items=train_items,
-        val_items=val_items,
-        lengths=[len(x) for x in train_ids],
-        collate=task.collate(pad_id),
-        evaluate=evaluate,
+        train_items=prep.train_items,
+        val_items=prep.val_items,
+        lengths=prep.lengths,
+        collate=prep.collate,
+        evaluate=task.evaluator(prep),
         run_dir=run,
         resume=bool(resume),
         accelerator=accelerator,
-        features=frozen.for_method,
+        features=task.method_features(baseline),
     )
     t = time.perf_counter()
     fit_result = method.train(job)
@@ -173,35 +152,17 @@ def finetune(
         return Run(run, {})
 
     # --- evaluate against the baselines, export, report ----------------------------------------
-    from tunesmith.eval.report import build_report
-
     t = time.perf_counter()
     model = accelerator.unwrap_model(job.model)
-    probs = task.predict_proba(model, val_ids, pad_id, cfg.eval.batch_size)
-    train_y = np.array([it["labels"] for it in train_items])
-    results = build_report(
-        run,
-        cfg=resolved,
-        labels=labels,
-        val_y=val_y,
-        probs=probs,
-        train_y=train_y,
-        probe=frozen.probe(train_y, val_items, cfg.train.seed) if cfg.eval.probe else None,
-        slices=val.extras,
-        report=report,
-        fit=fit_result,
-        samples=[(x, ln) for x, ln in zip(val.inputs, val.lines)],
-    )
+    results = task.finish(run, resolved, model, prep, baseline, report, fit_result)
     timings["evaluate"] = time.perf_counter() - t
-    golden = val_ids[:256]
-    export = method.export(
-        model, run / "model", resolved, check=lambda m: task.predict_proba(m, golden, pad_id, cfg.eval.batch_size)
-    )
+    export = method.export(model, run / "model", resolved, check=task.parity_check(prep))
     for folder in ("model", "adapter"):
         if (run / folder).is_dir():
             tokenizer.save_pretrained(run / folder)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # the exported model replaces them
     timings["total"] = time.perf_counter() - t_start
+    extras = task.manifest_extras(prep)
     manifest = {
         "status": "complete",
         "tunesmith_run": 1,
@@ -214,10 +175,9 @@ def finetune(
             "fingerprint": data_fp,
             "train_examples": len(train),
             "validation_examples": len(val),
-            "text_column": cfg.data.text_column,
-            "label_column": cfg.data.label_column,
+            **extras.pop("data", {}),
         },
-        "label_map": dict(enumerate(labels)),
+        **extras,
         "max_length": max_length,
         "export": export,
         "versions": package_versions(),
@@ -231,6 +191,8 @@ def finetune(
             "stopped": fit_result.stopped,
             "best_step": fit_result.best_step,
             "samples_per_s": round(fit_result.samples_per_second, 2),
+            "tokens_per_s": round(fit_result.tokens_per_second, 2),
+            "padding_share": round(fit_result.padding_share, 4),
             "step_seconds": round(fit_result.step_seconds, 2),
             "resumed_from": fit_result.resumed_from,
             "precision": fit_result.precision,
@@ -267,86 +229,40 @@ def _locate_run(cfg: Config, resume: bool | str | Path, run_dir: str | Path | No
     return new_run_dir(cfg.output_dir, cfg.task, cfg.method)
 
 
-class _FrozenFeatures:
-    """Features of the frozen pre-trained body, computed once per (data, model, max_length) and cached."""
-
-    def __init__(
-        self,
-        task: Any,
-        model: Any,
-        model_fp: str,
-        split_keys: tuple[str, str],
-        max_length: int,
-        train_ids: list,
-        val_ids: list,
-        pad_id: int,
-        cache_dir: str | None,
-    ):
-        self.task, self.model, self.pad_id = task, model, pad_id
-        self.ids = {"train": train_ids, "val": val_ids}
-        self.key = (model_fp, *split_keys, max_length)
-        self.cache_dir = cache_dir
-        self._feats: dict[str, dict[str, np.ndarray]] | None = None
-
-    def get(self) -> dict[str, dict[str, np.ndarray]]:
-        from tunesmith.data.cache import ArrayCache, cache_key, cache_root
-
-        if self._feats is None:
-            cache = ArrayCache(cache_root(self.cache_dir), "features")
-            self._feats = {}
-            for split, ids in self.ids.items():
-                key = cache_key("frozen", split, *self.key)
-                hit = cache.get(key)
-                if hit is None:
-                    hit = self.task.features(self.model, ids, self.pad_id)
-                    cache.put(key, hit)
-                self._feats[split] = hit
-        return self._feats
-
-    def for_method(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        feats = self.get()
-        return feats["train"]["first"], feats["val"]["first"]
-
-    def probe(self, train_y: np.ndarray, val_items: list, seed: int) -> dict[str, Any]:
-        from tunesmith.eval.compare import linear_probe
-
-        feats = self.get()
-        probs, c = linear_probe(feats["train"]["mean"], train_y, feats["val"]["mean"], seed)
-        return {"probs": probs, "C": c, "features": "mean-pooled last hidden state of the frozen pre-trained model"}
-
-
 def load(run_dir: str | Path) -> Any:
-    """A Predictor for a finished run: ``.predict(texts)`` gives labels and probabilities."""
+    """A finished run, ready for use: a classifier's ``.predict(texts)`` gives labels and probabilities; a
+    generator's ``.generate(prompt)`` answers (``.stream(prompt)`` yields the answer as it is written)."""
     from tunesmith.predictor import load as _load
 
     return _load(run_dir)
 
 
 def evaluate(run_dir: str | Path, data: str | Path) -> dict[str, Any]:
-    """Metrics of a finished run's model on a labelled file (same columns as in training)."""
+    """Metrics of a finished run's model on a file like its validation data."""
     from tunesmith.eval.metrics import classification_metrics
 
-    predictor = load(run_dir)
-    texts, labels, _ = predictor.read_labelled(data)
-    probs = predictor.predict_proba(texts)
-    index = {lab: i for i, lab in enumerate(predictor.labels)}
+    model = load(run_dir)
+    if hasattr(model, "evaluate_file"):
+        return model.evaluate_file(data)
+    texts, labels, _ = model.read_labelled(data)
+    probs = model.predict_proba(texts)
+    index = {lab: i for i, lab in enumerate(model.labels)}
     y = np.array([index[lab] for lab in labels])
-    return classification_metrics(y, probs, predictor.labels)
+    return classification_metrics(y, probs, model.labels)
 
 
-def predict(run_dir: str | Path, input_file: str | Path, output_file: str | Path) -> int:
-    """Predict every row of input_file; writes JSONL or CSV (by the output's extension). Returns the row count."""
-    predictor = load(run_dir)
-    return predictor.predict_file(input_file, output_file)
+def predict(run_dir: str | Path, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
+    """Predict (classify, or answer) every row of input_file; returns the row count. Generation takes
+    ``max_new_tokens``, ``temperature``, ``top_p`` and ``seed``."""
+    return load(run_dir).predict_file(input_file, output_file, **options)
 
 
 def merge_adapter(run_dir: str | Path) -> Path:
     """Merge a LoRA run's adapter into full weights, saved as ``RUN/model`` in Hugging Face format, kept only if
-    it predicts what base + adapter predicts on up to 256 of the run's validation texts."""
+    it reproduces base + adapter on the run's golden held-out examples (probabilities for classifiers, greedy
+    outputs for generators)."""
     from tunesmith.errors import InputError
     from tunesmith.methods.lora import merge_checked
-    from tunesmith.predictor import load as load_predictor
-    from tunesmith.tasks.text_classification import predict_proba
 
     run = Path(run_dir)
     manifest = read_manifest(run)
@@ -355,11 +271,9 @@ def merge_adapter(run_dir: str | Path) -> Path:
         raise InputError(f"{run}: this run's model is already full weights (method {manifest.get('method')})")
     if export.get("merged"):
         return run / export["path"]
-    predictor = load_predictor(run)
-    lines = (run / "validation_predictions.jsonl").read_text(encoding="utf-8").splitlines()
-    golden = predictor.encode([json.loads(line)["text"] for line in lines[:256]])
-    info = merge_checked(predictor.model, run / "model", lambda m: predict_proba(m, golden, predictor.pad_id))
-    predictor.tokenizer.save_pretrained(run / "model")
+    loaded = load(run)
+    info = merge_checked(loaded.model, run / "model", loaded.parity_check())
+    loaded.tokenizer.save_pretrained(run / "model")
     manifest["export"] = {**export, **info}
     write_json(run / "manifest.json", manifest)
     return run / "model"

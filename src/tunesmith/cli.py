@@ -41,10 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True)
     e.add_argument("--json", action="store_true")
 
-    pr = sub.add_parser("predict", help="predict labels for every row of a file")
+    pr = sub.add_parser("predict", help="predict labels (or generate answers) for every row of a file")
     pr.add_argument("run")
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True)
+    _generation_options(pr)
+
+    g = sub.add_parser("generate", help="answer a prompt with a causal-lm run, streaming to the terminal")
+    g.add_argument("run")
+    g.add_argument("--prompt", required=True, help="the user's message (or raw prompt for prompt/completion runs)")
+    g.add_argument("--system", help="a system message (chat runs)")
+    _generation_options(g)
 
     x = sub.add_parser("export", help="merge a LoRA run's adapter into full weights (RUN/model)")
     x.add_argument("run")
@@ -54,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true")
     return p
+
+
+def _generation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=None, help="longest answer in tokens (default 256)")
+    p.add_argument("--temperature", type=float, default=None, help="0 (default) is greedy; above 0 samples")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling share (default 1.0)")
+    p.add_argument("--seed", type=int, default=None, help="seed for sampling")
+
+
+def _generation_kwargs(args: argparse.Namespace) -> dict:
+    names = ("max_new_tokens", "temperature", "top_p", "seed")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def _free_port() -> int:
@@ -103,19 +122,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _print_summary(manifest: dict, run_dir: Path) -> None:
-    m = manifest["metrics"]
-    rows = [(name, b["accuracy"], b["macro_f1"]) for name, b in m["baselines"].items()]
-    rows.append(("tuned", m["accuracy"], m["macro_f1"]))
-    print(f"\n{'model':<38}{'accuracy':>10}{'macro-F1':>10}")
-    for name, acc, f1 in rows:
-        print(f"{name:<38}{acc * 100:>9.1f}%{f1 * 100:>9.1f}%")
-    for name, c in m["tuned_minus"].items():
-        a = c["accuracy"]
-        print(
-            f"tuned - {name}: accuracy {a['difference'] * 100:+.1f} points "
-            f"(95% CI {a['ci_low'] * 100:+.1f} .. {a['ci_high'] * 100:+.1f})"
-        )
-    print(f"n = {m['n']} validation examples; report: {Path(run_dir) / 'report.html'}")
+    from tunesmith.tasks import get_task
+
+    for line in get_task(manifest["task"]).summary_lines(manifest, run_dir):
+        print(line)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -136,6 +146,9 @@ def _eval(args: argparse.Namespace) -> int:
     m = api.evaluate(args.run, args.data)
     if args.json:
         print(json.dumps(m))
+    elif "perplexity" in m:
+        scores = " ".join(f"{k}={m[k]:.4f}" for k in ("token_f1", "rouge_l", "exact_match") if k in m)
+        print(f"n={m['n']} loss={m['loss']:.4f} perplexity={m['perplexity']:.2f} {scores}".rstrip())
     else:
         print(f"n={m['n']} accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} ece={m['ece']:.4f}")
         for lab, r in m["per_class"].items():
@@ -149,8 +162,22 @@ def _eval(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from tunesmith import api
 
-    n = api.predict(args.run, args.input, args.output)
+    n = api.predict(args.run, args.input, args.output, **_generation_kwargs(args))
     print(f"wrote {n} predictions to {args.output}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tunesmith import api
+
+    model = api.load(args.run)
+    if not hasattr(model, "stream"):
+        raise ConfigError(f"{args.run}: generate needs a causal-lm run; this one is a classifier (use predict)")
+    kwargs = _generation_kwargs(args)
+    for piece in model.stream(args.prompt, system=args.system, **kwargs):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0
 
 
@@ -158,7 +185,7 @@ def _export(args: argparse.Namespace) -> int:
     from tunesmith import api
 
     folder = api.merge_adapter(args.run)
-    print(f"merged weights in {folder} (Hugging Face format); predictions checked against base + adapter")
+    print(f"merged weights in {folder} (Hugging Face format); outputs checked against base + adapter")
     return 0
 
 
@@ -184,6 +211,7 @@ COMMANDS = {
     "validate": _validate,
     "eval": _eval,
     "predict": _predict,
+    "generate": _generate,
     "export": _export,
     "models": _models,
     "config": _config,

@@ -25,10 +25,44 @@ def _f(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
     return field(default=default, metadata={"help": help, **meta})
 
 
+# What each task allows and picks when the config is silent (kept here so config needs no task import).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "text-classification": {
+        "model": "minilm-l6",
+        "method": "full",
+        "methods": ("full", "head", "lora"),
+        "metric": "macro_f1",
+        "metrics": ("macro_f1", "accuracy", "loss"),
+    },
+    "causal-lm": {
+        "model": "smollm2-135m",
+        "method": "lora",
+        "methods": ("lora", "full"),
+        "metric": "loss",
+        "metrics": ("loss",),
+    },
+}
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    train: str = _f(help="training file (CSV, JSONL or Parquet), relative to the working directory")
-    validation: str | None = _f(None, help="validation file; without one a stratified, seeded split is made")
+    train: str = _f(
+        help="training file, relative to the working directory (classification: CSV, JSONL or Parquet; "
+        "causal-lm: chat or prompt/completion JSONL, or plain text)"
+    )
+    validation: str | None = _f(None, help="validation file; without one a seeded (stratified) split is made")
+    format: str = _f(
+        "auto",
+        help="causal-lm data: chat ({messages: [...]}) or prompt-completion JSONL, or plain text (documents "
+        "separated by blank lines); auto: .txt/.md is text, JSONL is told apart by its keys",
+        choices=("auto", "chat", "prompt-completion", "text"),
+    )
+    truncation: str = _f(
+        "truncate",
+        help="causal-lm: an example longer than train.max_length is cut to its first max_length tokens "
+        "(truncate; dropped if no answer token is left) or left out (drop). Plain text is split into pieces",
+        choices=("truncate", "drop"),
+    )
     text_column: str = _f("text", help="column holding the input text")
     label_column: str = _f("label", help="column holding the label (string or int)")
     validation_split: float = _f(0.2, help="share held out when no validation file is given", min=0.01, max=0.9)
@@ -37,6 +71,7 @@ class DataConfig:
     min_examples_per_class: int = _f(2, help="fewer training examples of a class than this is fatal", min=1)
     warn_examples_per_class: int = _f(10, help="fewer training examples of a class than this is a warning", min=1)
     imbalance_warn_ratio: float = _f(5.0, help="warn when largest/smallest class count exceeds this", min=1.0)
+    min_examples: int = _f(8, help="causal-lm: fewer usable training examples than this is fatal", min=1)
 
 
 @dataclass(frozen=True)
@@ -45,7 +80,15 @@ class TrainConfig:
     batch_size: int = _f(32, help="examples per optimizer step across all processes", min=1)
     learning_rate: float | None = _f(None, help="peak learning rate; default depends on the method", min=0.0)
     max_length: int | None = _f(
-        None, help="tokens per example; default: the 98th percentile of the data's lengths, capped by the model", min=8
+        None,
+        help="tokens per example; default: the 98th percentile of the data's lengths, capped by the model "
+        "(512 for classification, 2048 for causal-lm)",
+        min=8,
+    )
+    packing: bool = _f(
+        True,
+        help="causal-lm: pack each batch's examples into rows of max(max_length, 256) tokens, without attention "
+        "across examples, instead of padding each to the longest",
     )
     seed: int = _f(42, help="seed for data order, splits, initialisation and dropout")
     weight_decay: float = _f(0.01, help="AdamW weight decay (not applied to biases and norms)", min=0.0)
@@ -60,8 +103,10 @@ class TrainConfig:
     )
     eval_every: int = _f(0, help="evaluate every N optimizer steps; 0 = once per epoch", min=0)
     early_stopping_patience: int = _f(2, help="evaluations without improvement before stopping; 0 = off", min=0)
-    metric: str = _f(
-        "macro_f1", help="validation metric that picks the best model", choices=("macro_f1", "accuracy", "loss")
+    metric: str | None = _f(
+        None,
+        help="validation metric that picks the best model; default macro_f1 (classification), loss (causal-lm)",
+        choices=("macro_f1", "accuracy", "loss"),
     )
     checkpoint_every: int = _f(0, help="save a checkpoint every N optimizer steps; 0 = at each evaluation", min=0)
     keep_checkpoints: int = _f(2, help="complete checkpoints kept on disk", min=1)
@@ -77,6 +122,11 @@ class EvalConfig:
     confidence: float = _f(0.95, help="confidence level of the intervals", min=0.5, max=0.999)
     probe: bool = _f(True, help="compare against a linear probe on the frozen pre-trained model")
     batch_size: int = _f(64, help="examples per batch at evaluation and prediction", min=1)
+    generate_examples: int = _f(
+        32, help="causal-lm: held-out prompts answered by the base and the tuned model (0 = none)", min=0
+    )
+    max_new_tokens: int = _f(128, help="causal-lm: longest generated answer at evaluation", min=1)
+    exact_match: bool = _f(False, help="causal-lm: also score exact match of the normalised answer")
 
 
 @dataclass(frozen=True)
@@ -97,16 +147,26 @@ class LoraOptions:
     r: int = _f(8, help="adapter rank", min=1)
     alpha: int = _f(16, help="adapter scaling numerator (scale = alpha / r)", min=1)
     dropout: float = _f(0.1, help="dropout on the adapter input", min=0.0, max=0.9)
-    target_modules: list[str] | None = _f(None, help="module names to adapt; default chosen per architecture")
+    target_modules: list[str] | None = _f(
+        None,
+        help="module names to adapt; default: PEFT's choice for encoders (classification), every linear layer "
+        "of the decoder blocks for causal-lm",
+    )
     merge: bool = _f(False, help="also save the adapter merged into full weights")
     warm_start_head: bool = _f(False, help="first fit the head on cached frozen features, then train the adapters")
 
 
 @dataclass(frozen=True)
 class Config:
-    task: str = _f("text-classification", help="what to learn", choices=("text-classification",))
-    model: str = _f("minilm-l6", help="catalog name, local Hugging Face folder, or hub id")
-    method: str = _f("full", help="what trains", choices=("full", "head", "lora"))
+    task: str = _f("text-classification", help="what to learn", choices=tuple(TASK_DEFAULTS))
+    model: str | None = _f(
+        None,
+        help="catalog name, local Hugging Face folder (or .gguf file), or hub id; default minilm-l6 "
+        "(classification), smollm2-135m (causal-lm)",
+    )
+    method: str | None = _f(
+        None, help="what trains; default full (classification), lora (causal-lm)", choices=("full", "head", "lora")
+    )
     trust_remote_code: bool = _f(False, help="allow model code shipped with the weights to run")
     output_dir: str = _f("runs", help="folder that receives one sub-folder per run")
     cache_dir: str | None = _f(None, help="cache for tokens, features and converted models; default ~/.cache/tunesmith")
@@ -122,6 +182,22 @@ class Config:
         for name, cls in _SECTIONS.items():
             if name != "data" and getattr(self, name) is None:
                 object.__setattr__(self, name, cls())
+        defaults = TASK_DEFAULTS[self.task]
+        if self.model is None:
+            object.__setattr__(self, "model", defaults["model"])
+        if self.method is None:
+            object.__setattr__(self, "method", defaults["method"])
+        if self.method not in defaults["methods"]:
+            raise ConfigError(
+                f"method: got {self.method!r}; allowed for task {self.task}: {', '.join(defaults['methods'])}"
+            )
+        if self.train.metric is None:
+            object.__setattr__(self, "train", dataclasses.replace(self.train, metric=defaults["metric"]))
+        elif self.train.metric not in defaults["metrics"]:
+            raise ConfigError(
+                f"train.metric: got {self.train.metric!r}; allowed for task {self.task}: "
+                f"{', '.join(defaults['metrics'])}"
+            )
 
     @property
     def method_options(self) -> Any:

