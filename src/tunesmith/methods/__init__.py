@@ -74,6 +74,7 @@ def fine_tune(job: Job, lr: float, warm_start_head: bool, wrap: Any = None) -> A
         resume=job.resume,
         lengths=job.lengths,
         accelerator=job.accelerator,
+        mmap_threshold=getattr(job.task, "mmap_threshold", 1 << 20),
     )
 
 

@@ -33,9 +33,14 @@ def convert_gguf(gguf: Path, cache: Path) -> Path:
         import gguf as _gguf  # noqa: F401  (transformers needs it to read the file)
     except ImportError:
         raise ConfigError(f"model: reading {gguf.name} needs the gguf package (`pip install gguf`)") from None
+    import sys
+
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
+    print(f"tunesmith: converting {gguf.name} once into {out} (later runs load it directly)", file=sys.stderr)
     folder, name = str(gguf.parent), gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)

@@ -130,6 +130,7 @@ def fit(
     accelerator: Any = None,
     on_eval: Callable[[dict[str, Any]], bool] | None = None,
     desc: str = "train",
+    mmap_threshold: int = 1 << 20,
 ) -> FitResult:
     """Train ``model`` in place; returns the history and leaves the best weights in the model."""
     # --- setup ------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def fit(
     bf16 = resolve_precision(cfg.precision, not on_cpu) == "bf16"
     if on_cpu:
         speed_up_for_cpu_training(model)  # undone at the end, so what is saved is a standard model
-        return_freed_memory_to_the_system()
+        return_freed_memory_to_the_system(mmap_threshold)
     optimizer = make_optimizer(model, lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * total), total)
     model, optimizer = acc.prepare(model, optimizer)
