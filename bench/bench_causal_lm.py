@@ -69,7 +69,9 @@ def child_trainer(args: argparse.Namespace) -> dict:
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32).to(device)
     model = get_peft_model(
         model,
-        LoraConfig(task_type="CAUSAL_LM", r=args.r, lora_alpha=args.alpha, lora_dropout=0.1, target_modules=TARGETS),
+        LoraConfig(
+            task_type="CAUSAL_LM", r=args.r, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=TARGETS
+        ),
     )
     targs = TrainingArguments(
         output_dir=tempfile.mkdtemp(),
@@ -135,8 +137,6 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
         "data": {
             "train": args.train,
             "validation": args.validation,
-            "max_train_examples": args.train_examples,
-            "max_validation_examples": args.validation_examples,
         },
         "train": {
             "threads": args.threads,
@@ -146,7 +146,7 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
             "max_length": args.max_length,
             "early_stopping_patience": 0,
         },
-        "lora": {"r": args.r, "alpha": args.alpha, "dropout": 0.1, "target_modules": TARGETS},
+        "lora": {"r": args.r, "alpha": args.alpha, "dropout": args.dropout, "target_modules": TARGETS},
         "eval": {"generate_examples": 0},
     }
     run = tunesmith.finetune(cfg)
@@ -187,6 +187,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--r", type=int, default=8)
     p.add_argument("--alpha", type=int, default=16)
+    p.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout for both (tunesmith's causal-lm default)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--quick", action="store_true", help="skip the Trainer's bf16 run")
@@ -202,11 +203,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         model_dir = resolve("smollm2-135m", cache).path  # converted once here, shared by every contender
+        # Both contenders read exactly the same files: the first N conversations of each split.
+        files = []
+        for name, path, n in (
+            ("train", args.train, args.train_examples),
+            ("val", args.validation, args.validation_examples),
+        ):
+            sub = Path(cache) / f"{name}.jsonl"
+            sub.write_text("".join(json.dumps(r) + "\n" for r in _read(path, n)), encoding="utf-8")
+            files.append(str(sub))
         common = [
-            "--train", args.train, "--validation", args.validation,
-            "--train-examples", str(args.train_examples), "--validation-examples", str(args.validation_examples),
+            "--train", files[0], "--validation", files[1],
+            "--train-examples", "0", "--validation-examples", "0",
             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--max-length", str(args.max_length), "--r", str(args.r), "--alpha", str(args.alpha),
+            "--dropout", str(args.dropout),
             "--threads", str(args.threads), "--model-dir", model_dir,
         ]  # fmt: skip
         rows = {"trainer+peft fp32": run_child("trainer", [], common, cache)}
@@ -216,7 +227,8 @@ def main() -> None:
     ref = rows["trainer+peft fp32"]
     lines = [
         f"\n## LoRA on SmolLM2-135M, {args.train_examples} chatterbot conversations, {args.epochs} epoch(s), "
-        f"batch {args.batch_size}, lr {args.lr:g}, r {args.r}, max length {args.max_length}, {args.threads} threads",
+        f"batch {args.batch_size}, lr {args.lr:g}, r {args.r}, dropout {args.dropout:g}, "
+        f"max length {args.max_length}, {args.threads} threads",
         "",
         "| contender | precision | real tokens/s | peak MB | val loss | padding | tokens/s x | memory x |",
         "|---" * 8 + "|",

@@ -35,8 +35,12 @@ def available_cores() -> int:
 
 def quiet_libraries() -> None:
     """Our progress bar and report speak for the run; the libraries' load chatter goes."""
+    import warnings
+
     import transformers
 
+    # PEFT asks a deprecated transformers property on every wrap; the warning is theirs, not the user's.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 

@@ -57,8 +57,9 @@ def rotten_tomatoes(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple
 
 
 def chatterbot(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
-    """English chatterbot-corpus conversations as chat JSONL ({"messages": [...], "category": ...}). Split by
-    question, so every validation prompt is a question the training data never asked."""
+    """English chatterbot-corpus conversations as chat JSONL ({"messages": [...], "category": ...}). The corpus
+    repeats many conversations word for word (1,127 of 2,026): each is kept once. Split by question, so every
+    validation prompt is a question the training data never asked."""
     import yaml
 
     spec = importlib.util.find_spec("chatterbot_corpus")
@@ -66,16 +67,19 @@ def chatterbot(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path
         raise InputError("the chat example needs `pip install --no-deps chatterbot-corpus==1.3.3` (make install)")
     folder = Path(spec.origin).parent / "data" / "english"
     groups: dict[str, list[dict]] = {}
+    seen: set[tuple[str, ...]] = set()
     for path in sorted(folder.glob("*.yml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         category = (doc.get("categories") or [path.stem])[0]
         for conv in doc.get("conversations") or []:
-            turns = [" ".join(str(t).split()) for t in conv if t is not None and str(t).strip()]
-            if len(turns) < 2:
-                continue
+            turns = [str(t).strip() for t in conv if t is not None and str(t).strip()]
             turns = turns[: len(turns) // 2 * 2]  # user, assistant, user, assistant...
+            if len(turns) < 2 or tuple(turns) in seen:
+                continue
+            seen.add(tuple(turns))
             msgs = [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)]
-            groups.setdefault(turns[0].lower().rstrip("?.! "), []).append({"messages": msgs, "category": category})
+            key = " ".join(turns[0].lower().split()).rstrip("?.! ")
+            groups.setdefault(key, []).append({"messages": msgs, "category": category})
     keys = sorted(groups)
     order = np.random.default_rng(seed).permutation(len(keys))
     train_rows: list[dict] = []

@@ -270,6 +270,15 @@ class Generator:
         path = self.run_dir / "validation_generations.jsonl"
         lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
         prompts = [json.loads(line)["prompt"] for line in lines[:16]]
+        if not prompts:  # plain-text runs: the opening of held-out documents
+            from tunesmith.data.conversations import read_split
+            from tunesmith.data.validate import DataReport
+
+            val = self.manifest["data"].get("validation") or self.manifest["data"]["train"]
+            examples, _, _ = read_split(val, "text", DataReport())
+            prompts = [r["text"][:200] for r in (examples.inputs if examples else [])[:16]]
+        if not prompts:
+            raise InputError(f"{self.run_dir}: no held-out prompts to check a merge against")
         return greedy_parity(self.tokenizer, prompts)
 
 

@@ -211,6 +211,11 @@ def test_text_and_prompt_completion_formats_train(tiny_llama, tmp_path, cache_di
     )
     assert run.manifest["data"]["format"] == "text" and run.metrics["n_generated"] == 0
     assert run.metrics["tuned"]["loss"] < run.metrics["base"]["loss"] - 1.0
+    # Without held-out prompts, a merge is checked on the opening of held-out documents.
+    lora = tunesmith.finetune(
+        llm_config(tiny_llama, docs, None, tmp_path / "tl", method="lora", train__epochs=2, lora__merge=True)
+    )
+    assert lora.manifest["export"]["merge_check"]["prompts"] == 8
     pairs = [{"prompt": f"What colour is the sky? ({i})", "completion": " The sky is blue."} for i in range(30)]
     pc = write_jsonl(tmp_path / "pc.jsonl", pairs)
     run = tunesmith.finetune(

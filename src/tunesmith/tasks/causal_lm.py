@@ -101,6 +101,32 @@ def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
 
 
 # --- packing and the loss ---------------------------------------------------------------------------------
+def pack_rows(lengths: list[int], capacity: int) -> tuple[list[list[int]], list[int]]:
+    """Examples (by index) into as few rows as fit ``capacity`` tokens, filled evenly: rows are padded to the
+    fullest one, so an even fill is what keeps padding small. First fit, longest first, into a width that
+    starts at the even share and grows in steps of 8 only when something does not fit."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    longest, total = lengths[order[0]], sum(lengths)
+    n_rows = -(-total // max(capacity, longest))
+    width = max(longest, -(-total // n_rows))
+    while True:
+        rows: list[list[int]] = [[] for _ in range(n_rows)]
+        fill = [0] * n_rows
+        for i in order:
+            slot = next((r for r in range(n_rows) if fill[r] + lengths[i] <= width), None)
+            if slot is None:
+                break
+            rows[slot].append(i)
+            fill[slot] += lengths[i]
+        else:
+            return rows, fill
+        if width < max(capacity, longest):
+            width = min(width + 8, max(capacity, longest))
+        else:
+            n_rows += 1
+            width = max(longest, -(-total // n_rows))
+
+
 def make_collate(pad_id: int, capacity: int, packing: bool) -> Any:
     """Rows of examples for training. Each example's ``targets[t]`` is the next token when that token carries
     loss, else IGNORE. With packing, examples share rows (first fit, longest first) and restart their position
@@ -108,18 +134,8 @@ def make_collate(pad_id: int, capacity: int, packing: bool) -> Any:
     import torch
 
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
-        rows: list[list[int]] = []
-        fill: list[int] = []
-        for i in order:
-            n = len(items[i]["input_ids"])
-            slot = next((r for r, used in enumerate(fill) if used + n <= capacity), None) if packing else None
-            if slot is None:
-                rows.append([i])
-                fill.append(n)
-            else:
-                rows[slot].append(i)
-                fill[slot] += n
+        lengths = [len(it["input_ids"]) for it in items]
+        rows, fill = pack_rows(lengths, capacity) if packing else ([[i] for i in range(len(items))], lengths)
         width = max(fill)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         pos = torch.arange(width, dtype=torch.long).repeat(len(rows), 1)
@@ -375,9 +391,10 @@ class CausalLM:
             use_safetensors=None if self.cfg.trust_remote_code or not source.local else True,
         )
 
-    def lora_targets(self, model: Any) -> list[str]:
+    def lora_targets(self, model: Any) -> list[str] | None:
         """Every linear layer inside the decoder blocks (attention and MLP), not the output projection: the
-        usual choice for instruction tuning, and the module names come from the model itself."""
+        usual choice for instruction tuning, and the module names come from the model itself. Models without
+        nn.Linear layers (GPT-2's Conv1D) get PEFT's own default for their architecture."""
         import torch
 
         head = model.get_output_embeddings()
@@ -386,7 +403,7 @@ class CausalLM:
             for name, mod in model.named_modules()
             if isinstance(mod, torch.nn.Linear) and mod is not head
         }
-        return sorted(names)
+        return sorted(names) or None
 
     @staticmethod
     def lora_modules_to_save(model: Any) -> None:
@@ -453,7 +470,11 @@ class CausalLM:
         )
 
     def parity_check(self, prep: Prepared) -> Any:
-        return greedy_parity(prep.extra["tokenizer"], [p for p, _, _ in prep.extra["golden"][:16]])
+        """Golden prompts: the held-out prompts, or for plain text the opening of held-out documents."""
+        prompts = [p for p, _, _ in prep.extra["golden"][:16]]
+        if not prompts:
+            prompts = [r["text"][:200] for r in prep.extra["val"].inputs[:16] if "text" in r]
+        return greedy_parity(prep.extra["tokenizer"], prompts)
 
     def manifest_extras(self, prep: Prepared) -> dict[str, Any]:
         tok = prep.extra["tokenizer"]
