@@ -41,19 +41,14 @@ def convert_gguf(gguf: Path, cache: Path) -> Path:
 
     hf_logging.disable_progress_bar()
     print(f"tunesmith: converting {gguf.name} once into {out} (later runs load it directly)", file=sys.stderr)
-    import os
+    import contextlib
+    import io
 
     folder, name = str(gguf.parent), gguf.name
-    quiet = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # the dequantisation bar is tqdm's own, outside transformers' switch
-    try:
+    # The dequantisation progress bar is a bare tqdm outside transformers' switch; errors still raise.
+    with contextlib.redirect_stderr(io.StringIO()):
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    finally:
-        if quiet is None:
-            os.environ.pop("TQDM_DISABLE")
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
     raw = loaded.config.to_dict()
     raw.pop("quantization_config", None)
     raw.pop("_name_or_path", None)

@@ -24,7 +24,7 @@ class Prepared:
 
     train_items: list[dict[str, Any]]
     val_items: list[dict[str, Any]]
-    lengths: list[int]
+    lengths: list[int] | None  # per training item, for length-grouped batches; None: plain shuffled batches
     collate: Any
     pad_id: int
     extra: dict[str, Any] = field(default_factory=dict)

@@ -421,7 +421,9 @@ class CausalLM:
         train_items, val_items = self.items_by_split["train"], self.items_by_split["validation"]
         golden = _golden(val, self.cfg.eval.generate_examples, self.cfg.train.seed)
         extra = {"tokenizer": tokenizer, "val": val, "golden": golden, "max_length": max_length}
-        return Prepared(train_items, val_items, [len(it["input_ids"]) for it in train_items], collate, pad_id, extra)
+        # Packing fills rows best from mixed lengths; grouping by length only helps when each example is a row.
+        lengths = None if self.cfg.train.packing else [len(it["input_ids"]) for it in train_items]
+        return Prepared(train_items, val_items, lengths, collate, pad_id, extra)
 
     def _eval_collate(self, prep: Prepared) -> Any:
         return make_collate(prep.pad_id, max(prep.extra["max_length"], PACK_MIN), True)
