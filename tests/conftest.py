@@ -197,3 +197,81 @@ def llm_config(model: Path, train: Path, validation: Path | None, out: Path, **o
     base["eval"] = {"bootstrap": 200, "generate_examples": 8, "max_new_tokens": 16}
     base["eval"].update({k.split("__", 1)[1]: v for k, v in overrides.items() if k.startswith("eval__")})
     return base
+
+
+# --- images: small synthetic photos, a tiny ResNet and a tiny ViT (random weights, Hugging Face format) ------------
+COLOURS_RGB = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def make_image(label: str, seed: int, size: tuple[int, int] = (32, 32)) -> np.ndarray:
+    """A noisy picture whose dominant colour is its class, with a random darker block so no two are alike."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    img = np.array(COLOURS_RGB[label], dtype=float) + rng.normal(0, 30, size=(h, w, 3))
+    y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+    img[y : y + h // 3, x : x + w // 3] *= 0.5
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_image_folder(root: Path, per_class: int, seed: int) -> Path:
+    from PIL import Image
+
+    for k, label in enumerate(COLOURS_RGB):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(make_image(label, seed * 1000 + k * 100 + i)).save(root / label / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    return write_image_folder(folder / "train", 30, 1), write_image_folder(folder / "validation", 10, 2)
+
+
+def _save_processor(folder: Path, size: int) -> None:
+    from transformers import ViTImageProcessor
+
+    ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(
+        folder
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    torch.manual_seed(0)
+    cfg = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=2,
+    )  # fmt: skip
+    ViTForImageClassification(cfg).save_pretrained(folder, safe_serialization=True)
+    _save_processor(folder, 32)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    folder = tmp_path_factory.mktemp("tiny-resnet")
+    torch.manual_seed(0)
+    cfg = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=2)
+    ResNetForImageClassification(cfg).save_pretrained(folder, safe_serialization=True)
+    _save_processor(folder, 32)
+    return folder
+
+
+def image_config(model: Path | str, train: Path, validation: Path | None, out: Path, **overrides: object) -> dict:
+    cfg = tiny_config(Path(model) if not isinstance(model, str) else model, train, validation, out, **overrides)
+    cfg["task"] = "image-classification"
+    cfg["model"] = str(model)
+    cfg["train"] = {"epochs": 15, "batch_size": 16, "learning_rate": 3e-3, "seed": 7, "threads": 1}
+    for key, value in overrides.items():
+        if key.startswith("train__"):
+            cfg["train"][key.split("__", 1)[1]] = value
+    return cfg

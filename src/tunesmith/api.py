@@ -162,7 +162,7 @@ def finetune(
     timings["evaluate"] = time.perf_counter() - t
     export = method.export(model, run / "model", resolved, check=task.parity_check(prep))
     for folder in ("model", "adapter"):
-        if (run / folder).is_dir():
+        if (run / folder).is_dir() and hasattr(tokenizer, "save_pretrained"):  # image models carry their own
             tokenizer.save_pretrained(run / folder)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # the exported model replaces them
     timings["total"] = time.perf_counter() - t_start

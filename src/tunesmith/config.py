@@ -35,6 +35,14 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "metrics": ("macro_f1", "accuracy", "loss"),
         "lora_dropout": 0.1,
     },
+    "image-classification": {
+        "model": "efficientnet-lite0",
+        "method": "full",
+        "methods": ("full", "head", "lora"),
+        "metric": "macro_f1",
+        "metrics": ("macro_f1", "accuracy", "loss"),
+        "lora_dropout": 0.1,
+    },
     "causal-lm": {
         "model": "smollm2-135m",
         "method": "lora",
@@ -66,6 +74,10 @@ class DataConfig:
         choices=("truncate", "drop"),
     )
     text_column: str = _f("text", help="column holding the input text")
+    path_column: str = _f("path", help="image-classification: column of image paths (relative to the listing file)")
+    label_names: list[str] | None = _f(
+        None, help="names for integer labels 0..k-1 (IDX / NumPy image arrays), e.g. [t-shirt, trouser, ...]"
+    )
     label_column: str = _f("label", help="column holding the label (string or int)")
     validation_split: float = _f(0.2, help="share held out when no validation file is given", min=0.01, max=0.9)
     max_train_examples: int | None = _f(None, help="use at most this many training rows (stratified sample)", min=1)
@@ -132,6 +144,14 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = _f(True, help="image-classification: augment training images (never validation)")
+    crop_scale: float = _f(0.6, help="random resized crop: smallest share of the image area kept", min=0.05, max=1.0)
+    flip: bool = _f(True, help="random horizontal flip")
+    color_jitter: float = _f(0.1, help="random brightness and contrast change, +-share", min=0.0, max=0.9)
+
+
+@dataclass(frozen=True)
 class FullOptions:
     warm_start_head: bool = _f(
         False, help="first fit the head on cached frozen features (seconds), then fine-tune everything from there"
@@ -167,12 +187,14 @@ class LoraOptions:
 @dataclass(frozen=True)
 class Config:
     task: str = _f(
-        "text-classification", help="what to learn: text-classification or causal-lm", choices=tuple(TASK_DEFAULTS)
+        "text-classification",
+        help="what to learn: text-classification, image-classification or causal-lm",
+        choices=tuple(TASK_DEFAULTS),
     )
     model: str | None = _f(
         None,
         help="catalog name, local Hugging Face folder (or .gguf file), or hub id; default minilm-l6 "
-        "(classification), smollm2-135m (causal-lm)",
+        "(text classification), efficientnet-lite0 (images), smollm2-135m (causal-lm)",
     )
     method: str | None = _f(
         None, help="what trains; default full (classification), lora (causal-lm)", choices=("full", "head", "lora")
@@ -183,6 +205,7 @@ class Config:
     data: DataConfig = _f(None, help="data files and columns")
     train: TrainConfig = _f(None, help="training hyperparameters")
     eval: EvalConfig = _f(None, help="evaluation settings")
+    augment: AugmentConfig = _f(None, help="training-image augmentation")
     full: FullOptions = _f(None, help="options of the full method")
     head: HeadOptions = _f(None, help="options of the head method")
     lora: LoraOptions = _f(None, help="options of the lora method")
@@ -216,7 +239,8 @@ class Config:
         return getattr(self, self.method)
 
 
-_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "full": FullOptions}
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "augment": AugmentConfig}
+_SECTIONS |= {"full": FullOptions}
 _SECTIONS |= {"head": HeadOptions, "lora": LoraOptions}
 
 

@@ -168,6 +168,10 @@ def load(run_dir: str | Path) -> Any:
         from tunesmith.generation import load_generator
 
         return load_generator(run, manifest)
+    if manifest.get("task") == "image-classification":
+        from tunesmith.vision import load_image_predictor
+
+        return load_image_predictor(run, manifest)
     export = manifest["export"]
     if export.get("path"):
         folder = run / export["path"]

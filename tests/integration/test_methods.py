@@ -115,7 +115,7 @@ def test_lora_saves_an_adapter_and_merges_on_request(runs):
     assert (merged / "adapter" / "adapter_model.safetensors").is_file()
     assert (merged / "model" / "model.safetensors").is_file()
     check = json.loads((merged / "manifest.json").read_text())["export"]["merge_check"]
-    assert check["texts"] == 80 and check["max_probability_difference"] <= 1e-4
+    assert check["examples"] == 80 and check["max_probability_difference"] <= 1e-4
     texts = ["great moving story", "awful stale script", "the cast was charming"]
     # The merged weights predict what base + adapter predicts.
     from peft import PeftModel

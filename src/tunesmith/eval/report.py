@@ -35,7 +35,10 @@ def build_report(
     report: Any,
     fit: Any,
     samples: list[tuple[str, int]],
+    gallery: str = "",
+    sample_key: str = "text",
 ) -> dict[str, Any]:
+    """``gallery``: extra HTML (an image task's grid of misclassified images) placed before the mistakes table."""
     k, n = len(labels), len(val_y)
     tuned = classification_metrics(val_y, probs, labels)
     maj_pred = majority_predictions(train_y, n)
@@ -79,15 +82,16 @@ def build_report(
         "fit": {"steps": fit.steps, "stopped": fit.stopped, "best_step": fit.best_step, "history": fit.history},
     }
     atomic_write_bytes(run / "report.json", json.dumps(full, indent=2, default=float).encode())
-    _write_predictions(run, labels, val_y, probs, samples)
+    _write_predictions(run, labels, val_y, probs, samples, sample_key)
     atomic_write_bytes(
-        run / "report.html", render_html(full, _read_log(run), cfg, labels, val_y, probs, samples).encode("utf-8")
+        run / "report.html",
+        render_html(full, _read_log(run), cfg, labels, val_y, probs, samples, gallery).encode("utf-8"),
     )
     return full
 
 
 def _write_predictions(
-    run: Path, labels: list[str], y: np.ndarray, probs: np.ndarray, samples: list[tuple[str, int]]
+    run: Path, labels: list[str], y: np.ndarray, probs: np.ndarray, samples: list[tuple[str, int]], key: str = "text"
 ) -> None:
     lines = []
     for (text, line), t, p in zip(samples, y, probs):
@@ -95,7 +99,7 @@ def _write_predictions(
             json.dumps(
                 {
                     "line": line,
-                    "text": text,
+                    key: text,
                     "label": labels[t],
                     "predicted": labels[int(p.argmax())],
                     "score": round(float(p.max()), 5),
@@ -118,6 +122,7 @@ def render_html(
     y: np.ndarray,
     probs: np.ndarray,
     samples: list[tuple[str, int]],
+    gallery: str = "",
 ) -> str:
     s, models, comps = full["summary"], full["models"], full["comparisons"]
     parts = [f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"]
@@ -196,6 +201,7 @@ def render_html(
         for w in data["warnings"]
     )
     parts.append(f"<ul>{items or '<li>no warnings</li>'}</ul><pre>{escape(json.dumps(data['stats'], indent=1))}</pre>")
+    parts.append(gallery)
     # mistakes
     wrong = [i for i in np.argsort(-probs.max(1)) if probs[i].argmax() != y[i]][:12]
     rows = "".join(

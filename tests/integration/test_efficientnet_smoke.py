@@ -1,0 +1,47 @@
+"""The packaged EfficientNet-Lite0 with its own normalisation classifies a real photo correctly before any
+fine-tuning (scikit-learn's sample flower is a daisy), then fine-tunes on a few images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tunesmith
+from tests.conftest import image_config, write_image_folder
+from tunesmith.models.catalog import resolve
+from tunesmith.vision import EFFICIENTNET, EFFICIENTNET_PREPROCESS, Preprocess, build_classifier, resize_square
+
+pytestmark = pytest.mark.slow
+DAISY = 985  # ImageNet-1k class index
+
+
+def _top(model, photo: np.ndarray, pre: Preprocess) -> int:
+    x = pre.normalise(torch.from_numpy(resize_square(photo, pre.size)[None]).float())
+    with torch.inference_mode():
+        return int(model.eval()(x).argmax())
+
+
+def test_pretrained_efficientnet_sees_a_daisy_only_with_its_own_normalisation():
+    from sklearn.datasets import load_sample_image
+
+    model = build_classifier(resolve("efficientnet-lite0").path, EFFICIENTNET, [str(i) for i in range(1000)])
+    flower = load_sample_image("flower.jpg")
+    assert _top(model, flower, EFFICIENTNET_PREPROCESS) == DAISY
+    imagenet = Preprocess(224, (123.7, 116.3, 103.5), (58.4, 57.1, 57.4))  # the usual mean/std: wrong here
+    china = load_sample_image("china.jpg")
+    wrong = [_top(model, img, imagenet) for img in (flower, china)]
+    right = [_top(model, img, EFFICIENTNET_PREPROCESS) for img in (flower, china)]
+    assert wrong != right
+
+
+def test_efficientnet_fine_tunes_on_a_few_images(tmp_path, cache_dir):
+    train = write_image_folder(tmp_path / "train", 12, 1)
+    val = write_image_folder(tmp_path / "val", 4, 2)
+    cfg = image_config("efficientnet-lite0", train, val, tmp_path / "runs", method="head")
+    cfg["train"]["threads"] = None
+    run = tunesmith.finetune(cfg)
+    assert run.manifest["preprocess"] == {"size": 224, "mean": [127.0] * 3, "std": [128.0] * 3}
+    assert run.metrics["accuracy"] >= 0.9
+    pred = tunesmith.load(run.path).predict([str(val / "red" / "0.png")])[0]
+    assert pred.label == "red"
