@@ -37,6 +37,20 @@ def test_each_method_learns_the_classes(runs, method):
     assert m["tuned_minus"]["majority class"]["accuracy"]["ci_low"] > 0
 
 
+def test_the_kept_best_model_scores_what_its_evaluation_scored(tiny_resnet, image_data, tmp_path, cache_dir):
+    """Batch-norm statistics are part of the kept best weights: the final report equals the best evaluation
+    even when a later epoch was worse (evaluations every 2 steps, no early stop, a high learning rate)."""
+    train, val = image_data
+    run = tunesmith.finetune(
+        image_config(tiny_resnet, train, val, tmp_path, method="full", train__eval_every=2, train__epochs=4,
+                     train__learning_rate=3e-2, train__early_stopping_patience=0)
+    )  # fmt: skip
+    history = json.loads((run.path / "report.json").read_text())["fit"]["history"]
+    best = max(history, key=lambda h: h["macro_f1"])
+    assert best["step"] == run.manifest["fit"]["best_step"]
+    assert run.metrics["macro_f1"] == pytest.approx(best["macro_f1"], abs=1e-9)
+
+
 def test_run_directory_report_and_gallery(runs):
     run = runs["full"]
     man = json.loads((run.path / "manifest.json").read_text())

@@ -86,3 +86,74 @@ def test_a_damaged_or_unfinished_checkpoint_is_ignored(tmp_path: Path):
     half.mkdir()
     (half / "weights.safetensors").write_bytes(b"x")  # no manifest: a crash before it was written
     assert latest_checkpoint(tmp_path).name == "ckpt-00000001"
+
+
+def test_kept_best_weights_include_batch_norm_statistics(tmp_path):
+    """Best at the first evaluation, worse later: after fit() the model holds the first evaluation's weights
+    and its batch-norm running statistics, with or without a run directory."""
+    import numpy as np
+    import torch
+
+    from tunesmith import config
+    from tunesmith.train.loop import fit
+
+    for run_dir in (None, tmp_path):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+        items = [{"x": (torch.randn(4) * 3 + 1).numpy(), "y": i % 2} for i in range(32)]
+        scripted = iter([0.9, 0.5, 0.4, 0.3])
+        seen: list[dict] = []
+
+        def evaluate(m):
+            seen.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+            return {"accuracy": next(scripted), "loss": 1.0}
+
+        def collate(batch):
+            return {
+                "x": torch.from_numpy(np.stack([b["x"] for b in batch])),
+                "labels": torch.tensor([b["y"] for b in batch]),
+            }
+
+        def loss_fn(m, batch):
+            return torch.nn.functional.cross_entropy(m(batch["x"]), batch["labels"])
+
+        cfg = config.TrainConfig(epochs=4, batch_size=8, eval_every=4, threads=1, metric="accuracy", freeze_batch_norm=False,
+                                 early_stopping_patience=0)  # fmt: skip
+        fit(model, items, collate=collate, loss_fn=loss_fn, cfg=cfg, lr=0.1, evaluate=evaluate, run_dir=run_dir)
+        first = seen[0]
+        assert not torch.equal(first["1.running_mean"], seen[-1]["1.running_mean"])
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, first[k]), k
+
+
+def test_batch_norm_statistics_stay_frozen_by_default():
+    import numpy as np
+    import torch
+
+    from tunesmith import config
+    from tunesmith.train.loop import fit
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    before = model[1].running_mean.clone()
+    items = [{"x": (torch.randn(4) * 3 + 1).numpy(), "y": i % 2} for i in range(32)]
+
+    def collate(batch):
+        return {
+            "x": torch.from_numpy(np.stack([b["x"] for b in batch])),
+            "labels": torch.tensor([b["y"] for b in batch]),
+        }
+
+    def loss_fn(m, batch):
+        return torch.nn.functional.cross_entropy(m(batch["x"]), batch["labels"])
+
+    fit(
+        model,
+        items,
+        collate=collate,
+        loss_fn=loss_fn,
+        cfg=config.TrainConfig(epochs=2, batch_size=8, threads=1),
+        lr=0.1,
+    )
+    assert torch.equal(model[1].running_mean, before)
+    assert not torch.equal(model[1].weight.detach(), torch.ones(4))  # its affine weights still train

@@ -87,7 +87,20 @@ def resolve_precision(setting: str, cuda: bool) -> str:
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+    """What training changes: the parameters that get gradients, plus the persistent buffers (batch-norm
+    running statistics move in train mode; without them a restored "best" model would pair one step's weights
+    with another step's statistics)."""
+    state = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    persistent = model.state_dict(keep_vars=True).keys()
+    state.update({n: b for n, b in model.named_buffers() if n in persistent})
+    return state
+
+
+def _batch_norm_eval(model: torch.nn.Module) -> None:
+    """Batch-norm layers normalise with their running statistics and leave them as they are."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def _better(metric: str, new: float, old: float | None) -> bool:
@@ -201,6 +214,8 @@ def fit(
                 batch = batches[st["batch"]]
                 t_step = time.perf_counter()
                 model.train()
+                if cfg.freeze_batch_norm:
+                    _batch_norm_eval(model)
                 micro = [batch[i :: cfg.gradient_accumulation] for i in range(cfg.gradient_accumulation)]
                 micro = [m for m in micro if m]
                 loss_total = 0.0
@@ -269,8 +284,9 @@ def fit(
                     }
                     res.history.append(record)
                     logger.eval(record)
-                    value = metrics[cfg.metric]
-                    if _better(cfg.metric, value, st["best"]):
+                    metric = cfg.metric or "loss"  # a bare TrainConfig has no task to pick it
+                    value = metrics[metric]
+                    if _better(metric, value, st["best"]):
                         st.update(best=value, best_step=st["step"], bad_evals=0)
                         # The best weights wait on disk when there is a run directory, not as a copy in memory.
                         if ckpt_root is None:
