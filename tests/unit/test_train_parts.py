@@ -104,7 +104,7 @@ def test_kept_best_weights_include_batch_norm_statistics(tmp_path):
         scripted = iter([0.9, 0.5, 0.4, 0.3])
         seen: list[dict] = []
 
-        def evaluate(m):
+        def evaluate(m, seen=seen, scripted=scripted):
             seen.append({k: v.detach().clone() for k, v in m.state_dict().items()})
             return {"accuracy": next(scripted), "loss": 1.0}
 
@@ -117,7 +117,8 @@ def test_kept_best_weights_include_batch_norm_statistics(tmp_path):
         def loss_fn(m, batch):
             return torch.nn.functional.cross_entropy(m(batch["x"]), batch["labels"])
 
-        cfg = config.TrainConfig(epochs=4, batch_size=8, eval_every=4, threads=1, metric="accuracy", freeze_batch_norm=False,
+        cfg = config.TrainConfig(epochs=4, batch_size=8, eval_every=4, threads=1, metric="accuracy",
+                                 freeze_batch_norm=False,
                                  early_stopping_patience=0)  # fmt: skip
         fit(model, items, collate=collate, loss_fn=loss_fn, cfg=cfg, lr=0.1, evaluate=evaluate, run_dir=run_dir)
         first = seen[0]
