@@ -195,12 +195,19 @@ def finetune(
             "stopped": fit_result.stopped,
             "best_step": fit_result.best_step,
             "samples_per_s": round(fit_result.samples_per_second, 2),
-            "tokens_per_s": round(fit_result.tokens_per_second, 2),
-            "padding_share": round(fit_result.padding_share, 4),
             "step_seconds": round(fit_result.step_seconds, 2),
             "resumed_from": fit_result.resumed_from,
             "precision": fit_result.precision,
             "warm_start": _warm_start_summary(job.warm_start),
+            # Token figures where the inputs are tokens (image batches have none).
+            **(
+                {
+                    "tokens_per_s": round(fit_result.tokens_per_second, 2),
+                    "padding_share": round(fit_result.padding_share, 4),
+                }
+                if fit_result.positions
+                else {}
+            ),
         },
         "metrics": results["summary"],
         "report": "report.html",

@@ -55,6 +55,7 @@ def test_run_directory_report_and_gallery(runs):
     run = runs["full"]
     man = json.loads((run.path / "manifest.json").read_text())
     assert man["task"] == "image-classification" and man["preprocess"]["size"] == 32
+    assert "tokens_per_s" not in man["fit"] and man["fit"]["samples_per_s"] > 0
     assert man["label_map"] == {"0": "blue", "1": "green", "2": "red"}
     html = (run.path / "report.html").read_text()
     assert "Misclassified validation images" in html
