@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from children import rss_mb, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -32,7 +31,7 @@ def _peak_mb() -> float:
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return rss_mb()
 
 
 def _read(path: str, n: int | None) -> list[dict]:
@@ -163,17 +162,6 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
     }
 
 
-def run_child(kind: str, extra: list[str], common: list[str], cache: str) -> dict:
-    env = {**os.environ, "TUNESMITH_CACHE": cache, "TUNESMITH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"}
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, *common, *extra], capture_output=True, text=True, env=env
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--child", choices=["trainer", "tunesmith"])
@@ -220,10 +208,10 @@ def main() -> None:
             "--dropout", str(args.dropout),
             "--threads", str(args.threads), "--model-dir", model_dir,
         ]  # fmt: skip
-        rows = {"trainer+peft fp32": run_child("trainer", [], common, cache)}
+        rows = {"trainer+peft fp32": run_child(__file__, "trainer", common, cache)}
         if not args.quick:
-            rows["trainer+peft bf16"] = run_child("trainer", ["--bf16"], common, cache)
-        rows["tunesmith"] = run_child("tunesmith", [], common, cache)
+            rows["trainer+peft bf16"] = run_child(__file__, "trainer", [*common, "--bf16"], cache)
+        rows["tunesmith"] = run_child(__file__, "tunesmith", common, cache)
     ref = rows["trainer+peft fp32"]
     lines = [
         f"\n## LoRA on SmolLM2-135M, {args.train_examples} chatterbot conversations, {args.epochs} epoch(s), "

@@ -17,19 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from children import rss_mb, run_child
+
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_pngs(out: Path, n: int) -> Path:
@@ -83,7 +78,7 @@ def child_plain(args: argparse.Namespace) -> dict:
             opt.zero_grad()
             seen += len(y)
     train_s = time.perf_counter() - t
-    return {"train_s": train_s, "images": seen, "rss_mb": _rss_mb(), "precision": "fp32"}
+    return {"train_s": train_s, "images": seen, "rss_mb": rss_mb(), "precision": "fp32"}
 
 
 def child_tunesmith(args: argparse.Namespace) -> dict:
@@ -111,22 +106,12 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
     return {
         "train_s": fit["step_seconds"],
         "images": round(fit["samples_per_s"] * fit["step_seconds"]),
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
         "precision": fit["precision"],
         "decode_s": run.manifest["timings_s"]["read_and_check"] + run.manifest["timings_s"]["tokenize"],
         "wall_s": time.perf_counter() - t,
         "accuracy": run.metrics["accuracy"],
     }
-
-
-def run_child(kind: str, extra: list[str], common: list[str], cache: str) -> dict:
-    env = {**os.environ, "TUNESMITH_CACHE": cache, "TUNESMITH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, *common, *extra], capture_output=True, text=True, env=env
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -150,9 +135,9 @@ def main() -> None:
         common = ["--images", str(images), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                   "--lr", str(args.lr), "--threads", str(args.threads)]  # fmt: skip
         rows = {
-            "plain loop, DataLoader workers=0": run_child("plain", ["--workers", "0"], common, tmp + "/c"),
-            "plain loop, DataLoader workers=2": run_child("plain", ["--workers", "2"], common, tmp + "/c"),
-            "tunesmith": run_child("tunesmith", [], common, tmp + "/c"),
+            "plain loop, DataLoader workers=0": run_child(__file__, "plain", [*common, "--workers", "0"], tmp + "/c"),
+            "plain loop, DataLoader workers=2": run_child(__file__, "plain", [*common, "--workers", "2"], tmp + "/c"),
+            "tunesmith": run_child(__file__, "tunesmith", common, tmp + "/c"),
         }
     ref = rows["plain loop, DataLoader workers=0"]
     lines = [

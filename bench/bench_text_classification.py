@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from children import rss_mb, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,10 +50,6 @@ def model_flops(model_dir: str, lengths: list[int], epochs: float) -> float:
     dense_params = layers * (4 * h * h + 2 * h * inter)
     per_epoch = sum(6 * dense_params * s + 12 * layers * h * s * s for s in lengths)
     return per_epoch * epochs
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_trainer(args: argparse.Namespace) -> dict:
@@ -123,7 +118,7 @@ def child_trainer(args: argparse.Namespace) -> dict:
         "samples": len(train_ds) * args.epochs,
         "wall_s": time.perf_counter() - t0,
         "accuracy": acc,
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
         "lengths": lengths,
         "epochs_run": args.epochs,
         "max_length": args.max_length,
@@ -158,33 +153,13 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
         "samples": round(fit["samples_per_s"] * train_s),
         "wall_s": time.perf_counter() - t0,
         "accuracy": run.metrics["accuracy"],
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
         "epochs_run": fit["epochs"],
         "max_length": run.manifest["max_length"],
         "precision": fit["precision"],
         "stopped": fit["stopped"],
         "lengths": None,
     }
-
-
-def run_child(kind: str, extra: list[str], common: list[str], cache: str) -> dict:
-    env = {
-        **os.environ,
-        "TUNESMITH_CACHE": cache,
-        "TUNESMITH_NO_PROGRESS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, *common, *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def table(title: str, rows: dict[str, dict], reference: str) -> str:
@@ -268,10 +243,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         if "same-job" not in args.skip:
-            rows = {"hf-trainer fp32": run_child("trainer", job, common, cache)}
+            rows = {"hf-trainer fp32": run_child(__file__, "trainer", [*common, *job], cache)}
             lengths = rows["hf-trainer fp32"]["lengths"]
-            rows["hf-trainer bf16"] = run_child("trainer", [*job, "--bf16"], common, cache)
-            rows["tunesmith"] = run_child("tunesmith", job, common, cache + "/same")
+            rows["hf-trainer bf16"] = run_child(__file__, "trainer", [*common, *job, "--bf16"], cache)
+            rows["tunesmith"] = run_child(__file__, "tunesmith", [*common, *job], cache + "/same")
             finish(rows, lengths)
             results["same_job"] = rows
             report.append(
@@ -284,10 +259,10 @@ def main() -> None:
             )
         if "time-to-model" not in args.skip:
             three = ["--epochs", "3", "--batch-size", "32", "--lr", "5e-5", "--max-length", "128"]
-            rows = {"hf-trainer fp32, 3 epochs": run_child("trainer", three, common, cache)}
+            rows = {"hf-trainer fp32, 3 epochs": run_child(__file__, "trainer", [*common, *three], cache)}
             lengths = rows["hf-trainer fp32, 3 epochs"]["lengths"]
-            rows["hf-trainer bf16, 3 epochs"] = run_child("trainer", [*three, "--bf16"], common, cache)
-            rows["tunesmith defaults"] = run_child("tunesmith", ["--defaults"], common, cache + "/defaults")
+            rows["hf-trainer bf16, 3 epochs"] = run_child(__file__, "trainer", [*common, *three, "--bf16"], cache)
+            rows["tunesmith defaults"] = run_child(__file__, "tunesmith", [*common, "--defaults"], cache + "/defaults")
             finish(rows, lengths)
             results["time_to_model"] = rows
             report.append(

@@ -275,3 +275,26 @@ def image_config(model: Path | str, train: Path, validation: Path | None, out: P
         if key.startswith("train__"):
             cfg["train"][key.split("__", 1)[1]] = value
     return cfg
+
+
+def fatal_problems(cfg: Path, runs: Path, cache_dir: Path, capsys: pytest.CaptureFixture) -> list:
+    """``validate`` and ``train`` both exit 2 saying nothing was written, and nothing was (no run directory, no
+    cache); returns the problems api.validate raises."""
+    from tunesmith import api
+    from tunesmith.cli import main
+    from tunesmith.errors import DataError
+
+    for cmd in ("validate", "train"):
+        assert main([cmd, str(cfg)]) == 2
+        assert "nothing was written" in capsys.readouterr().err
+    assert not runs.exists(), "no run directory on a fatal problem"
+    assert not cache_dir.exists(), "no cache on a fatal problem"
+    with pytest.raises(DataError) as exc:
+        api.validate(cfg)
+    return exc.value.problems
+
+
+def problems_named(problems: list, check: str) -> list:
+    found = [p for p in problems if p.check == check]
+    assert found, f"expected a {check} problem, got {[p.check for p in problems]}"
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -317,12 +317,3 @@ def load_generator(run: Path, manifest: dict[str, Any]) -> Generator:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return Generator(run, manifest, model, tokenizer)
-
-
-def on_tokens(callback: Callable[[str], None], pieces: Iterator[str]) -> str:
-    """Feed streamed pieces to ``callback`` and return the whole answer."""
-    out = []
-    for piece in pieces:
-        callback(piece)
-        out.append(piece)
-    return "".join(out)

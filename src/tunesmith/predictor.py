@@ -129,9 +129,7 @@ class Predictor:
     def predict_file(self, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
         if options:
             raise InputError(f"{', '.join(options)}: generation options; this run is a classifier")
-        out = Path(output_file)
-        if out.suffix.lower() not in (".jsonl", ".csv"):
-            raise InputError(f"--output {out}: allowed endings are .jsonl and .csv")
+        out = check_output(output_file)
         texts, rows = self.read_texts(input_file)
         preds = self.predict(texts)
         col = self._column("text_column")
@@ -144,16 +142,29 @@ class Predictor:
             }
             for row, p in zip(rows, preds)
         ]
-        if out.suffix.lower() == ".jsonl":
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        else:
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=list(records[0]))
-            writer.writeheader()
-            writer.writerows(records)
-            data = buf.getvalue()
-        atomic_write_bytes(out, data.encode("utf-8"))
+        write_records(out, records)
         return len(records)
+
+
+def check_output(path: str | Path) -> Path:
+    """Where predictions go: .jsonl or .csv, checked before any work is done."""
+    out = Path(path)
+    if out.suffix.lower() not in (".jsonl", ".csv"):
+        raise InputError(f"--output {out}: allowed endings are .jsonl and .csv")
+    return out
+
+
+def write_records(out: Path, records: list[dict[str, Any]]) -> None:
+    """Prediction rows as JSON lines or CSV (by the file's ending), written atomically."""
+    if out.suffix.lower() == ".jsonl":
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+        data = buf.getvalue()
+    atomic_write_bytes(out, data.encode("utf-8"))
 
 
 def load(run_dir: str | Path) -> Any:

@@ -235,13 +235,7 @@ class ImagePredictor:
         return np.stack(arrays) if arrays else np.zeros((0, 3, self.preprocess.size, self.preprocess.size), np.uint8)
 
     def predict_pixels(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        self.model.eval()
-        out = []
-        with torch.inference_mode():
-            for s in range(0, len(pixels), batch_size):
-                x = self.preprocess.normalise(torch.from_numpy(pixels[s : s + batch_size]).float())
-                out.append(torch.softmax(self.model(x).float(), -1).numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+        return probabilities(self.model, pixels, self.preprocess, batch_size)
 
     def predict_proba(self, images: list[Any]) -> np.ndarray:
         return self.predict_pixels(self.pixels(images))
@@ -278,16 +272,11 @@ class ImagePredictor:
         return [path]
 
     def predict_file(self, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
-        import csv
-        import io
-
-        from tunesmith.data.cache import atomic_write_bytes
+        from tunesmith.predictor import check_output, write_records
 
         if options:
             raise InputError(f"{', '.join(options)}: generation options; this run is an image classifier")
-        out = Path(output_file)
-        if out.suffix.lower() not in (".jsonl", ".csv"):
-            raise InputError(f"--output {out}: allowed endings are .jsonl and .csv")
+        out = check_output(output_file)
         files = self._inputs(Path(input_file))
         if not files:
             raise InputError(f"{input_file}: no images found")
@@ -297,15 +286,7 @@ class ImagePredictor:
              **{f"p_{k}": round(v, 6) for k, v in p.probabilities.items()}}
             for f, p in zip(files, preds)
         ]  # fmt: skip
-        if out.suffix.lower() == ".jsonl":
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        else:
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=list(records[0]))
-            writer.writeheader()
-            writer.writerows(records)
-            data = buf.getvalue()
-        atomic_write_bytes(out, data.encode("utf-8"))
+        write_records(out, records)
         return len(records)
 
     def evaluate_file(self, path: str | Path) -> dict[str, Any]:
@@ -335,7 +316,7 @@ class ImagePredictor:
         from tunesmith.methods.lora import probability_parity
 
         golden = load_file(str(self.run_dir / "golden_images.safetensors"))["pixels"]
-        return probability_parity(lambda m: _probs(m, golden, self.preprocess))
+        return probability_parity(lambda m: probabilities(m, golden, self.preprocess))
 
     @property
     def tokenizer(self) -> Any:
@@ -348,11 +329,20 @@ class _NoTokenizer:
         return None
 
 
-def _probs(model: Any, pixels: np.ndarray, pre: Preprocess) -> np.ndarray:
+def run_batched(model: Any, pixels: np.ndarray, pre: Preprocess, fn: Any, batch_size: int = 64) -> np.ndarray:
+    """``fn(model, normalised batch)`` over uint8 (n, 3, s, s) pixels in eval mode, as one numpy array."""
     model.eval()
+    device = next(model.parameters()).device
+    out = []
     with torch.inference_mode():
-        x = pre.normalise(torch.from_numpy(pixels).float())
-        return torch.softmax(model(x).float(), -1).numpy()
+        for s in range(0, len(pixels), batch_size):
+            x = pre.normalise(torch.from_numpy(pixels[s : s + batch_size]).float()).to(device)
+            out.append(fn(model, x).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def probabilities(model: Any, pixels: np.ndarray, pre: Preprocess, batch_size: int = 64) -> np.ndarray:
+    return run_batched(model, pixels, pre, lambda m, x: torch.softmax(m(x).float(), -1), batch_size)
 
 
 def load_image_predictor(run: Path, manifest: dict[str, Any]) -> ImagePredictor:

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import llm_config, make_chats, write_jsonl
+from tests.conftest import fatal_problems, llm_config, make_chats, problems_named, write_jsonl
 from tunesmith import api
-from tunesmith.cli import main
-from tunesmith.errors import DataError
 
 
 def _cfg(tmp_path: Path, model: Path, train: Path, val: Path | None, **kw) -> Path:
@@ -21,21 +19,11 @@ def _cfg(tmp_path: Path, model: Path, train: Path, val: Path | None, **kw) -> Pa
 
 
 def _fatal(tmp_path, model, cache_dir, train, val, capsys, **kw):
-    cfg = _cfg(tmp_path, model, train, val, **kw)
-    for cmd in ("validate", "train"):
-        assert main([cmd, str(cfg)]) == 2
-        assert "nothing was written" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists(), "no run directory on a fatal problem"
-    assert not cache_dir.exists(), "no cache on a fatal problem"
-    with pytest.raises(DataError) as exc:
-        api.validate(cfg)
-    return exc.value.problems
+    return fatal_problems(_cfg(tmp_path, model, train, val, **kw), tmp_path / "runs", cache_dir, capsys)
 
 
 def _find(problems, check):
-    found = [p for p in problems if p.check == check]
-    assert found, f"expected a {check} problem, got {[p.check for p in problems]}"
-    return found[0]
+    return problems_named(problems, check)[0]
 
 
 def test_every_line_problem_is_reported_together(tmp_path, tiny_llama, cache_dir, capsys):

@@ -11,9 +11,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import image_config, make_image, write_image_folder
+from tests.conftest import fatal_problems, image_config, make_image, problems_named, write_image_folder
 from tunesmith import api
-from tunesmith.cli import main
 from tunesmith.errors import DataError
 
 
@@ -24,20 +23,10 @@ def _cfg(tmp_path: Path, model: Path, train: Path, val: Path | None, **kw) -> Pa
 
 
 def _fatal(tmp_path, model, cache_dir, train, val, capsys, **kw):
-    cfg = _cfg(tmp_path, model, train, val, **kw)
-    for cmd in ("validate", "train"):
-        assert main([cmd, str(cfg)]) == 2
-        assert "nothing was written" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists() and not cache_dir.exists()
-    with pytest.raises(DataError) as exc:
-        api.validate(cfg)
-    return exc.value.problems
+    return fatal_problems(_cfg(tmp_path, model, train, val, **kw), tmp_path / "runs", cache_dir, capsys)
 
 
-def _find(problems, check):
-    found = [p for p in problems if p.check == check]
-    assert found, f"expected a {check} problem, got {[p.check for p in problems]}"
-    return found
+_find = problems_named
 
 
 def test_broken_files_in_an_image_folder_are_all_named(tmp_path, tiny_vit, cache_dir, capsys):

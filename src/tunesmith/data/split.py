@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -33,3 +34,18 @@ def stratified_sample(labels: list[str], n: int, seed: int) -> list[int]:
         return list(range(len(labels)))
     _, held = stratified_split(labels, n / len(labels), seed)
     return held
+
+
+def limit_and_split(train: Any, val: Any, data: Any, seed: int, report: Any, unit: str) -> tuple[Any, Any]:
+    """The sampling every task applies after reading: ``data.max_train_examples`` (stratified), a stratified,
+    seeded held-out split when ``data.validation`` is not set, then ``data.max_validation_examples``. ``train``
+    and ``val`` are Examples (``val`` None when there is none to read); the split is said in the report."""
+    if data.max_train_examples:
+        train = train.subset(stratified_sample(train.labels, data.max_train_examples, seed))
+    if data.validation is None:
+        keep, held = stratified_split(train.labels, data.validation_split, seed)
+        report.stats["split"] = f"no validation data: held out {len(held)} {unit}, stratified, seed {seed}"
+        train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
+    if val is not None and data.max_validation_examples:
+        val = val.subset(stratified_sample(val.labels, data.max_validation_examples, seed))
+    return train, val

@@ -287,4 +287,26 @@ def choose_max_length(lengths: Sequence[int], model_limit: int, quantile: float 
     return min(want, model_limit)
 
 
+def settle_max_length(
+    configured: int | None, lengths: Sequence[int], limit: int, report: DataReport, default_cap: int | None = None
+) -> int:
+    """train.max_length, or one chosen from the training lengths (capped by ``default_cap`` when given); over
+    the model's ``limit`` is fatal. The choice is said in the report."""
+    from tunesmith.errors import DataError
+
+    max_length = configured or choose_max_length(lengths, min(limit, default_cap or limit))
+    if max_length > limit:
+        report.add(
+            "error",
+            "max_length",
+            f"train.max_length={max_length} exceeds the model's limit of {limit}",
+            field="train.max_length",
+        )
+        raise DataError(report.problems)
+    report.stats["max_length"] = (
+        f"{max_length} (set in config)" if configured else f"{max_length} (chosen: covers 98% of training examples)"
+    )
+    return max_length
+
+
 TokenCounter = Callable[[list[str]], list[int]]

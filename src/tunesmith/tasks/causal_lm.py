@@ -17,8 +17,8 @@ import numpy as np
 
 from tunesmith.config import Config
 from tunesmith.data.conversations import check_generation_data, describe_lines, read_split
-from tunesmith.data.split import stratified_sample, stratified_split
-from tunesmith.data.validate import DataReport, Examples, choose_max_length
+from tunesmith.data.split import limit_and_split
+from tunesmith.data.validate import DataReport, Examples, settle_max_length
 from tunesmith.errors import ConfigError, DataError, InputError
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import TASKS, Prepared
@@ -246,14 +246,7 @@ class CausalLM:
                 report.add("error", "format", f"validation data is {val_fmt} but training data is {fmt}", d.validation)
         self.format = fmt
         if train is not None and len(train):
-            if d.max_train_examples:
-                train = train.subset(stratified_sample(train.labels, d.max_train_examples, self.cfg.train.seed))
-            if d.validation is None:
-                keep, held = stratified_split(train.labels, d.validation_split, self.cfg.train.seed)
-                report.stats["split"] = f"no validation file: held out {len(held)} examples, seed {self.cfg.train.seed}"
-                train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
-            if val is not None and d.max_validation_examples:
-                val = val.subset(stratified_sample(val.labels, d.max_validation_examples, self.cfg.train.seed))
+            train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "examples")
             check_generation_data(train, val, report, d.min_examples)
         elif train is not None:
             report.add("error", "empty_file", "no usable training examples", train.source)
@@ -284,15 +277,7 @@ class CausalLM:
         for split, ex in (("train", train), ("validation", val)):
             rendered[split] = [render(tokenizer, r) for r in ex.inputs]
         lengths = [len(ids) for ids, _ in rendered["train"]]
-        max_length = self.cfg.train.max_length or choose_max_length(lengths, min(limit, MAX_LENGTH_CAP))
-        if max_length > limit:
-            report.add(
-                "error",
-                "max_length",
-                f"train.max_length={max_length} exceeds the model's limit of {limit}",
-                field="train.max_length",
-            )
-            raise DataError(report.problems)
+        max_length = settle_max_length(self.cfg.train.max_length, lengths, limit, report, MAX_LENGTH_CAP)
         self.items_by_split = {}
         stats = {}
         for split, ex in (("train", train), ("validation", val)):
@@ -302,11 +287,6 @@ class CausalLM:
         epochs = self.cfg.train.epochs
         stats["billable_training_tokens"] = stats["train"]["tokens"] * epochs
         report.stats["tokens"] = stats
-        report.stats["max_length"] = (
-            f"{max_length} (set in config)"
-            if self.cfg.train.max_length
-            else f"{max_length} (chosen: covers 98% of training examples)"
-        )
         if len(self.items_by_split["train"]) < self.cfg.data.min_examples or not self.items_by_split["validation"]:
             report.add(
                 "error",

@@ -13,7 +13,7 @@ import numpy as np
 from tunesmith.config import Config
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
 from tunesmith.data.images import check_images, read_images
-from tunesmith.data.split import stratified_sample, stratified_split
+from tunesmith.data.split import limit_and_split
 from tunesmith.data.validate import DataReport, Examples, check_labelled
 from tunesmith.errors import DataError
 from tunesmith.models.catalog import ModelSource
@@ -50,14 +50,7 @@ class ImageClassification(TextClassification):
         if d.validation is not None:
             val, fp_val = self._read_split(d.validation, report)
         if train is not None and len(train):
-            if d.max_train_examples:
-                train = train.subset(stratified_sample(train.labels, d.max_train_examples, self.cfg.train.seed))
-            if d.validation is None:
-                keep, held = stratified_split(train.labels, d.validation_split, self.cfg.train.seed)
-                report.stats["split"] = f"no validation data: held out {len(held)} images, stratified"
-                train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
-            if val is not None and d.max_validation_examples:
-                val = val.subset(stratified_sample(val.labels, d.max_validation_examples, self.cfg.train.seed))
+            train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "images")
             self.labels = check_labelled(
                 train, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
             )
@@ -183,13 +176,16 @@ class ImageClassification(TextClassification):
         return model.head
 
     def features(self, model: Any, ids: Any, pad_id: int) -> dict[str, np.ndarray]:
-        feats = _batched(model, ids, self.preprocess, lambda m, x: m.features(x))
+        from tunesmith.vision import run_batched
+
+        feats = run_batched(model, ids, self.preprocess, lambda m, x: m.features(x))
         return {"first": feats, "mean": feats}
 
     def predict_proba(self, model: Any, ids: Any, pad_id: int, batch_size: int = 64) -> np.ndarray:
-        import torch
 
-        return _batched(model, ids, self.preprocess, lambda m, x: torch.softmax(m(x).float(), -1), batch_size)
+        from tunesmith.vision import probabilities
+
+        return probabilities(model, ids, self.preprocess, batch_size)
 
     def before_training(self, model: Any, prep: Prepared, source: ModelSource, main: bool) -> Any:
         from tunesmith.api import release_memory
@@ -243,19 +239,6 @@ class ImageClassification(TextClassification):
                 "std": list(self.preprocess.std),
             },
         }
-
-
-def _batched(model: Any, pixels: np.ndarray, pre: Any, fn: Any, batch_size: int = 64) -> np.ndarray:
-    import torch
-
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(pixels), batch_size):
-            x = pre.normalise(torch.from_numpy(pixels[s : s + batch_size]).float()).to(device)
-            out.append(fn(model, x).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def _gallery(pixels: np.ndarray, val: Examples, probs: np.ndarray, labels: list[str]) -> str:

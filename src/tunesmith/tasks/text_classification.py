@@ -10,15 +10,15 @@ import numpy as np
 from tunesmith.config import Config
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root, pack_ragged, unpack_ragged
 from tunesmith.data.readers import Table, read_table
-from tunesmith.data.split import stratified_sample, stratified_split
+from tunesmith.data.split import limit_and_split
 from tunesmith.data.validate import (
     DataReport,
     Examples,
     check_labelled,
-    choose_max_length,
     length_stats,
     normalise_label,
     require_columns,
+    settle_max_length,
 )
 from tunesmith.errors import DataError, InputError
 from tunesmith.models.catalog import ModelSource
@@ -83,16 +83,7 @@ class TextClassification:
         val = _examples_from_table(tables["validation"], self.cfg, report) if "validation" in tables else None
         fingerprint = "+".join(t.fingerprint[:16] for t in tables.values())
         if train is not None and len(train):
-            if d.max_train_examples:
-                train = train.subset(stratified_sample(train.labels, d.max_train_examples, self.cfg.train.seed))
-            if d.validation is None:
-                keep, held = stratified_split(train.labels, d.validation_split, self.cfg.train.seed)
-                report.stats["split"] = (
-                    f"no validation file: held out {len(held)} rows, stratified, seed {self.cfg.train.seed}"
-                )
-                train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
-            if val is not None and d.max_validation_examples:
-                val = val.subset(stratified_sample(val.labels, d.max_validation_examples, self.cfg.train.seed))
+            train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "rows")
             self.labels = check_labelled(
                 train, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
             )
@@ -116,24 +107,11 @@ class TextClassification:
         """Token-length statistics per split; picks max_length from the data when the config leaves it open."""
         limit = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
         train_len = self.token_lengths(tokenizer, train.inputs)
-        max_length = self.cfg.train.max_length or choose_max_length(train_len, limit)
-        if max_length > limit:
-            report.add(
-                "error",
-                "max_length",
-                f"train.max_length={max_length} exceeds the model's limit of {limit}",
-                field="train.max_length",
-            )
-            raise DataError(report.problems)
+        max_length = settle_max_length(self.cfg.train.max_length, train_len, limit, report)
         report.stats["tokens"] = {
             "train": length_stats(train_len, max_length, report, train.source),
             "validation": length_stats(self.token_lengths(tokenizer, val.inputs), max_length, report, val.source),
         }
-        report.stats["max_length"] = (
-            f"{max_length} (set in config)"
-            if self.cfg.train.max_length
-            else f"{max_length} (chosen: covers 98% of training examples)"
-        )
         return max_length
 
     def encode(self, tokenizer: Any, texts: list[str], max_length: int, data_key: str) -> list[np.ndarray]:
