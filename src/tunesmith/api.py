@@ -152,6 +152,14 @@ def finetune(
     t = time.perf_counter()
     fit_result = method.train(job)
     timings["train"] = time.perf_counter() - t
+    if accelerator.num_processes > 1:
+        # Training held the last collective. Close the process group on every rank together, so that no rank
+        # exits with gloo threads still running (seen as "terminate called without an active exception" on a
+        # worker that returned while the main rank was still writing the report).
+        import torch.distributed as dist
+
+        accelerator.wait_for_everyone()
+        dist.destroy_process_group()
     if not main:
         return Run(run, {})
 
