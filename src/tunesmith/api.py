@@ -248,12 +248,17 @@ def _locate_run(cfg: Config, resume: bool | str | Path, run_dir: str | Path | No
     return new_run_dir(cfg.output_dir, cfg.task, cfg.method)
 
 
-def load(run_dir: str | Path) -> Any:
+def load(run: str | Path, backend: str = "auto") -> Any:
     """A finished run, ready for use: a classifier's ``.predict(texts)`` gives labels and probabilities; a
-    generator's ``.generate(prompt)`` answers (``.stream(prompt)`` yields the answer as it is written)."""
-    from tunesmith.predictor import load as _load
+    generator's ``.generate(prompt)`` answers (``.stream(prompt)`` yields the answer as it is written).
 
-    return _load(run_dir)
+    ``run`` is a run directory or a registered model (``name``, ``name@v2``, ``name@prod``), whose files are
+    checked against their registered checksums before use. ``backend``: ``auto`` (a classifier's checked ONNX
+    export when present), ``torch`` or ``onnx``."""
+    from tunesmith.predictor import load as _load
+    from tunesmith.store import resolve_run
+
+    return _load(resolve_run(run), backend)
 
 
 def evaluate(run_dir: str | Path, data: str | Path) -> dict[str, Any]:
@@ -284,6 +289,11 @@ def merge_adapter(run_dir: str | Path) -> Path:
     from tunesmith.methods.lora import merge_checked
 
     run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(
+            f"{run_dir}: export writes into a run directory; registered versions are read-only (export the run, "
+            "then register it)"
+        )
     manifest = read_manifest(run)
     export = manifest.get("export", {})
     if export.get("format") == "transformers" and not export.get("adapter"):
@@ -298,5 +308,7 @@ def merge_adapter(run_dir: str | Path) -> Path:
     return run / "model"
 
 
-def run_info(run_dir: str | Path) -> dict[str, Any]:
-    return read_manifest(Path(run_dir))
+def run_info(run: str | Path) -> dict[str, Any]:
+    from tunesmith.store import resolve_run
+
+    return read_manifest(resolve_run(run))

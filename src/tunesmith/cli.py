@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tunesmith.errors import ConfigError, DataError, TunesmithError
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune a pre-trained model for your task.")
+    p.add_argument("--store", help="model store folder (default $TUNESMITH_STORE or ~/.local/share/tunesmith/store)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="check the data, fine-tune, evaluate, write a run directory")
@@ -53,14 +55,77 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--system", help="a system message (chat runs)")
     _generation_options(g)
 
-    x = sub.add_parser("export", help="merge a LoRA run's adapter into full weights (RUN/model)")
+    x = sub.add_parser("export", help="merge a LoRA adapter into full weights, or export a classifier to ONNX")
     x.add_argument("run")
-    x.add_argument("--merge", action="store_true", required=True, help="merge the adapter into the base weights")
+    how = x.add_mutually_exclusive_group(required=True)
+    how.add_argument("--merge", action="store_true", help="merge the adapter into the base weights (RUN/model)")
+    how.add_argument("--onnx", action="store_true", help="ONNX export (RUN/onnx), kept only after a parity check")
+    x.add_argument("--no-quantize", action="store_true", help="with --onnx: fp32 instead of int8 weights")
 
-    sub.add_parser("models", help="list the offline model catalog")
+    _models_parser(sub)
+    sv = sub.add_parser("serve", help="serve a run or registered model over HTTP (FastAPI, token required)")
+    sv.add_argument("run", help="a run directory or a registered model, e.g. support-intents@prod")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--token-file", help="file holding the bearer token (else $TUNESMITH_TOKEN; else generated)")
+    sv.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help="auto: ONNX when exported")
+    sv.add_argument("--max-batch", type=int, default=32, help="inputs per model call")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch")
+    sv.add_argument("--max-queue", type=int, default=256, help="inputs waiting before 429")
+    sv.add_argument("--max-inputs", type=int, default=64, help="inputs per request")
+    sv.add_argument("--max-input-chars", type=int, default=10_000, help="characters per text input")
+    sv.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (1 MiB; images 16 MiB)")
+    sv.add_argument("--timeout", type=float, default=30.0, help="seconds per request before 504")
+    u = sub.add_parser("update", help="fine-tune a registered version on new data (with replay) and gate it")
+    u.add_argument("ref", help="the version to start from, e.g. support-intents@prod")
+    u.add_argument("--data", required=True, help="new training data, in the version's data format")
+    u.add_argument("--validation", help="new validation data (default: a held-out split of --data)")
+    u.add_argument("--replay", type=float, default=None, help="replayed earlier examples per new one (default 0.5)")
+    u.add_argument(
+        "--max-regression",
+        type=float,
+        default=None,
+        help="largest allowed drop on any earlier evaluation set: accuracy points (classifiers) or percent of the "
+        "loss (causal-lm); default 1.0",
+    )
+    u.add_argument("--alias", help="alias to move when the gate passes (default: the alias in REF, if any)")
+    u.add_argument(
+        "--force", action="store_true", help="move the alias even when an earlier set regressed (said in the report)"
+    )
+    u.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true")
     return p
+
+
+def _models_parser(sub: Any) -> None:
+    m = sub.add_parser("models", help="registered versions (register, promote, list, show, diff, rm) and the catalog")
+    ms = m.add_subparsers(dest="models_command")
+    ms.add_parser("catalog", help="the offline model catalog (also `tunesmith models` alone)")
+    r = ms.add_parser("register", help="store a finished run as the next version of NAME")
+    r.add_argument("run")
+    r.add_argument("--name", required=True)
+    r.add_argument("--promote", metavar="ALIAS", help="also point NAME@ALIAS at the new version")
+    p = ms.add_parser("promote", help="point an alias (prod, staging, ...) at a version, through the gate")
+    p.add_argument("ref", help="e.g. support-intents@v3")
+    p.add_argument("--to", required=True, metavar="ALIAS")
+    p.add_argument("--max-regression", type=float, default=None)
+    p.add_argument("--force", action="store_true", help="move the alias even when the gate refuses")
+    li = ms.add_parser("list", help="registered versions")
+    li.add_argument("name", nargs="?")
+    li.add_argument("--all", action="store_true", help="include removed versions")
+    li.add_argument("--json", action="store_true")
+    sh = ms.add_parser("show", help="config, metrics, data fingerprints, lineage and history of a version")
+    sh.add_argument("ref")
+    sh.add_argument("--json", action="store_true")
+    d = ms.add_parser("diff", help="metrics of two versions side by side on every evaluation set either has seen")
+    d.add_argument("a")
+    d.add_argument("b")
+    d.add_argument("--json", action="store_true")
+    rm = ms.add_parser("rm", help="remove a version (soft: `restore` brings it back)")
+    rm.add_argument("ref")
+    rs = ms.add_parser("restore", help="bring back a removed version")
+    rs.add_argument("ref")
 
 
 def _generation_options(p: argparse.ArgumentParser) -> None:
@@ -184,12 +249,26 @@ def _generate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from tunesmith import api
 
+    if args.onnx:
+        from tunesmith.onnx_export import export_onnx
+
+        f = export_onnx(args.run, quantize=not args.no_quantize)
+        print(
+            f"{f['file']} ({f['size_mb']} MB, {f['quantized'] or 'fp32'}): on {f['examples']} held-out examples "
+            f"{f['agreement']:.2%} of predictions agree, accuracy {f['accuracy_torch']:.2%} -> "
+            f"{f['accuracy_onnx']:.2%}; predict and serve use it from now on"
+        )
+        return 0
     folder = api.merge_adapter(args.run)
     print(f"merged weights in {folder} (Hugging Face format); outputs checked against base + adapter")
     return 0
 
 
 def _models(args: argparse.Namespace) -> int:
+    from tunesmith.cli_models import run_models
+
+    if args.models_command not in (None, "catalog"):
+        return run_models(args)
     from tunesmith.models.catalog import list_models
 
     print(f"{'name':<14}{'task':<22}{'params':<8}{'installed':<10}description")
@@ -206,6 +285,44 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tunesmith import api
+    from tunesmith.serve import ServeSettings, create_app
+    from tunesmith.serve.security import load_token
+
+    token, source = load_token(args.host, args.token_file)
+    model = api.load(args.run, backend=args.backend)
+    image = model.manifest.get("task") == "image-classification"
+    settings = ServeSettings(
+        token=token,
+        max_body_bytes=args.max_body_bytes or ((16 << 20) if image else (1 << 20)),
+        max_inputs=args.max_inputs,
+        max_input_chars=args.max_input_chars,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        timeout_s=args.timeout,
+    )
+    app = create_app(model, str(args.run), settings)
+    print(
+        f"serving {args.run} ({model.manifest.get('task')}, backend {getattr(model, 'backend', 'torch')}) on "
+        f"http://{args.host}:{args.port}; token from {source}",
+        file=sys.stderr,
+    )
+    if source == "generated for this run":
+        print(f"token: {token}", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    from tunesmith.cli_models import run_update
+
+    return run_update(args)
+
+
 COMMANDS = {
     "train": _train,
     "validate": _validate,
@@ -214,12 +331,16 @@ COMMANDS = {
     "generate": _generate,
     "export": _export,
     "models": _models,
+    "update": _update,
+    "serve": _serve,
     "config": _config,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.store:
+        os.environ["TUNESMITH_STORE"] = args.store
     try:
         return COMMANDS[args.command](args)
     except DataError as exc:

@@ -79,6 +79,23 @@ class DataConfig:
         None, help="names for integer labels 0..k-1 (IDX / NumPy image arrays), e.g. [t-shirt, trouser, ...]"
     )
     label_column: str = _f("label", help="column holding the label (string or int)")
+    replay: list[str] = _f(
+        [],
+        help="earlier training data mixed into training, in the training data's format (files or folders); "
+        "`tunesmith update` fills it with the training data of every earlier version",
+    )
+    replay_exclude: str | None = _f(
+        None,
+        help="a JSON list of example fingerprints left out of replay (earlier evaluation sets, so that no "
+        "held-out example is trained on); written by `tunesmith update`",
+    )
+    replay_ratio: float = _f(
+        0.5,
+        help="replayed examples per new training example (a seeded sample keeping the earlier data's class "
+        "shares; capped by what the replay data holds); 0 turns replay off",
+        min=0.0,
+        max=10.0,
+    )
     validation_split: float = _f(0.2, help="share held out when no validation file is given", min=0.01, max=0.9)
     max_train_examples: int | None = _f(None, help="use at most this many training rows (stratified sample)", min=1)
     max_validation_examples: int | None = _f(None, help="use at most this many validation rows", min=1)
@@ -187,6 +204,11 @@ class LoraOptions:
         "of the decoder blocks for causal-lm",
     )
     merge: bool = _f(False, help="also save the adapter merged into full weights")
+    init_adapter: str | None = _f(
+        None,
+        help="continue training this saved adapter (a run's adapter folder) instead of starting new adapters; "
+        "`tunesmith update` sets it for LoRA versions",
+    )
     warm_start_head: bool = _f(False, help="first fit the head on cached frozen features, then train the adapters")
 
 

@@ -31,6 +31,16 @@ class Predictor:
         self.labels = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
         self.max_length = int(manifest["max_length"])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.onnx: Any = None
+        self.backend = "torch"
+
+    def use_onnx(self) -> None:
+        """Predict through the run's checked ONNX export (see tunesmith.onnx_export)."""
+        from tunesmith.onnx_export import OnnxModel
+
+        info = self.manifest["onnx"]
+        self.onnx = OnnxModel(self.run_dir / info["file"])
+        self.backend = "onnx-" + (info["quantized"] or "fp32")
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids as in training: the run's tokenizer and max_length."""
@@ -42,6 +52,8 @@ class Predictor:
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         from tunesmith.tasks.text_classification import predict_proba
 
+        if self.onnx is not None:
+            return self.onnx.probabilities(self.encode(texts), self.pad_id, batch_size)
         return predict_proba(self.model, self.encode(texts), self.pad_id, batch_size)
 
     def parity_check(self) -> Any:
@@ -167,14 +179,29 @@ def write_records(out: Path, records: list[dict[str, Any]]) -> None:
     atomic_write_bytes(out, data.encode("utf-8"))
 
 
-def load(run_dir: str | Path) -> Any:
-    """A Predictor (classification) or a Generator (causal-lm) for a finished run."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+BACKENDS = ("auto", "torch", "onnx")
 
+
+def load(run_dir: str | Path, backend: str = "auto") -> Any:
+    """A Predictor (classification) or a Generator (causal-lm) for a finished run. ``backend``: ``auto`` uses the
+    run's checked ONNX export when it has one, ``torch`` never does, ``onnx`` requires it."""
     run = Path(run_dir)
     manifest = read_manifest(run)
     if manifest.get("status") != "complete":
         raise InputError(f"{run}: the run did not finish; resume it with `tunesmith train CONFIG --resume {run}`")
+    if backend not in BACKENDS:
+        raise InputError(f"backend {backend!r}: allowed are {', '.join(BACKENDS)}")
+    if backend == "onnx" and not manifest.get("onnx"):
+        raise InputError(f"{run}: no ONNX export; run `tunesmith export {run} --onnx` first")
+    model = _load(run, manifest)
+    if backend != "torch" and manifest.get("onnx"):
+        model.use_onnx()
+    return model
+
+
+def _load(run: Path, manifest: dict[str, Any]) -> Any:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     if manifest.get("task") == "causal-lm":
         from tunesmith.generation import load_generator
 

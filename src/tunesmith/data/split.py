@@ -49,3 +49,35 @@ def limit_and_split(train: Any, val: Any, data: Any, seed: int, report: Any, uni
     if val is not None and data.max_validation_examples:
         val = val.subset(stratified_sample(val.labels, data.max_validation_examples, seed))
     return train, val
+
+
+def add_replay(train: Any, data: Any, seed: int, report: Any, read: Any, unit: str) -> Any:
+    """Mix earlier training data into ``train``: ``data.replay_ratio`` replayed examples per new one, a seeded
+    sample that keeps the earlier data's class shares. ``read(path)`` gives Examples (or None, problems said in
+    ``report``). Replay joins after the held-out split, so validation holds new data only."""
+    if not data.replay or data.replay_ratio <= 0 or train is None:
+        return train
+    pool = None
+    for path in data.replay:
+        ex = read(path)
+        if ex is not None and len(ex):
+            pool = ex if pool is None else pool.concat(ex)
+    if pool is None:
+        return train
+    excluded = 0
+    if data.replay_exclude:
+        import json
+        from pathlib import Path
+
+        leave_out = set(json.loads(Path(data.replay_exclude).read_text(encoding="utf-8")))
+        keep = [i for i, f in enumerate(pool.fingerprints()) if f not in leave_out]
+        excluded = len(pool) - len(keep)
+        pool = pool.subset(keep)
+    k = min(len(pool), int(round(data.replay_ratio * len(train))))
+    sample = pool.subset(stratified_sample(pool.labels, k, seed))
+    report.stats["replay"] = (
+        f"{len(sample)} {unit} replayed from {len(data.replay)} earlier training set(s) holding {len(pool)} "
+        f"(ratio {data.replay_ratio:g} to {len(train)} new), seed {seed}"
+        + (f"; {excluded} left out as members of earlier evaluation sets" if excluded else "")
+    )
+    return train.concat(sample)

@@ -55,6 +55,28 @@ class Examples:
             [self.keys[i] for i in idx] if self.keys else [],
         )
 
+    def fingerprints(self) -> list[str]:
+        """One identity per example (its content and label), stable across files and runs."""
+        import hashlib
+
+        bases = self.keys if self.keys else [repr(x) for x in self.inputs]
+        return [
+            hashlib.sha256(f"{b}\x1f{y}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
+            for b, y in zip(bases, self.labels)
+        ]
+
+    def concat(self, other: Examples) -> Examples:
+        """These examples followed by ``other``'s (its lines keep their own numbering)."""
+        extras = {k: v + other.extras.get(k, [""] * len(other)) for k, v in self.extras.items()}
+        return Examples(
+            self.source,
+            self.inputs + other.inputs,
+            self.labels + other.labels,
+            self.lines + other.lines,
+            extras,
+            self.keys + other.keys if self.keys and other.keys else [],
+        )
+
 
 @dataclass
 class DataReport:

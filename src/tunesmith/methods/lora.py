@@ -63,8 +63,10 @@ class Lora:
     default_lr = 5e-4
 
     def wrap(self, model: Any, opts: Any, task: Any) -> Any:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, PeftModel, get_peft_model
 
+        if opts.init_adapter:
+            return PeftModel.from_pretrained(model, opts.init_adapter, is_trainable=True)
         config = LoraConfig(
             task_type=task.peft_task_type,
             r=opts.r,

@@ -17,7 +17,7 @@ import numpy as np
 
 from tunesmith.config import Config
 from tunesmith.data.conversations import check_generation_data, describe_lines, read_split
-from tunesmith.data.split import limit_and_split
+from tunesmith.data.split import add_replay, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, settle_max_length
 from tunesmith.errors import ConfigError, DataError, InputError
 from tunesmith.models.catalog import ModelSource
@@ -247,6 +247,9 @@ class CausalLM:
         self.format = fmt
         if train is not None and len(train):
             train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "examples")
+            train = add_replay(
+                train, d, self.cfg.train.seed, report, lambda p: read_split(p, fmt, report)[0], "examples"
+            )
             check_generation_data(train, val, report, d.min_examples)
         elif train is not None:
             report.add("error", "empty_file", "no usable training examples", train.source)

@@ -13,7 +13,7 @@ import numpy as np
 from tunesmith.config import Config
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
 from tunesmith.data.images import check_images, read_images
-from tunesmith.data.split import limit_and_split
+from tunesmith.data.split import add_replay, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, check_labelled
 from tunesmith.errors import DataError
 from tunesmith.models.catalog import ModelSource
@@ -51,6 +51,9 @@ class ImageClassification(TextClassification):
             val, fp_val = self._read_split(d.validation, report)
         if train is not None and len(train):
             train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "images")
+            train = add_replay(
+                train, d, self.cfg.train.seed, report, lambda p: self._read_split(p, report)[0], "images"
+            )
             self.labels = check_labelled(
                 train, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
             )

@@ -10,7 +10,7 @@ import numpy as np
 from tunesmith.config import Config
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root, pack_ragged, unpack_ragged
 from tunesmith.data.readers import Table, read_table
-from tunesmith.data.split import limit_and_split
+from tunesmith.data.split import add_replay, limit_and_split
 from tunesmith.data.validate import (
     DataReport,
     Examples,
@@ -84,6 +84,7 @@ class TextClassification:
         fingerprint = "+".join(t.fingerprint[:16] for t in tables.values())
         if train is not None and len(train):
             train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "rows")
+            train = add_replay(train, d, self.cfg.train.seed, report, self._replay_reader(report), "rows")
             self.labels = check_labelled(
                 train, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
             )
@@ -93,6 +94,16 @@ class TextClassification:
             raise DataError(report.problems)
         assert train is not None and val is not None
         return train, val, report, fingerprint
+
+    def _replay_reader(self, report: DataReport) -> Any:
+        def read(path: str) -> Examples | None:
+            try:
+                return _examples_from_table(read_table(path), self.cfg, report)
+            except DataError as exc:
+                report.problems.extend(exc.problems)
+                return None
+
+        return read
 
     def load_tokenizer(self, source: ModelSource) -> Any:
         from transformers import AutoTokenizer
@@ -324,18 +335,28 @@ def _safetensors_pref(source: ModelSource) -> bool | None:
 
 
 # --- inference, frozen features and the feature head (used by the head method and the probe) --------------
+def length_batches(lengths: list[int], max_batch: int = 64, token_budget: int = 8192) -> list[np.ndarray]:
+    """Indices in batches of similar length, longest first: as many inputs per batch as fit ``token_budget``
+    padded tokens (short inputs go in big batches, long ones in small), at most ``max_batch``."""
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches, s = [], 0
+    while s < len(order):
+        size = max(1, min(max_batch, token_budget // max(1, lengths[order[s]])))
+        batches.append(order[s : s + size])
+        s += size
+    return batches
+
+
 def predict_proba(model: Any, ids: list[np.ndarray], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities, batched by length so little compute goes to padding."""
+    """Class probabilities in length-sorted, token-budgeted batches, so little compute goes to padding."""
     import torch
 
     collate = make_collate(pad_id)
-    order = np.argsort([-len(x) for x in ids], kind="stable")
     out: list[np.ndarray] = [None] * len(ids)  # type: ignore[list-item]
     model.eval()
     device = next(model.parameters()).device
     with torch.inference_mode():
-        for s in range(0, len(ids), batch_size):
-            sel = order[s : s + batch_size]
+        for sel in length_batches([len(x) for x in ids], batch_size):
             batch = {k: v.to(device) for k, v in collate([{"input_ids": ids[i]} for i in sel]).items()}
             probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy()
             for j, i in enumerate(sel):

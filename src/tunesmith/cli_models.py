@@ -1,0 +1,143 @@
+"""``tunesmith models ...`` and ``tunesmith update``: the registry commands, printed for people or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from tunesmith.store import ModelStore
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
+
+
+def _num(x: Any) -> str:
+    return "" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
+
+
+def run_models(args: argparse.Namespace) -> int:
+    store = ModelStore()
+    cmd = args.models_command
+    if cmd == "register":
+        row = store.register(args.run, args.name)
+        print(f"registered {row['name']}@v{row['version']} ({len(row['files'])} files)")
+        for missing in row["data"].get("missing", []):
+            print(f"warning: data {missing} not found here; it was not stored (no replay or gate on it later)")
+        if args.promote:
+            store.promote(f"{row['name']}@v{row['version']}", args.promote)
+            print(f"{row['name']}@{args.promote} -> v{row['version']}")
+        return 0
+    if cmd == "promote":
+        from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION
+        from tunesmith.lifecycle.promote import promote_checked
+
+        limit = DEFAULT_MAX_REGRESSION if args.max_regression is None else args.max_regression
+        moved = promote_checked(store, args.ref, args.to, limit, args.force)
+        for c in moved["comparisons"]:
+            print(f"  {c['eval_set']:<28} {c['metric']} {c['old']:.4f} -> {c['new']:.4f}")
+        forced = " (gate overridden with --force: " + "; ".join(moved["gate"]["reasons"]) + ")"
+        print(
+            f"{moved['name']}@{moved['alias']} -> v{moved['version']}"
+            + (f" (was v{moved['previous']})" if moved["previous"] else "")
+            + (forced if moved["gate"]["forced"] else "")
+        )
+        return 0
+    if cmd == "list":
+        rows = store.list(args.name, deleted=args.all)
+        if args.json:
+            print(json.dumps(rows, default=str))
+            return 0
+        print(f"{'version':<30}{'task':<22}{'method':<8}{'created':<18}{'parent':<24}aliases")
+        for r in rows:
+            ref = f"{r['name']}@v{r['version']}" + (" (removed)" if r["deleted_at"] else "")
+            aliases = " ".join(f"@{a}" for a in r["aliases"])
+            created = _when(r["created_at"])
+            print(f"{ref:<30}{r['task']:<22}{r['method']:<8}{created:<18}{r['parent'] or '':<24}{aliases}")
+        return 0
+    if cmd == "show":
+        row = store.version(args.ref)
+        info = {
+            "version": f"{row['name']}@v{row['version']}",
+            "aliases": row["aliases"],
+            "task": row["task"],
+            "method": row["method"],
+            "created": _when(row["created_at"]),
+            "source_run": row["source"],
+            "lineage": store.lineage(args.ref),
+            "base_model": row["manifest"].get("base_model"),
+            "data": {**row["manifest"].get("data", {}), "stored": {k: v for k, v in row["data"].items()}},
+            "metrics": store.evaluations(args.ref),
+            "config": _config_of(store, args.ref),
+            "files": len(row["files"]),
+            "history": [
+                {"action": e["action"], **e["detail"], "at": _when(e["at"])}
+                for e in store.history(row["name"])
+                if e["detail"].get("version") == row["version"]
+            ],
+        }
+        print(json.dumps(info, indent=None if args.json else 2, default=str))
+        return 0
+    if cmd == "diff":
+        rows = store.diff(args.a, args.b)
+        if args.json:
+            print(json.dumps(rows))
+            return 0
+        print(f"{'evaluation set':<28}{'metric':<12}{args.a:>24}{args.b:>24}{'b - a':>12}")
+        for r in rows:
+            print(f"{r['eval_set']:<28}{r['metric']:<12}{_num(r['a']):>24}{_num(r['b']):>24}{_num(r['b_minus_a']):>12}")
+        return 0
+    if cmd == "rm":
+        row = store.remove(args.ref)
+        print(f"removed {row['name']}@v{row['version']} (`tunesmith models restore {row['name']}@v{row['version']}`)")
+        return 0
+    if cmd == "restore":
+        row = store.restore(args.ref)
+        print(f"restored {row['name']}@v{row['version']}")
+        return 0
+    raise AssertionError(cmd)
+
+
+def _config_of(store: ModelStore, ref: str) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((store.run_dir(ref) / "config.yaml").read_text(encoding="utf-8"))
+
+
+def run_update(args: argparse.Namespace) -> int:
+    from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, regression_units
+    from tunesmith.lifecycle.update import update
+
+    limit = DEFAULT_MAX_REGRESSION if args.max_regression is None else args.max_regression
+    res = update(
+        args.ref,
+        args.data,
+        args.validation,
+        replay_ratio=args.replay,
+        max_regression=limit,
+        alias=args.alias,
+        force=args.force,
+        overrides=args.set,
+    )
+    print(f"\n{'evaluation set':<28}{'n':>6}{'old':>10}{'new':>10}   new - old (95% CI)")
+    for c in res.comparisons:
+        k = 1 if c.metric == "loss" else 100
+        flag = "" if not c.gated else ("  ok" if c.regression <= limit else "  REGRESSED")
+        print(
+            f"{c.eval_set:<28}{c.n:>6}{c.old * k:>10.2f}{c.new * k:>10.2f}   {c.difference * k:+.2f} "
+            f"({c.ci_low * k:+.2f} .. {c.ci_high * k:+.2f}){flag}"
+        )
+    print(f"replay: {res.replay}")
+    print(f"registered {res.version} (parent {res.parent}); report: {res.run / 'update_report.html'}")
+    if res.passed:
+        print(f"gate passed ({res.metric}, at most {limit:g} {regression_units(res.metric)} worse on earlier sets)")
+    else:
+        print("gate refused: " + "; ".join(res.reasons))
+    if res.alias:
+        if res.promoted:
+            print(f"@{res.alias} -> {res.version}" + (" (FORCED past the gate)" if res.forced else ""))
+        else:
+            print(f"@{res.alias} not moved (use --force to override the gate)")
+    return 0 if res.passed or res.forced else 3

@@ -1,0 +1,187 @@
+"""``tunesmith update NAME@REF --data new.csv``: fine-tune the current version on new data with replay of the old,
+check it on every earlier evaluation set, register it, and move the alias only when nothing regressed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith.data.validate import Examples
+from tunesmith.errors import InputError
+from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, SetComparison, compare_scores, verdict
+from tunesmith.lifecycle.report import write_update_report
+from tunesmith.lifecycle.scoring import example_scores, gate_metric
+from tunesmith.run import read_manifest
+from tunesmith.store import ModelStore, Ref, parse_ref
+
+
+@dataclass
+class UpdateResult:
+    parent: str
+    version: str
+    run: Path
+    metric: str
+    max_regression: float
+    comparisons: list[SetComparison]
+    passed: bool
+    reasons: list[str]
+    alias: str | None
+    promoted: bool
+    forced: bool
+    replay: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "comparisons"}
+        d["run"] = str(self.run)
+        d["comparisons"] = [c.to_dict() for c in self.comparisons]
+        return d
+
+
+def version_config(store: ModelStore, ref: str | Ref) -> dict[str, Any]:
+    """A version's resolved config with its data paths pointing at the stored copies (what it was trained on)."""
+    row = store.version(ref)
+    view = store.checkout(ref)
+    cfg = yaml.safe_load((view / "run" / "config.yaml").read_text(encoding="utf-8"))
+    for split in ("train", "validation"):
+        rel = row["data"].get(split)
+        cfg["data"][split] = str(view / rel) if rel else None
+    cfg["data"]["replay"], cfg["data"]["replay_exclude"] = [], None
+    return cfg
+
+
+def evaluation_examples(store: ModelStore, ref: str | Ref) -> Examples:
+    """The validation examples a version was checked on, read again from the stored data (same split, seed)."""
+    from tunesmith import config as cfgmod
+    from tunesmith.tasks import get_task
+
+    row = store.version(ref)
+    if not row["data"].get("validation_set"):
+        missing = ", ".join(row["data"].get("missing", [])) or "no data recorded"
+        raise InputError(f"{row['name']}@v{row['version']}: its evaluation data was not stored ({missing})")
+    cfg = cfgmod.from_dict(version_config(store, ref))
+    _, val, _, _ = get_task(cfg.task)(cfg).read()
+    return val
+
+
+def update(
+    ref: str,
+    data: str | Path,
+    validation: str | Path | None = None,
+    replay_ratio: float | None = None,
+    max_regression: float = DEFAULT_MAX_REGRESSION,
+    alias: str | None = None,
+    force: bool = False,
+    overrides: list[str] | tuple[str, ...] = (),
+    store: ModelStore | str | Path | None = None,
+) -> UpdateResult:
+    from tunesmith import api
+    from tunesmith import config as cfgmod
+    from tunesmith.tasks import get_task
+
+    st = store if isinstance(store, ModelStore) else ModelStore(store)
+    parsed = parse_ref(ref)
+    parent = st.version(parsed)
+    name, pv = parent["name"], parent["version"]
+    alias = alias or parsed.alias
+    parent_ref = Ref(name, version=pv)
+    parent_run = st.run_dir(parent_ref)
+    manifest = read_manifest(parent_run)
+    task_name = manifest["task"]
+    if not Path(data).exists():
+        raise InputError(f"--data {data}: no such file or folder")
+
+    # --- earlier evaluation sets: every registered version's validation data -----------------------------
+    earlier = [r for r in st.list(name) if st.version(Ref(name, version=r["version"]))["data"].get("validation_set")]
+    sets = {f"{name}@v{r['version']}": evaluation_examples(st, Ref(name, version=r["version"])) for r in earlier}
+    exclude = sorted({f for ex in sets.values() for f in ex.fingerprints()})
+    exclude_file = st.root / "replay" / f"{hashlib.sha256(json.dumps(exclude).encode()).hexdigest()[:24]}.json"
+    exclude_file.parent.mkdir(parents=True, exist_ok=True)
+    exclude_file.write_text(json.dumps(exclude), encoding="utf-8")
+
+    # --- the child's config: the parent's, on the new data, starting from the parent's weights ---------------
+    cfg = yaml.safe_load((parent_run / "config.yaml").read_text(encoding="utf-8"))
+    lineage = st.lineage(parent_ref)
+    replay = [str(p) for v in lineage if (p := st.data_path(v, "train")) is not None]
+    cfg["data"].update(
+        train=str(data),
+        validation=str(validation) if validation else None,
+        replay=replay,
+        replay_exclude=str(exclude_file),
+        max_train_examples=None,
+    )
+    if replay_ratio is not None:
+        cfg["data"]["replay_ratio"] = replay_ratio
+    export = manifest["export"]
+    if export.get("adapter"):
+        cfg["model"] = manifest["base_model"]["path"]
+        cfg["lora"]["init_adapter"] = str(parent_run / export["adapter"])
+    else:
+        cfg["model"] = str(parent_run / export["path"])
+    resolved = cfgmod.from_dict(cfg, list(overrides))
+    _check_labels(resolved, manifest, get_task)
+
+    child = api.finetune(resolved)
+
+    # --- old against new on every earlier set, and on the new data ------------------------------------------
+    metric = gate_metric(task_name)
+    old_model, new_model = api.load(parent_run), api.load(child.path)
+    comparisons = []
+    for eval_set, ex in sets.items():
+        old, new = example_scores(old_model, task_name, ex), example_scores(new_model, task_name, ex)
+        comparisons.append(compare_scores(eval_set, metric, old, new, max_regression, gated=True))
+    task = get_task(task_name)(resolved)
+    _, new_val, _, _ = task.read()
+    new_old = example_scores(old_model, task_name, new_val)
+    new_new = example_scores(new_model, task_name, new_val)
+    comparisons.append(compare_scores("new data", metric, new_old, new_new, max_regression, gated=False))
+    passed, reasons = verdict(comparisons, max_regression)
+    promote = alias is not None and (passed or force)
+
+    result = UpdateResult(
+        parent=str(parent_ref),
+        version="",
+        run=child.path,
+        metric=metric,
+        max_regression=max_regression,
+        comparisons=comparisons,
+        passed=passed,
+        reasons=reasons,
+        alias=alias,
+        promoted=promote,
+        forced=force and not passed,
+        replay=json.loads((child.path / "data_report.json").read_text())["stats"].get("replay", "no replay"),
+    )
+    write_update_report(child.path, result)
+    row = st.register(child.path, name, parent=str(parent_ref))
+    result.version = f"{name}@v{row['version']}"
+    for c in comparisons:
+        eval_set = result.version if c.eval_set == "new data" else c.eval_set
+        st.add_evaluation(result.version, eval_set, {"n": c.n, metric: c.new})
+        st.add_evaluation(parent_ref, eval_set, {"n": c.n, metric: c.old})
+    if promote:
+        st.promote(result.version, alias)
+    return result
+
+
+def _check_labels(cfg: Any, manifest: dict[str, Any], get_task: Any) -> None:
+    """A classifier keeps its label set: the new training data (with replay) must hold exactly its classes."""
+    if "label_map" not in manifest:
+        return
+    task = get_task(cfg.task)(cfg)
+    task.read()
+    before = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
+    if list(task.labels) != before:
+        missing = sorted(set(before) - set(task.labels))
+        extra = sorted(set(task.labels) - set(before))
+        raise InputError(
+            f"{cfg.data.train}: an update keeps the model's classes ({', '.join(before)}); the training data "
+            f"with replay has {', '.join(task.labels)}"
+            + (f"; missing {', '.join(missing)} (raise --replay or add examples)" if missing else "")
+            + (f"; new {', '.join(extra)} (train a new model for new classes)" if extra else "")
+        )

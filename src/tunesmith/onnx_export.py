@@ -1,0 +1,177 @@
+"""ONNX export of a text classifier, optionally int8 (ONNX Runtime dynamic quantization), kept only after a
+parity check on the run's held-out examples; ``OnnxModel`` runs it for ``predict`` and ``serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import InputError, TunesmithError
+from tunesmith.run import read_manifest, write_json
+
+MIN_AGREEMENT = 0.995  # share of held-out examples whose predicted label must not change
+MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points
+OPSET = 17
+
+
+class ParityFailed(TunesmithError):
+    exit_code = 1
+
+
+class OnnxModel:
+    """An ONNX Runtime session with the torch model's calling convention: ids in, probabilities out."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or _cores()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def probabilities(self, ids: list[np.ndarray], pad_id: int, max_batch: int = 64) -> np.ndarray:
+        from tunesmith.tasks.text_classification import length_batches
+
+        out: list[np.ndarray] = [None] * len(ids)  # type: ignore[list-item]
+        for sel in length_batches([len(x) for x in ids], max_batch):
+            longest = max(len(ids[i]) for i in sel)
+            batch = np.full((len(sel), longest), pad_id, dtype=np.int64)
+            mask = np.zeros((len(sel), longest), dtype=np.int64)
+            for j, i in enumerate(sel):
+                batch[j, : len(ids[i])] = ids[i]
+                mask[j, : len(ids[i])] = 1
+            feed = {"input_ids": batch, "attention_mask": mask}
+            if "token_type_ids" in self.inputs:
+                feed["token_type_ids"] = np.zeros_like(batch)
+            logits = self.session.run(None, feed)[0].astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=1, keepdims=True)
+            for j, i in enumerate(sel):
+                out[i] = probs[j].astype(np.float32)
+        return np.stack(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -> dict[str, Any]:
+    """Write RUN/onnx/model[.int8].onnx and record the parity figures in the manifest; refuse (nothing kept) when
+    the exported model changes more than 0.5% of held-out predictions or loses more than 0.5 accuracy points."""
+    import torch
+
+    from tunesmith.predictor import load
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(f"{run_dir}: export writes into a run directory; registered versions are read-only")
+    manifest = read_manifest(run)
+    if manifest.get("task") != "text-classification":
+        raise InputError(f"{run}: ONNX export covers text classifiers; this run is {manifest.get('task')}")
+    pred = load(run, backend="torch")
+    model = pred.model
+    if hasattr(model, "merge_and_unload"):  # LoRA: export the merged weights (this copy only)
+        model = model.merge_and_unload()
+    model.eval().float()
+
+    rows = [json.loads(x) for x in (run / "validation_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = rows[:limit]
+    texts, truth = [r["text"] for r in rows], [r["label"] for r in rows]
+    ids = pred.encode(texts)
+
+    folder = run / "onnx"
+    tmp = run / ".onnx.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    try:
+        fp32 = tmp / "model.onnx"
+        sample = torch.tensor(np.stack([ids[0][:8]] * 2) if len(ids[0]) >= 8 else [[pred.pad_id] * 8] * 2)
+        names = ["input_ids", "attention_mask"]
+        args: tuple = (sample, torch.ones_like(sample))
+        if "token_type_ids" in pred.tokenizer.model_input_names:
+            names.append("token_type_ids")
+            args = (*args, torch.zeros_like(sample))
+        axes = {n: {0: "batch", 1: "sequence"} for n in names}
+        axes["logits"] = {0: "batch"}
+        with torch.inference_mode():
+            torch.onnx.export(
+                _LogitsOnly(model, names),
+                args,
+                str(fp32),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        final = fp32
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            final = tmp / "model.int8.onnx"
+            quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8)
+            fp32.unlink()
+        seconds = time.perf_counter() - t0
+
+        torch_probs = pred.predict_proba(texts)
+        onnx_probs = OnnxModel(final).probabilities(ids, pred.pad_id)
+        labels = pred.labels
+        y = np.array([labels.index(t) for t in truth])
+        agree = float(np.mean(torch_probs.argmax(1) == onnx_probs.argmax(1)))
+        acc_torch = float(np.mean(torch_probs.argmax(1) == y))
+        acc_onnx = float(np.mean(onnx_probs.argmax(1) == y))
+        figures = {
+            "file": f"onnx/{final.name}",
+            "quantized": "int8-dynamic" if quantize else None,
+            "opset": OPSET,
+            "examples": len(texts),
+            "agreement": round(agree, 5),
+            "accuracy_torch": round(acc_torch, 5),
+            "accuracy_onnx": round(acc_onnx, 5),
+            "accuracy_change_points": round((acc_onnx - acc_torch) * 100, 3),
+            "max_probability_difference": round(float(np.abs(torch_probs - onnx_probs).max()), 5),
+            "size_mb": round(final.stat().st_size / 1e6, 2),
+            "export_seconds": round(seconds, 2),
+            "rule": f"agreement >= {MIN_AGREEMENT}, accuracy drop <= {MAX_ACCURACY_DROP * 100:g} points",
+        }
+        if agree < MIN_AGREEMENT or acc_torch - acc_onnx > MAX_ACCURACY_DROP:
+            raise ParityFailed(
+                f"{run}: the ONNX model fails the parity check on {len(texts)} held-out examples (agreement "
+                f"{agree:.2%}, accuracy {acc_torch:.2%} -> {acc_onnx:.2%}; needed {figures['rule']}); nothing kept"
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    manifest["onnx"] = figures
+    write_json(run / "manifest.json", manifest)
+    return figures
+
+
+class _LogitsOnly:
+    """Positional inputs in a fixed order -> logits, for the exporter."""
+
+    def __new__(cls, model: Any, names: list[str]) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, *tensors: Any) -> Any:
+                return self.model(**dict(zip(names, tensors))).logits
+
+        return Wrapper()
