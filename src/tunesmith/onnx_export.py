@@ -4,9 +4,11 @@ parity check on the run's held-out examples; ``OnnxModel`` runs it for ``predict
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +107,10 @@ def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -
             args = (*args, torch.zeros_like(sample))
         axes = {n: {0: "batch", 1: "sequence"} for n in names}
         axes["logits"] = {0: "batch"}
-        with torch.inference_mode():
+        # The tracer warns that shape checks in the attention code become constants: with the attention mask always
+        # given they are, and the parity check below runs batches of many lengths through the exported graph.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 _LogitsOnly(model, names),
                 args,
@@ -121,7 +126,13 @@ def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             final = tmp / "model.int8.onnx"
-            quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8)
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process, logged on every call
+            try:
+                quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
             fp32.unlink()
         seconds = time.perf_counter() - t0
 

@@ -58,12 +58,9 @@ def token_matches(header: str | None, token: str) -> bool:
     return hmac.compare_digest(header[7:].strip().encode(), token.encode())
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """ASGI middleware: a body over ``limit`` bytes gets 413 (by Content-Length at once, else while reading)."""
+    """ASGI middleware: a body over ``limit`` bytes gets 413, by Content-Length at once, else after reading at most
+    ``limit`` + 1 bytes; the app then reads the buffered body (never more than the limit is held)."""
 
     def __init__(self, app: Any, limit: int):
         self.app, self.limit = app, limit
@@ -76,27 +73,27 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
             return
-        seen, started = 0, False
-
-        async def limited() -> dict:
-            nonlocal seen
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
                 await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
+                return
+            if not message.get("more_body"):
+                break
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 async def _json(send: Any, status: int, body: dict) -> None:
