@@ -121,47 +121,43 @@ def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -
                 opset_version=OPSET,
                 dynamo=False,
             )
-        final = fp32
-        if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            final = tmp / "model.int8.onnx"
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process, logged on every call
-            try:
-                quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8)
-            finally:
-                root.setLevel(level)
-            fp32.unlink()
         seconds = time.perf_counter() - t0
-
         torch_probs = pred.predict_proba(texts)
-        onnx_probs = OnnxModel(final).probabilities(ids, pred.pad_id)
-        labels = pred.labels
-        y = np.array([labels.index(t) for t in truth])
-        agree = float(np.mean(torch_probs.argmax(1) == onnx_probs.argmax(1)))
-        acc_torch = float(np.mean(torch_probs.argmax(1) == y))
-        acc_onnx = float(np.mean(onnx_probs.argmax(1) == y))
+        y = np.array([pred.labels.index(t) for t in truth])
+        tried = []
+        for recipe in RECIPES if quantize else ("fp32",):
+            final = _quantized(fp32, recipe)
+            onnx_probs = OnnxModel(final).probabilities(ids, pred.pad_id)
+            figures = _parity(torch_probs, onnx_probs, y)
+            tried.append({"recipe": recipe, **figures})
+            if figures["agreement"] >= MIN_AGREEMENT and -figures["accuracy_change_points"] <= MAX_ACCURACY_DROP * 100:
+                break
+            if final != fp32:
+                final.unlink()
+        else:
+            rule = f"agreement >= {MIN_AGREEMENT}, accuracy drop <= {MAX_ACCURACY_DROP * 100:g} points"
+            said = "; ".join(
+                f"{t['recipe']}: agreement {t['agreement']:.2%}, accuracy change {t['accuracy_change_points']:+.2f}"
+                for t in tried
+            )
+            raise ParityFailed(
+                f"{run}: no ONNX export passes the parity check on {len(texts)} held-out examples ({said}; needed "
+                f"{rule}); nothing kept"
+            )
+        for other in tmp.glob("*.onnx"):
+            if other != final:
+                other.unlink()
         figures = {
             "file": f"onnx/{final.name}",
-            "quantized": "int8-dynamic" if quantize else None,
+            "quantized": None if recipe == "fp32" else recipe,
             "opset": OPSET,
             "examples": len(texts),
-            "agreement": round(agree, 5),
-            "accuracy_torch": round(acc_torch, 5),
-            "accuracy_onnx": round(acc_onnx, 5),
-            "accuracy_change_points": round((acc_onnx - acc_torch) * 100, 3),
-            "max_probability_difference": round(float(np.abs(torch_probs - onnx_probs).max()), 5),
+            **figures,
             "size_mb": round(final.stat().st_size / 1e6, 2),
             "export_seconds": round(seconds, 2),
             "rule": f"agreement >= {MIN_AGREEMENT}, accuracy drop <= {MAX_ACCURACY_DROP * 100:g} points",
+            "tried": tried,
         }
-        if agree < MIN_AGREEMENT or acc_torch - acc_onnx > MAX_ACCURACY_DROP:
-            raise ParityFailed(
-                f"{run}: the ONNX model fails the parity check on {len(texts)} held-out examples (agreement "
-                f"{agree:.2%}, accuracy {acc_torch:.2%} -> {acc_onnx:.2%}; needed {figures['rule']}); nothing kept"
-            )
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
     finally:
@@ -169,6 +165,53 @@ def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -
     manifest["onnx"] = figures
     write_json(run / "manifest.json", manifest)
     return figures
+
+
+# Tried in order, the fastest first; the first that passes the parity check is kept. Dynamic int8 weights on every
+# matrix product (per output channel) is the fastest; when that moves too many held-out predictions (low-margin
+# models), int8 on the attention projections only; then fp32 ONNX (still faster than eager torch on CPU).
+RECIPES = ("int8", "int8-attention", "fp32")
+
+
+def _quantized(fp32: Path, recipe: str) -> Path:
+    if recipe == "fp32":
+        return fp32
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    products = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type in MATMULS]
+    exclude = [] if recipe == "int8" else [n for n in products if "attention" not in n and "attn" not in n]
+    out = fp32.with_name(f"model.{recipe}.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process, logged on every call
+    try:
+        quantize_dynamic(
+            str(fp32),
+            str(out),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=list(MATMULS),
+            nodes_to_exclude=exclude,
+        )
+    finally:
+        root.setLevel(level)
+    return out
+
+
+MATMULS = ("MatMul", "Gemm")
+
+
+def _parity(reference: np.ndarray, candidate: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    acc_ref = float(np.mean(reference.argmax(1) == y))
+    acc_new = float(np.mean(candidate.argmax(1) == y))
+    return {
+        "agreement": round(float(np.mean(reference.argmax(1) == candidate.argmax(1))), 5),
+        "accuracy_torch": round(acc_ref, 5),
+        "accuracy_onnx": round(acc_new, 5),
+        "accuracy_change_points": round((acc_new - acc_ref) * 100, 3),
+        "max_probability_difference": round(float(np.abs(reference - candidate).max()), 5),
+    }
 
 
 class _LogitsOnly:

@@ -25,12 +25,16 @@ def test_int8_export_passes_parity_and_serves_predict(run, tmp_path, capsys):
     assert main(["export", str(run.path), "--onnx"]) == 0
     assert "of predictions agree" in capsys.readouterr().out
     figures = json.loads((run.path / "manifest.json").read_text())["onnx"]
-    assert figures["quantized"] == "int8-dynamic" and (run.path / figures["file"]).is_file()
+    assert (
+        figures["quantized"] == "int8"
+        and figures["tried"][0]["recipe"] == "int8"
+        and (run.path / figures["file"]).is_file()
+    )
     assert figures["examples"] == 80 and figures["agreement"] >= 0.995
     assert figures["accuracy_torch"] - figures["accuracy_onnx"] <= 0.005
 
     fast, slow = tunesmith.load(run.path), tunesmith.load(run.path, backend="torch")
-    assert fast.backend == "onnx-int8-dynamic" and slow.backend == "torch"
+    assert fast.backend == "onnx-int8" and slow.backend == "torch"
     texts = [json.loads(x)["text"] for x in (run.path / "validation_predictions.jsonl").read_text().splitlines()]
     a, b = fast.predict_proba(texts), slow.predict_proba(texts)
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.995
@@ -53,7 +57,7 @@ def test_fp32_export_matches_torch_closely(run):
 def test_an_export_failing_parity_is_refused_and_nothing_kept(run, monkeypatch):
     before = (run.path / "manifest.json").read_text()
     monkeypatch.setattr(onnx_export, "MIN_AGREEMENT", 1.01)  # no export can agree on more than every example
-    with pytest.raises(onnx_export.ParityFailed, match="nothing kept"):
+    with pytest.raises(onnx_export.ParityFailed, match="int8: agreement .*int8-attention: .*fp32: .*nothing kept"):
         onnx_export.export_onnx(run.path)
     assert not (run.path / "onnx").exists() and not (run.path / ".onnx.tmp").exists()
     assert (run.path / "manifest.json").read_text() == before
