@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 import warnings
@@ -33,7 +32,9 @@ class OnnxModel:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or _cores()
+        from tunesmith.api import available_cores
+
+        opts.intra_op_num_threads = threads or available_cores()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
@@ -59,13 +60,6 @@ class OnnxModel:
             for j, i in enumerate(sel):
                 out[i] = probs[j].astype(np.float32)
         return np.stack(out) if out else np.zeros((0, 0), np.float32)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -> dict[str, Any]:

@@ -118,9 +118,9 @@ class Slow:
         self.model, self.delay = model, delay
         self.manifest, self.labels = model.manifest, model.labels
 
-    def predict_proba(self, inputs):
+    def predict(self, inputs):
         time.sleep(self.delay)
-        return self.model.predict_proba(inputs)
+        return self.model.predict(inputs)
 
 
 def test_a_full_queue_answers_429_at_once_and_recovers(classifier):

@@ -36,6 +36,13 @@ def regression_units(metric: str) -> str:
     return "percent of the loss" if metric == "loss" else "accuracy points"
 
 
+def regression_amount(metric: str, old: float, new: float) -> float:
+    """How much worse ``new`` is, in threshold units: percent of the loss (lower is better), else accuracy points."""
+    if metric == "loss":
+        return (new - old) / old * 100 if old > 0 else 0.0
+    return (old - new) * 100
+
+
 def compare_scores(
     eval_set: str,
     metric: str,
@@ -48,10 +55,7 @@ def compare_scores(
 ) -> SetComparison:
     ci = paired_bootstrap_mean(new, old, resamples, 0.95, seed)
     old_mean, new_mean = float(np.mean(old)), float(np.mean(new))
-    if metric == "loss":  # lower is better: regression is the relative increase
-        regression = (new_mean - old_mean) / old_mean * 100 if old_mean > 0 else 0.0
-    else:
-        regression = (old_mean - new_mean) * 100
+    regression = regression_amount(metric, old_mean, new_mean)
     return SetComparison(
         eval_set=eval_set,
         metric=metric,

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from tunesmith.errors import TunesmithError
-from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, SetComparison, compare_scores, verdict
+from tunesmith.lifecycle.gate import (
+    DEFAULT_MAX_REGRESSION,
+    SetComparison,
+    compare_scores,
+    regression_amount,
+    verdict,
+)
 from tunesmith.lifecycle.scoring import example_scores, gate_metric
 from tunesmith.store import ModelStore, Ref, parse_ref
 
@@ -70,5 +76,5 @@ def _compare(store: ModelStore, old: Ref, new: Ref) -> list[SetComparison]:
 
 
 def _recorded(eval_set: str, metric: str, old: float, new: float, n: int) -> SetComparison:
-    regression = (new - old) / old * 100 if metric == "loss" and old > 0 else (old - new) * 100
+    regression = regression_amount(metric, old, new)
     return SetComparison(eval_set, metric, n, old, new, new - old, float("nan"), float("nan"), regression, True, True)

@@ -46,7 +46,7 @@ class UpdateResult:
 def version_config(store: ModelStore, ref: str | Ref) -> dict[str, Any]:
     """A version's resolved config with its data paths pointing at the stored copies (what it was trained on)."""
     row = store.version(ref)
-    view = store.checkout(ref)
+    view = store.checkout(ref, only=("run/config.yaml", "data/"))
     cfg = yaml.safe_load((view / "run" / "config.yaml").read_text(encoding="utf-8"))
     for split in ("train", "validation"):
         rel = row["data"].get(split)
@@ -97,7 +97,7 @@ def update(
         raise InputError(f"--data {data}: no such file or folder")
 
     # --- earlier evaluation sets: every registered version's validation data -----------------------------
-    earlier = [r for r in st.list(name) if st.version(Ref(name, version=r["version"]))["data"].get("validation_set")]
+    earlier = [r for r in st.list(name) if r["data"].get("validation_set")]
     sets = {f"{name}@v{r['version']}": evaluation_examples(st, Ref(name, version=r["version"])) for r in earlier}
     exclude = sorted({f for ex in sets.values() for f in ex.fingerprints()})
     exclude_file = st.root / "replay" / f"{hashlib.sha256(json.dumps(exclude).encode()).hexdigest()[:24]}.json"
@@ -124,7 +124,7 @@ def update(
     else:
         cfg["model"] = str(parent_run / export["path"])
     resolved = cfgmod.from_dict(cfg, list(overrides))
-    _check_labels(resolved, manifest, get_task)
+    new_val = _read_new_data(resolved, manifest, get_task)
 
     child = api.finetune(resolved)
 
@@ -135,8 +135,6 @@ def update(
     for eval_set, ex in sets.items():
         old, new = example_scores(old_model, task_name, ex), example_scores(new_model, task_name, ex)
         comparisons.append(compare_scores(eval_set, metric, old, new, max_regression, gated=True))
-    task = get_task(task_name)(resolved)
-    _, new_val, _, _ = task.read()
     new_old = example_scores(old_model, task_name, new_val)
     new_new = example_scores(new_model, task_name, new_val)
     comparisons.append(compare_scores("new data", metric, new_old, new_new, max_regression, gated=False))
@@ -169,12 +167,13 @@ def update(
     return result
 
 
-def _check_labels(cfg: Any, manifest: dict[str, Any], get_task: Any) -> None:
-    """A classifier keeps its label set: the new training data (with replay) must hold exactly its classes."""
-    if "label_map" not in manifest:
-        return
+def _read_new_data(cfg: Any, manifest: dict[str, Any], get_task: Any) -> Examples:
+    """Read and check the update's data before anything is written; returns its validation examples. A classifier
+    keeps its label set: the new training data (with replay) must hold exactly its classes."""
     task = get_task(cfg.task)(cfg)
-    task.read()
+    _, val, _, _ = task.read()
+    if "label_map" not in manifest:
+        return val
     before = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
     if list(task.labels) != before:
         missing = sorted(set(before) - set(task.labels))
@@ -185,3 +184,4 @@ def _check_labels(cfg: Any, manifest: dict[str, Any], get_task: Any) -> None:
             + (f"; missing {', '.join(missing)} (raise --replay or add examples)" if missing else "")
             + (f"; new {', '.join(extra)} (train a new model for new classes)" if extra else "")
         )
+    return val

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import io
 import json
 import time
@@ -88,19 +89,7 @@ def create_app(model: Any, name: str, settings: ServeSettings) -> Any:
     info = model_info(model, name)
 
     def predict_batch(inputs: list[Any]) -> list[dict[str, Any]]:
-        probs = model.predict_proba(inputs)
-        labels = model.labels
-        out = []
-        for row in probs:
-            i = int(row.argmax())
-            out.append(
-                {
-                    "label": labels[i],
-                    "score": float(row[i]),
-                    "probabilities": {lab: float(p) for lab, p in zip(labels, row)},
-                }
-            )
-        return out
+        return [dataclasses.asdict(p) for p in model.predict(inputs)]
 
     batcher = MicroBatcher(predict_batch, executor, settings.max_batch, settings.max_wait_ms / 1000, settings.max_queue)
     gen_state = {"waiting": 0}

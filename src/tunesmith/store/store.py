@@ -182,7 +182,7 @@ class ModelStore:
         return {r["alias"]: r["version"] for r in rows}
 
     def list(self, name: str | None = None, deleted: bool = False) -> list[dict[str, Any]]:
-        sql = "SELECT name, version, task, method, created_at, parent, deleted_at, source FROM versions"
+        sql = "SELECT name, version, task, method, created_at, parent, deleted_at, source, data FROM versions"
         args: tuple = ()
         where = [] if deleted else ["deleted_at IS NULL"]
         if name is not None:
@@ -235,14 +235,17 @@ class ModelStore:
         return out
 
     # --- artifacts ------------------------------------------------------------------------------
-    def checkout(self, ref: str | Ref) -> Path:
-        """The version's folder (run/ and data/), every file checked against its registered checksum first."""
+    def checkout(self, ref: str | Ref, only: tuple[str, ...] = ("",)) -> Path:
+        """The version's folder (run/ and data/). Every file the caller will read (all of them, or those whose
+        stored path starts with one of ``only``) is checked against its registered checksum first."""
         row = self.version(ref)
         view = self.root / "views" / row["name"] / f"v{row['version']}"
         if not view.is_dir():
             self._build_view(row, view)
         for rel, meta in row["files"].items():
-            self.objects.verify(view / rel, meta["sha256"], meta["size"], f"{row['name']}@v{row['version']}: {rel}")
+            if rel.startswith(only):
+                what = f"{row['name']}@v{row['version']}: {rel}"
+                self.objects.verify(view / rel, meta["sha256"], meta["size"], what)
         return view
 
     def _build_view(self, row: dict[str, Any], view: Path) -> None:
@@ -270,7 +273,7 @@ class ModelStore:
     def data_path(self, ref: str | Ref, split: str) -> Path | None:
         row = self.version(ref)
         rel = row["data"].get(split)
-        return self.checkout(ref) / rel if rel else None
+        return self.checkout(ref, only=(f"data/{split}/",)) / rel if rel else None
 
 
 def resolve_run(ref: str | Path, store: ModelStore | str | Path | None = None) -> Path:
