@@ -16,6 +16,7 @@ from tunesmith.config import Config
 from tunesmith.data.validate import DataReport
 from tunesmith.models.catalog import resolve
 from tunesmith.run import Run, latest_unfinished, new_run_dir, package_versions, read_manifest, write_json
+from tunesmith.train import meter
 
 
 def as_config(config: Config | str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -90,11 +91,15 @@ def finetune(
     overrides: list[str] | tuple[str, ...] = (),
     resume: bool | str | Path = False,
     run_dir: str | Path | None = None,
+    on_eval: Any = None,
+    select: Any = None,
 ) -> Run:
     """Check the data, train with the configured method, evaluate against baselines, write the run.
 
     ``resume=True`` continues the newest unfinished run under ``output_dir``; a path names the run. The task
-    supplies every task-specific step (see tunesmith.tasks); this function only orders them."""
+    supplies every task-specific step (see tunesmith.tasks); this function only orders them. ``on_eval(record)``
+    sees every validation evaluation during training (a search prunes through it: True stops training, an
+    exception abandons the run); ``select(train, val)`` may narrow the data after reading (the planner's probe)."""
     from tunesmith.methods import Job, get_method
     from tunesmith.tasks import get_task
     from tunesmith.train.loop import make_accelerator
@@ -108,11 +113,16 @@ def finetune(
     method = get_method(cfg.method)
 
     # --- check everything before writing anything --------------------------------------------
+    meter.phase("read_and_check")
     train, val, report, data_fp = task.read()
+    if select is not None:
+        train, val = select(train, val)
     source = resolve(cfg.model, cfg.cache_dir)
     tokenizer = task.load_tokenizer(source)
     max_length = task.check_lengths(tokenizer, train, val, report)
     timings["read_and_check"] = time.perf_counter() - t_start
+    chosen = data_driven_defaults(cfg, task, source, len(train), max_length)
+    cfg = cfgmod.from_dict(cfgmod.to_dict(cfg), [d.override() for d in chosen])
     lr = cfg.train.learning_rate or getattr(cfg.method_options, "learning_rate", None) or method.default_lr
     resolved = cfgmod.from_dict(cfgmod.to_dict(cfg), [f"train.max_length={max_length}", f"train.learning_rate={lr}"])
 
@@ -127,11 +137,13 @@ def finetune(
 
     # --- tokenize (cached), build the model, measure the baselines on the untouched model -------
     t = time.perf_counter()
+    meter.phase("tokenize")
     prep = task.prepare(tokenizer, train, val, max_length)
     timings["tokenize"] = time.perf_counter() - t
     seed_everything(cfg.train.seed)
     model = task.build_model(source)
     t = time.perf_counter()
+    meter.phase("baselines")
     baseline = task.before_training(model, prep, source, main)
     timings["baselines"] = time.perf_counter() - t
 
@@ -148,8 +160,10 @@ def finetune(
         resume=bool(resume),
         accelerator=accelerator,
         features=task.method_features(baseline),
+        on_eval=on_eval,
     )
     t = time.perf_counter()
+    meter.phase("train")
     fit_result = method.train(job)
     timings["train"] = time.perf_counter() - t
     if accelerator.num_processes > 1:
@@ -165,9 +179,11 @@ def finetune(
 
     # --- evaluate against the baselines, export, report ----------------------------------------
     t = time.perf_counter()
+    meter.phase("evaluate")
     model = accelerator.unwrap_model(job.model)
     results = task.finish(run, resolved, model, prep, baseline, report, fit_result)
     timings["evaluate"] = time.perf_counter() - t
+    meter.phase("export")
     export = method.export(model, run / "model", resolved, check=task.parity_check(prep))
     for folder in ("model", "adapter"):
         if (run / folder).is_dir() and hasattr(tokenizer, "save_pretrained"):  # image models carry their own
@@ -191,6 +207,7 @@ def finetune(
         },
         **extras,
         "max_length": max_length,
+        "defaults": [{"key": d.key, "value": d.value, "why": d.why} for d in chosen],
         "export": export,
         "versions": package_versions(),
         "threads": threads,
@@ -222,6 +239,16 @@ def finetune(
     }
     write_json(run / "manifest.json", manifest)
     return Run(run, manifest)
+
+
+def data_driven_defaults(cfg: Config, task: Any, source: Any, n_train: int, max_length: int) -> list[Any]:
+    """Values for the keys the config left open that follow the data and the machine (docs/planning.md)."""
+    from tunesmith.planning.defaults import data_driven
+    from tunesmith.planning.hardware import detect
+    from tunesmith.planning.model_facts import model_facts
+
+    classes = len(getattr(task, "labels", None) or []) or 2
+    return data_driven(cfg, n_train, model_facts(source, cfg.task), max_length, detect(), classes)
 
 
 def _warm_start_summary(result: Any) -> dict[str, Any] | None:

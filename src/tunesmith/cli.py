@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tunesmith.cli_plan import add_parsers as add_plan_parsers
+from tunesmith.cli_plan import plan_command, train_seeds, tune_command
 from tunesmith.errors import ConfigError, DataError, TunesmithError
 
 
@@ -31,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         help="continue the newest unfinished run (or the named one) from its last complete checkpoint",
     )
     t.add_argument("--nproc", type=int, default=1, help="processes to train with (through torchrun)")
+    t.add_argument("--seeds", type=int, default=1, help="train with N seeds (seed, seed+1, ...): mean and std")
     t.add_argument("--run-dir", help=argparse.SUPPRESS)
 
     v = sub.add_parser("validate", help="run the data checks only")
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="move the alias even when an earlier set regressed (said in the report)"
     )
     u.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_plan_parsers(sub)
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true")
     return p
@@ -148,6 +152,11 @@ def _free_port() -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from tunesmith import api
+
+    if args.seeds > 1:
+        return train_seeds(args)
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds {args.seeds}: at least 1")
 
     if args.nproc > 1 and os.environ.get("LOCAL_RANK") is None:
         # Check in this process (nothing written on a fatal problem), then start the workers on one run dir.
@@ -334,6 +343,8 @@ COMMANDS = {
     "update": _update,
     "serve": _serve,
     "config": _config,
+    "plan": plan_command,
+    "tune": tune_command,
 }
 
 

@@ -107,9 +107,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = _f(3, help="passes over the training data", min=1)
+    epochs: int | None = _f(
+        None,
+        help="passes over the training data; default: follows the data size (about 8,000 examples seen for "
+        "classifiers, 1-10 epochs; 2,000 for causal-lm, 1-4 epochs; docs/planning.md)",
+        min=1,
+    )
     batch_size: int = _f(32, help="examples per optimizer step across all processes", min=1)
-    learning_rate: float | None = _f(None, help="peak learning rate; default depends on the method", min=0.0)
+    learning_rate: float | None = _f(
+        None, help="peak learning rate; default: by method and model size (docs/planning.md)", min=0.0
+    )
     max_length: int | None = _f(
         None,
         help="tokens per example; default: the 98th percentile of the data's lengths, capped by the model "
@@ -125,7 +132,12 @@ class TrainConfig:
     weight_decay: float = _f(0.01, help="AdamW weight decay (not applied to biases and norms)", min=0.0)
     warmup_ratio: float = _f(0.1, help="share of steps spent warming up the learning rate", min=0.0, max=1.0)
     scheduler: str = _f("linear", help="decay after warm-up", choices=("linear", "cosine", "constant"))
-    gradient_accumulation: int = _f(1, help="micro-batches per optimizer step", min=1)
+    gradient_accumulation: int | None = _f(
+        None,
+        help="micro-batches per optimizer step; default: the fewest whose estimated peak memory fits in 80% of "
+        "the free memory (1 when it fits)",
+        min=1,
+    )
     max_grad_norm: float = _f(1.0, help="gradient clipping norm; 0 turns clipping off", min=0.0)
     precision: str = _f(
         "auto",
@@ -189,8 +201,10 @@ class HeadOptions:
 
 @dataclass(frozen=True)
 class LoraOptions:
-    r: int = _f(8, help="adapter rank", min=1)
-    alpha: int = _f(16, help="adapter scaling numerator (scale = alpha / r)", min=1)
+    r: int | None = _f(
+        None, help="adapter rank; default: by training examples (4 under 1,000, 8 under 10,000, else 16)", min=1
+    )
+    alpha: int | None = _f(None, help="adapter scaling numerator (scale = alpha / r); default 2 r", min=1)
     dropout: float | None = _f(
         None,
         help="dropout on the adapter input; default 0.1 (classification), 0 (causal-lm: the masks cost a fifth of "

@@ -11,8 +11,8 @@ BASE = {"data": {"train": "t.csv"}}
 def test_defaults_fill_every_section():
     cfg = config.from_dict(BASE)
     assert cfg.method == "full" and cfg.model == "minilm-l6"
-    assert cfg.train.epochs == 3 and cfg.train.learning_rate is None
-    assert cfg.lora.r == 8 and cfg.eval.slice_columns == []
+    assert cfg.train.epochs is None and cfg.train.learning_rate is None  # open: they follow the data
+    assert cfg.lora.r is None and cfg.lora.alpha is None and cfg.eval.slice_columns == []
 
 
 def test_unknown_key_names_its_path_and_the_allowed_keys():

@@ -34,6 +34,7 @@ class Job:
     accelerator: Any
     features: Any = None  # callable(kind) -> (train_feats, val_feats), cached frozen features
     warm_start: Any = None  # FitResult of a head fitted to frozen features before fine-tuning, if any
+    on_eval: Any = None  # record -> bool: called after each evaluation; True stops training (search pruning)
 
 
 @dataclass
@@ -74,6 +75,7 @@ def fine_tune(job: Job, lr: float, warm_start_head: bool, wrap: Any = None) -> A
         resume=job.resume,
         lengths=job.lengths,
         accelerator=job.accelerator,
+        on_eval=job.on_eval,
         mmap_threshold=getattr(job.task, "mmap_threshold", 1 << 20),
     )
 

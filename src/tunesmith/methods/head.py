@@ -72,6 +72,7 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: s
         run_dir=run_dir,
         resume=job.resume and run_dir is not None,
         accelerator=job.accelerator,
+        on_eval=job.on_eval if run_dir is not None else None,  # the head method's own training, not a warm start
         desc="head",
     )
     for p in job.model.parameters():

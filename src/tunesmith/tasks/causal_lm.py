@@ -22,6 +22,7 @@ from tunesmith.data.validate import DataReport, Examples, settle_max_length
 from tunesmith.errors import ConfigError, DataError, InputError
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import TASKS, Prepared
+from tunesmith.train import meter
 
 IGNORE = -100
 MAX_LENGTH_CAP = 2048  # default ceiling on CPU-sized runs; train.max_length may go up to the model's limit
@@ -218,6 +219,10 @@ def validation_loss(model: Any, items: list[dict[str, Any]], collate: Any, batch
     return (total / count if count else float("nan")), count
 
 
+def _tokens(items: list[dict[str, Any]]) -> int:
+    return sum(len(it["input_ids"]) for it in items)
+
+
 @TASKS.register("causal-lm")
 class CausalLM:
     """Inputs are conversations, prompt/completion pairs or documents; the model learns to write the answers."""
@@ -287,8 +292,6 @@ class CausalLM:
             items, split_stats = self._fit_to_length(rendered[split], ex, max_length, report)
             self.items_by_split[split] = items
             stats[split] = split_stats
-        epochs = self.cfg.train.epochs
-        stats["billable_training_tokens"] = stats["train"]["tokens"] * epochs
         report.stats["tokens"] = stats
         if len(self.items_by_split["train"]) < self.cfg.data.min_examples or not self.items_by_split["validation"]:
             report.add(
@@ -415,7 +418,8 @@ class CausalLM:
         collate = self._eval_collate(prep)
 
         def evaluate(m: Any) -> dict[str, float]:
-            loss, _ = validation_loss(m, prep.val_items, collate, self.cfg.eval.batch_size)
+            with meter.measure("forward", "validation", len(prep.val_items), _tokens(prep.val_items)):
+                loss, _ = validation_loss(m, prep.val_items, collate, self.cfg.eval.batch_size)
             return {"loss": loss, "perplexity": float(np.exp(min(loss, 50.0)))}
 
         return evaluate
@@ -430,13 +434,15 @@ class CausalLM:
         refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in golden]
         budget = min(self.cfg.eval.max_new_tokens, max(16, 2 * max(refs)))
         prompts = [prompt_ids(tok, p) for p, _, _ in golden]
-        return generate_texts(model, tok, prompts, max_new_tokens=budget, batch_size=16)
+        with meter.measure("generate", "validation", len(prompts)):
+            return generate_texts(model, tok, prompts, max_new_tokens=budget, batch_size=16)
 
     def before_training(self, model: Any, prep: Prepared, source: ModelSource, main: bool) -> Any:
         """The base model's validation loss and its answers to the golden prompts, before any weight changes."""
         if not main:
             return None
-        loss, tokens = validation_loss(model, prep.val_items, self._eval_collate(prep), self.cfg.eval.batch_size)
+        with meter.measure("forward", "validation", len(prep.val_items), _tokens(prep.val_items)):
+            loss, tokens = validation_loss(model, prep.val_items, self._eval_collate(prep), self.cfg.eval.batch_size)
         return {"loss": loss, "tokens": tokens, "outputs": self._generate(model, prep)}
 
     @staticmethod
@@ -448,7 +454,8 @@ class CausalLM:
     ) -> dict[str, Any]:
         from tunesmith.eval.report_generation import build_generation_report
 
-        loss, tokens = validation_loss(model, prep.val_items, self._eval_collate(prep), cfg.eval.batch_size)
+        with meter.measure("forward", "validation", len(prep.val_items), _tokens(prep.val_items)):
+            loss, tokens = validation_loss(model, prep.val_items, self._eval_collate(prep), cfg.eval.batch_size)
         tuned = {"loss": loss, "tokens": tokens, "outputs": self._generate(model, prep)}
         return build_generation_report(
             run, cfg=cfg, base=baseline, tuned=tuned, golden=prep.extra["golden"], report=report, fit=fit

@@ -19,6 +19,7 @@ from tunesmith.errors import DataError
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import TASKS, Prepared
 from tunesmith.tasks.text_classification import FrozenFeatures, TextClassification
+from tunesmith.train import meter
 
 GALLERY = 24
 
@@ -211,7 +212,8 @@ class ImageClassification(TextClassification):
         from safetensors.numpy import save_file
 
         val: Examples = prep.extra["val"]
-        probs = self.predict_proba(model, prep.extra["val_px"], 0, cfg.eval.batch_size)
+        with meter.measure("forward", "validation", len(prep.val_items)):
+            probs = self.predict_proba(model, prep.extra["val_px"], 0, cfg.eval.batch_size)
         # Golden images for a later `tunesmith export --merge` parity check (the sources may be array rows).
         save_file({"pixels": np.ascontiguousarray(prep.extra["val_px"][:64])}, str(run / "golden_images.safetensors"))
         gallery = _gallery(prep.extra["val_px"], val, probs, self.labels)

@@ -23,6 +23,7 @@ from tunesmith.data.validate import (
 from tunesmith.errors import DataError, InputError
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import TASKS, Prepared
+from tunesmith.train import meter
 
 
 def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examples | None:
@@ -204,9 +205,11 @@ class TextClassification:
 
         val_y = np.array([it["labels"] for it in prep.val_items])
         batch_size = self.cfg.eval.batch_size
+        val_tokens = sum(len(it["input_ids"]) for it in prep.val_items if "input_ids" in it)
 
         def evaluate(m: Any) -> dict[str, float]:
-            probs = self.predict_proba(m, prep.extra["val_ids"], prep.pad_id, batch_size)
+            with meter.measure("forward", "validation", len(val_y), val_tokens):
+                probs = self.predict_proba(m, prep.extra["val_ids"], prep.pad_id, batch_size)
             res = classification_metrics(val_y, probs, self.labels)
             return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
 
@@ -221,7 +224,8 @@ class TextClassification:
         val: Examples = prep.extra["val"]
         val_y = np.array([it["labels"] for it in prep.val_items])
         train_y = np.array([it["labels"] for it in prep.train_items])
-        probs = predict_proba(model, prep.extra["val_ids"], prep.pad_id, cfg.eval.batch_size)
+        with meter.measure("forward", "validation", len(val_y), sum(len(x) for x in prep.extra["val_ids"])):
+            probs = predict_proba(model, prep.extra["val_ids"], prep.pad_id, cfg.eval.batch_size)
         return build_report(
             run,
             cfg=cfg,
@@ -453,7 +457,9 @@ class FrozenFeatures:
                 key = cache_key("frozen", split, *self.key)
                 hit = cache.get(key)
                 if hit is None:
-                    hit = self.task.features(self.model, ids, self.pad_id)
+                    tokens = sum(len(x) for x in ids) if isinstance(ids, list) else 0  # images: no tokens
+                    with meter.measure("forward", "train" if split == "train" else "validation", len(ids), tokens):
+                        hit = self.task.features(self.model, ids, self.pad_id)
                     cache.put(key, hit)
                 self._feats[split] = hit
         return self._feats

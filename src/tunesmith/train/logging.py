@@ -59,7 +59,8 @@ class RunLogger:
             self.fh.write(json.dumps({"time": round(time.time(), 3), "phase": self.desc, **record}) + "\n")
             self.fh.flush()
 
-    def step(self, step: int, epoch: float, loss: float, lr: float, samples_per_s: float) -> None:
+    def step(self, step: int, epoch: float, loss: float, lr: float, samples_per_s: float, **work: Any) -> None:
+        """One optimizer step; ``work``: its seconds, samples and token positions (this process's share)."""
         self._write(
             {
                 "kind": "step",
@@ -68,6 +69,7 @@ class RunLogger:
                 "loss": loss,
                 "lr": lr,
                 "samples_per_s": round(samples_per_s, 2),
+                **work,
             }
         )
         if self.tb is not None:

@@ -149,7 +149,7 @@ def fit(
     # --- setup ------------------------------------------------------------------------------
     acc = accelerator or make_accelerator(cfg)
     world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
-    epochs = epochs or cfg.epochs
+    epochs = epochs or cfg.epochs or 1
     n = len(train_items)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * epochs)
@@ -216,9 +216,11 @@ def fit(
                 model.train()
                 if cfg.freeze_batch_norm:
                     _batch_norm_eval(model)
-                micro = [batch[i :: cfg.gradient_accumulation] for i in range(cfg.gradient_accumulation)]
+                accumulation = cfg.gradient_accumulation or 1
+                micro = [batch[i::accumulation] for i in range(accumulation)]
                 micro = [m for m in micro if m]
                 loss_total = 0.0
+                samples_before, positions_before = res.samples, res.positions
                 for j, mb in enumerate(micro):
                     local = shard(mb, rank, world)
                     inputs = {k: v.to(acc.device) for k, v in collate([train_items[i] for i in local]).items()}
@@ -257,7 +259,8 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                res.step_seconds += time.perf_counter() - t_step
+                step_time = time.perf_counter() - t_step
+                res.step_seconds += step_time
                 st["step"] += 1
                 st["batch"] += 1
                 if world > 1:
@@ -270,6 +273,9 @@ def fit(
                     loss_total,
                     lr_now,
                     res.samples * world / max(elapsed, 1e-9),
+                    seconds=round(step_time, 4),
+                    samples=res.samples - samples_before,
+                    positions=res.positions - positions_before,
                 )
                 progress.update(loss_total, res.samples * world / max(elapsed, 1e-9))
 

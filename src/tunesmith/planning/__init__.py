@@ -1,0 +1,1 @@
+"""Choosing before training: hardware facts, data-driven defaults, timed probes, predictions and a plan."""

@@ -1,0 +1,1 @@
+"""Hyperparameter search: a search space written in the config, Optuna studies, pruning, reports, seeds."""
