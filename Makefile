@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat demo-images fashion-mnist test lint format bench bench-chat bench-images bench-serve clean
+.PHONY: install demo demo-chat demo-images fashion-mnist test lint format bench bench-chat bench-images bench-serve bench-plan clean
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,9 @@ bench-chat: install data/chatterbot/train.jsonl
 
 bench-images: install fashion-mnist
 	$(PY) bench/bench_images.py
+
+bench-plan: install data/rotten_tomatoes/train.csv
+	$(PY) bench/bench_plan.py
 
 bench-serve: install data/rotten_tomatoes/train.csv
 	$(PY) bench/bench_serving.py

@@ -19,7 +19,7 @@ from tunesmith import config as cfgmod
 from tunesmith.config import TASK_DEFAULTS
 from tunesmith.errors import ConfigError
 from tunesmith.planning.hardware import GIB, Hardware, detect
-from tunesmith.planning.memory import estimate
+from tunesmith.planning.memory import estimate, trainable_params
 from tunesmith.planning.predict import Prediction, predict
 
 SMALL_DATA = 200  # classification: under this many training examples the head comes first
@@ -231,7 +231,8 @@ def make_plan(
                 option.status, option.note = "failed", f"probe {result['error']}"
                 continue
             option.probe = result
-            option.prediction = predict(result, method)
+            trainable = trainable_params(facts, real.task, method, real.lora.r or 8, data.get("classes", 2))
+            option.prediction = predict(result, method, trainable)
             if option.prediction.peak_bytes > hardware.memory_available or (
                 hardware.gpu and option.prediction.gpu_peak_bytes > hardware.gpu_memory_available
             ):

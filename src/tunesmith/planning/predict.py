@@ -8,10 +8,12 @@ time = start-up (interpreter and imports, as measured) + reading the full data (
      + optimizer steps: seconds per token position (per example for images and the head method) of the
        probe's steps after the first two, times the positions of the full run's planned batches
      + the rest of the probe (export, report) as it was.
-peak memory = the probe's peak x CPU_ALLOCATOR_GROWTH + the full run's tokenized data and cached features
-     beyond the probe's. On CPU the process keeps growing for the first few dozen steps of a long run (the
-     allocator keeps blocks for every batch shape it has seen): MiniLM on 2,000 snippets went from 1.13 GiB at
-     the start of training to 1.48-1.61 GiB, which a probe of eight steps does not reach.
+peak memory = the probe's peak + the full run's tokenized data and cached features beyond the probe's
+     + on CPU, one more copy of the training state (16 bytes a trainable parameter: weights, gradients, AdamW
+     moments). A long CPU run keeps growing after the probe's eight steps: the allocator holds on to blocks
+     of every batch shape it has seen, and each evaluation writes the best weights and a checkpoint. MiniLM
+     full fine-tuning on 2,000 snippets went from 1.13 GiB at the start of training to 1.48-1.61 GiB, about
+     the 0.36 GiB of its training state; a 2-layer test model with almost nothing to train did not grow.
 
 Every evaluation the config asks for is counted: early stopping can only make the run shorter.
 """
@@ -22,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PHASES = ("tokenize", "baselines", "train", "evaluate")
-CPU_ALLOCATOR_GROWTH = 1.35
 
 
 @dataclass
@@ -78,7 +79,7 @@ def _scale(record: dict[str, Any], probe: dict[str, Any], evaluations: float) ->
     return ratio * (evaluations if record["phase"] == "train" else 1.0)
 
 
-def predict(probe: dict[str, Any], method: str) -> Prediction:
+def predict(probe: dict[str, Any], method: str, trainable_params: int = 0) -> Prediction:
     timings, sizes, full = probe["timings"], probe["sizes"], probe["full"]
     evaluations_full = _evaluations(probe, method)
     evaluations_probe = max(1, probe["evaluations"]) if method != "head" else evaluations_full
@@ -109,7 +110,7 @@ def predict(probe: dict[str, Any], method: str) -> Prediction:
     # Memory: the probe's peak, plus what the full run holds beyond the probe's subset.
     extra_examples = (full["train"] + full["validation"]) - (sizes["train"] + sizes["validation"])
     per_example = 8 * (full.get("mean_tokens") or 0) * 2 + 8 * 1024  # token ids and masks; cached features
-    growth = 1.0 if probe.get("gpu_peak") else CPU_ALLOCATOR_GROWTH
-    peak = int(probe["peak_rss"] * growth + max(0, extra_examples) * per_example)
+    growth = 0 if probe.get("gpu_peak") else 16 * trainable_params
+    peak = int(probe["peak_rss"] + growth + max(0, extra_examples) * per_example)
     steps = full["steps_per_epoch"] * probe["resolved"]["epochs"]
     return Prediction(total, peak, int(probe.get("gpu_peak", 0)), {k: round(v, 2) for k, v in phases.items()}, steps)

@@ -94,6 +94,17 @@ def planned_positions(task: Any, cfg: Any, tokenizer: Any, train: Any, max_lengt
     return total
 
 
+def _current_rss() -> int:
+    """Resident memory now (bytes): the floor every run pays for Python, torch and transformers."""
+    import os
+
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     """In the child: measure, return the figures (see module docstring)."""
     t_imports = time.time()
@@ -111,6 +122,7 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     get_method(cfg.method)
     get_task(cfg.task)
     imported_at = time.time()
+    floor = _current_rss()
     api.set_threads(cfg)
     api.quiet_libraries()
 
@@ -164,6 +176,7 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
         "evaluations": len(evals),
         "meter": records,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "floor_rss": floor,
         "gpu_peak": gpu_peak,
         "sizes": {"train": m_train, "validation": m_val, "generations": generations},
         "full": {

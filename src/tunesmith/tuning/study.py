@@ -79,14 +79,18 @@ def _pruner(kind: str, startup: int) -> Any:
 
 
 def _storage(url: str) -> Any:
+    import warnings
+
     import optuna
 
-    return optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=30,
-        grace_period=120,  # a trial whose process died is failed after two minutes of silence, then retried
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna; they are what resume needs
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=30,
+            grace_period=120,  # a trial whose process died is failed after two minutes of silence, then retried
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        )
 
 
 def _drop_weights(run_dir: Path) -> None:

@@ -1,0 +1,83 @@
+"""The data-driven defaults: each rule's value, and that a key the user set is left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith import config
+from tunesmith.errors import ConfigError
+from tunesmith.planning.defaults import data_driven, epochs_for, learning_rate_for, lora_rank_for
+from tunesmith.planning.hardware import GIB, Hardware
+from tunesmith.planning.memory import estimate
+from tunesmith.planning.model_facts import ModelFacts
+from tunesmith.planning.plan import parse_duration, preference
+
+MINILM = ModelFacts(params=22_700_000, hidden=384, layers=6, heads=12, vocab=30522)
+PLENTY = Hardware(cores=2, memory_total=24 * GIB, memory_available=22 * GIB)
+
+
+@pytest.mark.parametrize(
+    ("task", "n", "epochs"),
+    [
+        ("text-classification", 2000, 4),
+        ("text-classification", 100, 10),  # capped: early stopping guards the rest
+        ("text-classification", 100_000, 1),
+        ("causal-lm", 600, 4),
+        ("causal-lm", 1000, 2),
+        ("image-classification", 3000, 3),
+    ],
+)
+def test_epochs_aim_at_a_number_of_examples_seen(task: str, n: int, epochs: int):
+    assert epochs_for(task, n).value == epochs
+
+
+def test_learning_rate_by_method_and_model_size():
+    assert learning_rate_for("full", "text-classification", 22_700_000).value == 5e-5
+    assert learning_rate_for("full", "text-classification", 350_000_000).value == 2e-5
+    assert learning_rate_for("full", "image-classification", 4_650_000).value == 3e-4
+    assert learning_rate_for("lora", "causal-lm", 134_500_000).value == 5e-4
+    assert learning_rate_for("lora", "causal-lm", 7_000_000_000).value == 2e-4
+    assert learning_rate_for("head", "text-classification", 22_700_000) is None  # head.learning_rate applies
+
+
+def test_lora_rank_grows_with_the_data():
+    assert [d.value for d in lora_rank_for(500)] == [4, 8]
+    assert [d.value for d in lora_rank_for(5_000)] == [8, 16]
+    assert [d.value for d in lora_rank_for(50_000)] == [16, 32]
+
+
+def test_micro_batches_follow_the_memory():
+    cfg = config.from_dict({"data": {"train": "t.csv"}, "train": {"max_length": 512}})
+    roomy = {d.key: d.value for d in data_driven(cfg, 2000, MINILM, 512, PLENTY)}
+    assert roomy["train.gradient_accumulation"] == 1
+    small = Hardware(cores=2, memory_total=4 * GIB, memory_available=3 * GIB)
+    tight = {d.key: d.value for d in data_driven(cfg, 2000, MINILM, 512, small)}
+    steps = tight["train.gradient_accumulation"]
+    assert steps > 1
+    micro = -(-32 // steps)
+    assert estimate(MINILM, cfg.task, "full", 512).peak(micro) <= 0.8 * small.memory_available
+    assert estimate(MINILM, cfg.task, "full", 512).peak(-(-32 // (steps - 1))) > 0.8 * small.memory_available
+
+
+def test_keys_the_user_set_are_left_alone():
+    cfg = config.from_dict(
+        {"data": {"train": "t.csv"}, "method": "lora",
+         "train": {"epochs": 3, "learning_rate": 1e-4, "gradient_accumulation": 2}, "lora": {"r": 32}}
+    )  # fmt: skip
+    chosen = {d.key: d.value for d in data_driven(cfg, 2000, MINILM, 64, PLENTY)}
+    assert chosen == {"lora.alpha": 64}  # only the open key that follows from the set rank
+
+
+def test_method_preference_follows_the_data_size():
+    assert preference("text-classification", 100)[0][0] == "head"
+    assert preference("text-classification", 500)[0][0] == "lora"
+    assert preference("text-classification", 5000)[0][0] == "full"
+    assert preference("causal-lm", 5000)[0][0] == "lora"
+
+
+def test_durations():
+    assert parse_duration("90s") == 90 and parse_duration("10m") == 600
+    assert parse_duration("1.5h") == 5400 and parse_duration("2h30m") == 9000
+    for bad in ("", "ten minutes", "10x", "m"):
+        with pytest.raises(ConfigError, match="expected a duration"):
+            parse_duration(bad)
