@@ -125,6 +125,8 @@ def finetune(
     cfg = cfgmod.from_dict(cfgmod.to_dict(cfg), [d.override() for d in chosen])
     lr = cfg.train.learning_rate or getattr(cfg.method_options, "learning_rate", None) or method.default_lr
     resolved = cfgmod.from_dict(cfgmod.to_dict(cfg), [f"train.max_length={max_length}", f"train.learning_rate={lr}"])
+    if hasattr(task, "bill_tokens"):
+        task.bill_tokens(report, resolved)
 
     run = _locate_run(cfg, resume, run_dir)
     accelerator = make_accelerator(cfg.train)

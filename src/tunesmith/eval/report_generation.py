@@ -161,7 +161,7 @@ def render_html(full: dict[str, Any], samples: list[dict[str, Any]], log: list[d
             "<h2>Data</h2><table><tr><th>split</th><th>examples</th><th>tokens</th><th>answer tokens</th>"
             f"<th>mean</th><th>max</th><th>over max_length</th></tr>{trows}</table>"
             f"<p>Billable training tokens (tokens × epochs, as hosted APIs count them): "
-            f"<b>{tokens['train']['tokens'] * cfg.train.epochs:,}</b>.</p>"
+            f"<b>{tokens.get('billable_training_tokens', 0):,}</b>.</p>"
         )
     items = "".join(
         f"<li>{escape(w['message'])} <small>({escape(str(w['file']))}"

@@ -292,6 +292,8 @@ class CausalLM:
             items, split_stats = self._fit_to_length(rendered[split], ex, max_length, report)
             self.items_by_split[split] = items
             stats[split] = split_stats
+        if self.cfg.train.epochs is not None:  # else set once the data-driven default is chosen (bill_tokens)
+            stats["billable_training_tokens"] = stats["train"]["tokens"] * self.cfg.train.epochs
         report.stats["tokens"] = stats
         if len(self.items_by_split["train"]) < self.cfg.data.min_examples or not self.items_by_split["validation"]:
             report.add(
@@ -361,6 +363,13 @@ class CausalLM:
         return items, stats
 
     # --- model ------------------------------------------------------------------------------
+    @staticmethod
+    def bill_tokens(report: DataReport, cfg: Config) -> None:
+        """Training tokens x epochs, as hosted fine-tuning APIs bill them, once the epochs are known."""
+        tokens = report.stats.get("tokens", {})
+        if "train" in tokens:
+            tokens["billable_training_tokens"] = tokens["train"]["tokens"] * cfg.train.epochs
+
     def build_model(self, source: ModelSource) -> Any:
         import torch
         from transformers import AutoModelForCausalLM
