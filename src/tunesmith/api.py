@@ -243,14 +243,17 @@ def finetune(
     return Run(run, manifest)
 
 
-def data_driven_defaults(cfg: Config, task: Any, source: Any, n_train: int, max_length: int) -> list[Any]:
-    """Values for the keys the config left open that follow the data and the machine (docs/planning.md)."""
+def data_driven_defaults(
+    cfg: Config, task: Any, source: Any, n_train: int, max_length: int, hardware: Any = None
+) -> list[Any]:
+    """Values for the keys the config left open that follow the data and the machine (docs/planning.md);
+    ``hardware`` defaults to this machine's."""
     from tunesmith.planning.defaults import data_driven
     from tunesmith.planning.hardware import detect
     from tunesmith.planning.model_facts import model_facts
 
     classes = len(getattr(task, "labels", None) or []) or 2
-    return data_driven(cfg, n_train, model_facts(source, cfg.task), max_length, detect(), classes)
+    return data_driven(cfg, n_train, model_facts(source, cfg.task), max_length, hardware or detect(), classes)
 
 
 def _warm_start_summary(result: Any) -> dict[str, Any] | None:

@@ -11,6 +11,11 @@ from typing import Any
 from tunesmith.errors import ConfigError
 
 
+def _say(message: str) -> None:
+    """Progress goes to stderr, so that stdout holds the result (a table, or JSON)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "plan",
@@ -76,14 +81,8 @@ def plan_command(args: argparse.Namespace) -> int:
     raw, out = _raw_config(args)
     budget = parse_duration(args.budget) if args.budget else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    quiet = args.json
-
-    def say(msg: str) -> None:
-        if not quiet:
-            print(msg, file=sys.stderr, flush=True)
-
     plan = make_plan(raw, methods=methods, budget_s=budget, price_per_hour=args.price_per_hour,
-                     timeout=args.probe_timeout, progress=say)  # fmt: skip
+                     timeout=args.probe_timeout, progress=None if args.json else _say)  # fmt: skip
     if plan.recommended is not None:
         write_config(plan, out)
     if args.json:
@@ -132,7 +131,7 @@ def tune_command(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         timeout=args.timeout,
         seeds=args.seeds,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
+        progress=_say,
     )
     print(trials_table(result))
     if result.best is None:
@@ -154,8 +153,7 @@ def train_seeds(args: argparse.Namespace) -> int:
 
     if args.resume or args.nproc > 1 or args.run_dir:
         raise ConfigError("--seeds: runs each seed from the start in this process; leave out --resume and --nproc")
-    result = run_seeds(api.as_config(args.config, args.set), args.seeds,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+    result = run_seeds(api.as_config(args.config, args.set), args.seeds, progress=_say)
     print(seeds_table(result))
     print(result["folder"])
     return 0

@@ -373,11 +373,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _apply_override(raw: dict, item: str) -> None:
-    if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
-    key, text = item.split("=", 1)
-    value = yaml.safe_load(text) if text != "" else None
+def set_key(raw: dict, key: str, value: Any) -> None:
+    """Set ``a.b`` in a plain config mapping, making the sections it needs; a non-section on the way is an error."""
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
@@ -388,6 +385,13 @@ def _apply_override(raw: dict, item: str) -> None:
             raise ConfigError(f"--set {key}: {part} is not a section")
         node = child
     node[parts[-1]] = value
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
+    key, text = item.split("=", 1)
+    set_key(raw, key, yaml.safe_load(text) if text != "" else None)
 
 
 def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -153,7 +153,8 @@ def candidate_models(task: str, raw: dict[str, Any]) -> list[str]:
     return [name for name, entry in CATALOG.items() if entry.task == task]
 
 
-def _data_summary(cfg: cfgmod.Config) -> tuple[dict[str, Any], int]:
+def _data_summary(cfg: cfgmod.Config) -> tuple[dict[str, Any], int, Any]:
+    """What the table says about the data, the max length, and the task that read it (its label set)."""
     from tunesmith.models.catalog import resolve
     from tunesmith.tasks import get_task
 
@@ -174,7 +175,7 @@ def _data_summary(cfg: cfgmod.Config) -> tuple[dict[str, Any], int]:
         summary["tokens"] = {k: train_tokens[k] for k in ("mean", "p95", "max") if k in train_tokens}
     summary["max_length"] = max_length
     summary["warnings"] = [p.message for p in report.warnings]
-    return summary, max_length
+    return summary, max_length, task
 
 
 def make_plan(
@@ -191,19 +192,16 @@ def make_plan(
     from tunesmith.models.catalog import resolve
     from tunesmith.planning.model_facts import model_facts
     from tunesmith.planning.probe import probe
-    from tunesmith.tasks import get_task
 
     say = progress or (lambda _msg: None)
     base = cfgmod.from_dict(raw)
     hardware = hardware or detect()
-    data, max_length = _data_summary(base)
+    data, max_length, task = _data_summary(base)
     allowed = TASK_DEFAULTS[base.task]["methods"]
     for m in methods or []:
         if m not in allowed:
             raise ConfigError(f"--methods: got {m!r}; allowed for task {base.task}: {', '.join(allowed)}")
     plan = Plan(hardware, data, [], price_per_hour, budget_s)
-    task = get_task(base.task)(base)
-    task.read()  # sets the label set the defaults need
     for model in candidate_models(base.task, raw):
         source = resolve(model, base.cache_dir)
         facts = model_facts(source, base.task)
@@ -212,7 +210,7 @@ def make_plan(
             cfg = cfgmod.from_dict(option_raw)
             option = Option(model, method)
             plan.options.append(option)
-            chosen = data_driven_defaults(cfg, task, source, data["train_examples"], max_length)
+            chosen = data_driven_defaults(cfg, task, source, data["train_examples"], max_length, hardware)
             option.defaults = [{"key": d.key, "value": d.value, "why": d.why} for d in chosen]
             real = cfgmod.from_dict(option_raw, [d.override() for d in chosen])
             micro = -(-real.train.batch_size // (real.train.gradient_accumulation or 1))
@@ -310,10 +308,9 @@ def _recommend(plan: Plan, raw: dict[str, Any]) -> None:
     config = cfgmod._deep_copy(raw)
     config["model"], config["method"] = chosen.model, chosen.method
     for d in chosen.defaults:
-        section, key = d["key"].split(".")
-        config.setdefault(section, {})[key] = d["value"]
+        cfgmod.set_key(config, d["key"], d["value"])
     if epochs_override:
-        config.setdefault("train", {})["epochs"] = epochs_override
+        cfgmod.set_key(config, "train.epochs", epochs_override)
     plan.config = config
 
 

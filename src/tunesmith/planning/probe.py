@@ -44,47 +44,38 @@ def _select(batch: int, steps: int, n_train: int, n_val: int, seed: int) -> Any:
     return select, m_train, m_val
 
 
-def split_tokens(task: Any, cfg: Any, tokenizer: Any, train: Any, val: Any, max_length: int) -> dict[str, int]:
-    """Tokens of each split as the run will see them (cut at max_length); empty for images."""
+def split_lengths(task: Any, cfg: Any, tokenizer: Any, train: Any, val: Any, max_length: int) -> dict[str, list[int]]:
+    """Each example's tokens as the run will see them (cut at max_length), per split; empty for images."""
     if cfg.task == "text-classification":
         return {
-            name: sum(min(n, max_length) for n in task.token_lengths(tokenizer, ex.inputs))
+            name: [min(n, max_length) for n in task.token_lengths(tokenizer, ex.inputs)]
             for name, ex in (("train", train), ("validation", val))
         }
-    if cfg.task == "causal-lm":
-        return {name: sum(len(it["input_ids"]) for it in items) for name, items in task.items_by_split.items()}
+    if cfg.task == "causal-lm":  # check_lengths rendered and cut every example already
+        return {name: [len(it["input_ids"]) for it in items] for name, items in task.items_by_split.items()}
     return {}
 
 
-def planned_positions(task: Any, cfg: Any, tokenizer: Any, train: Any, max_length: int) -> int | None:
+def planned_positions(cfg: Any, lengths: list[int] | None, max_length: int) -> int | None:
     """Token positions one epoch of the real run computes (padding included), from the batches fit() will
-    make; None where steps are not made of tokens (images)."""
+    make over the training examples' ``lengths``; None where steps are not made of tokens (images)."""
     from tunesmith.train.batching import epoch_batches
 
+    if lengths is None:
+        return None
     tc = cfg.train
     accumulation = tc.gradient_accumulation or 1
-    if cfg.task == "text-classification":
-        lengths = [min(n, max_length) for n in task.token_lengths(tokenizer, train.inputs)]
+    packed = cfg.task == "causal-lm" and tc.packing
 
-        def positions(lens: list[int]) -> int:
+    def positions(lens: list[int]) -> int:
+        if not packed:  # each example its own row, padded to the longest in the micro-batch
             return len(lens) * max(lens)
-
-        order_lengths: list[int] | None = lengths
-    elif cfg.task == "causal-lm":
         from tunesmith.tasks.causal_lm import PACK_MIN, pack_rows
 
-        lengths = [len(it["input_ids"]) for it in task.items_by_split["train"]]
-        capacity = max(max_length, PACK_MIN)
+        rows, fill = pack_rows(lens, max(max_length, PACK_MIN))
+        return len(rows) * max(fill)
 
-        def positions(lens: list[int]) -> int:
-            if not tc.packing:
-                return len(lens) * max(lens)
-            rows, fill = pack_rows(lens, capacity)
-            return len(rows) * max(fill)
-
-        order_lengths = None if tc.packing else lengths
-    else:
-        return None
+    order_lengths = None if packed else lengths  # packing batches are not grouped by length (prepare())
     total = 0
     for batch in epoch_batches(order_lengths, len(lengths), tc.batch_size, tc.seed, 0, tc.group_by_length):
         for i in range(accumulation):
@@ -92,17 +83,6 @@ def planned_positions(task: Any, cfg: Any, tokenizer: Any, train: Any, max_lengt
             if micro:
                 total += positions([lengths[j] for j in micro])
     return total
-
-
-def _current_rss() -> int:
-    """Resident memory now (bytes): the floor every run pays for Python, torch and transformers."""
-    import os
-
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +102,6 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     get_method(cfg.method)
     get_task(cfg.task)
     imported_at = time.time()
-    floor = _current_rss()
     api.set_threads(cfg)
     api.quiet_libraries()
 
@@ -136,8 +115,9 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     read_full = time.perf_counter() - t
     chosen = api.data_driven_defaults(cfg, task, source, len(train), max_length)
     real = cfgmod.from_dict(cfgmod.to_dict(cfg), [d.override() for d in chosen])
-    positions = planned_positions(task, real, tokenizer, train, max_length)
-    tokens = split_tokens(task, real, tokenizer, train, val, max_length)
+    lengths = split_lengths(task, real, tokenizer, train, val, max_length)
+    positions = planned_positions(real, lengths.get("train"), max_length)
+    tokens = {split: sum(values) for split, values in lengths.items()}
     n_train, n_val = len(train), len(val)
     classes = len(set(train.labels))
     mean_tokens = report.stats.get("tokens", {}).get("train", {}).get("mean", 0)
@@ -176,7 +156,6 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
         "evaluations": len(evals),
         "meter": records,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "floor_rss": floor,
         "gpu_peak": gpu_peak,
         "sizes": {"train": m_train, "validation": m_val, "generations": generations},
         "full": {

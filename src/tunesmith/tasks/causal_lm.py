@@ -292,9 +292,9 @@ class CausalLM:
             items, split_stats = self._fit_to_length(rendered[split], ex, max_length, report)
             self.items_by_split[split] = items
             stats[split] = split_stats
-        if self.cfg.train.epochs is not None:  # else set once the data-driven default is chosen (bill_tokens)
-            stats["billable_training_tokens"] = stats["train"]["tokens"] * self.cfg.train.epochs
         report.stats["tokens"] = stats
+        if self.cfg.train.epochs is not None:  # else once the data-driven default is chosen (finetune)
+            self.bill_tokens(report, self.cfg)
         if len(self.items_by_split["train"]) < self.cfg.data.min_examples or not self.items_by_split["validation"]:
             report.add(
                 "error",

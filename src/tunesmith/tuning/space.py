@@ -67,11 +67,7 @@ class SearchSpace:
     def config_for(self, values: dict[str, Any]) -> dict[str, Any]:
         raw = cfgmod._deep_copy(self.base)
         for key, value in values.items():
-            node = raw
-            *sections, last = key.split(".")
-            for part in sections:
-                node = node.setdefault(part, {})
-            node[last] = value
+            cfgmod.set_key(raw, key, value)
         return raw
 
 
