@@ -106,11 +106,12 @@ def plan_command(args: argparse.Namespace) -> int:
         return 1
     p = plan.recommended.prediction
     assert p is not None
-    print(f"recommended: {plan.recommended.name} (about {format_duration(p.seconds)}, "
+    seconds = plan.seconds if plan.seconds is not None else p.seconds
+    print(f"recommended: {plan.recommended.name} (about {format_duration(seconds)}, "
           f"peak {p.peak_bytes / GIB:.2f} GiB)")  # fmt: skip
     for r in plan.reasons:
         print(f"  - {r}")
-    for dflt in plan.recommended.defaults:
+    for dflt in plan.kept_defaults():
         print(f"  - {dflt['key']} = {dflt['value']}: {dflt['why']}")
     print(f"config: {out}   (train it: tunesmith train {out})")
     return 0

@@ -110,6 +110,15 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     config_path: Path | None = None
+    seconds: float | None = None  # predicted time of the recommended config (fewer epochs when the budget asked)
+
+    def kept_defaults(self) -> list[dict[str, Any]]:
+        """The recommended option's data-driven defaults that its written config keeps (a time budget may have
+        replaced the epochs; the reasons say so)."""
+        if self.recommended is None:
+            return []
+        epochs = self.config.get("train", {}).get("epochs")
+        return [d for d in self.recommended.defaults if d["key"] != "train.epochs" or d["value"] == epochs]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +128,7 @@ class Plan:
             "budget_s": self.budget_s,
             "options": [o.to_dict(self.price_per_hour) for o in self.options],
             "recommended": self.recommended.name if self.recommended else None,
+            "recommended_seconds": round(self.seconds, 1) if self.seconds is not None else None,
             "reasons": self.reasons,
             "config": self.config,
             "config_path": str(self.config_path) if self.config_path else None,
@@ -300,6 +310,7 @@ def _recommend(plan: Plan, raw: dict[str, Any]) -> None:
     seconds = chosen.prediction.seconds
     if epochs_override:
         seconds = _seconds_with_epochs(chosen, epochs_override)
+    plan.seconds = seconds
     plan.reasons.append(
         f"memory: predicted peak {chosen.prediction.peak_bytes / GIB:.2f} GiB of "
         f"{plan.hardware.budget_bytes / GIB:.1f} GiB free"
@@ -336,12 +347,13 @@ def write_config(plan: Plan, path: Path) -> Path:
     if plan.recommended is None or plan.recommended.prediction is None:
         raise ConfigError("no option to recommend: nothing written")
     p = plan.recommended.prediction
+    seconds = plan.seconds if plan.seconds is not None else p.seconds
     header = [
         f"# tunesmith plan: {plan.recommended.name}",
-        f"# predicted: {format_duration(p.seconds)}, peak memory {p.peak_bytes / GIB:.2f} GiB, "
-        f"cost {p.cost(plan.price_per_hour):.3f} at {plan.price_per_hour:.2f}/h",
+        f"# predicted: {format_duration(seconds)}, peak memory {p.peak_bytes / GIB:.2f} GiB, "
+        f"cost {seconds / 3600 * plan.price_per_hour:.3f} at {plan.price_per_hour:.2f}/h",
         *[f"# {r}" for r in plan.reasons],
-        *[f"# {d['key']} = {d['value']}: {d['why']}" for d in plan.recommended.defaults],
+        *[f"# {d['key']} = {d['value']}: {d['why']}" for d in plan.kept_defaults()],
     ]
     text = "\n".join(header) + "\n" + yaml.safe_dump(plan.config, sort_keys=False)
     cfgmod.from_dict(yaml.safe_load(text))  # what is written must load
