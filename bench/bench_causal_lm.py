@@ -46,7 +46,7 @@ def child_trainer(args: argparse.Namespace) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
     from transformers.utils import logging as hf_logging
 
-    from tunesmith.tasks.causal_lm import render
+    from tunesmith.tasks.causal_lm.rendering import render
 
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)

@@ -46,7 +46,7 @@ def child_plain(args: argparse.Namespace) -> dict:
     from PIL import Image
 
     from tunesmith.models.catalog import resolve
-    from tunesmith.vision import EFFICIENTNET, build_classifier
+    from tunesmith.tasks.image_classification.vision import EFFICIENTNET, build_classifier
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -61,7 +61,7 @@ def throughput(run: Path, threads: int) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     import tunesmith
-    from tunesmith.onnx_export import export_onnx
+    from tunesmith.pipeline.onnx_export import export_onnx
 
     torch.set_num_threads(threads)
     rows = [json.loads(x) for x in (run / "validation_predictions.jsonl").read_text().splitlines()]

@@ -25,6 +25,18 @@ def _f(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
     return field(default=default, metadata={"help": help, **meta})
 
 
+@dataclass(frozen=True)
+class Default:
+    """A value chosen for a key the config left open, and why (written into the run's manifest)."""
+
+    key: str
+    value: int | float
+    why: str
+
+    def override(self) -> str:
+        return f"{self.key}={self.value}"
+
+
 # What each task allows and picks when the config is silent (kept here so config needs no task import).
 TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "text-classification": {
@@ -419,6 +431,15 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Confi
         return from_dict(raw or {}, overrides)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+
+
+def coerce(config: Config | str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A Config from a Config, a plain mapping or a YAML path, with ``a.b=value`` overrides applied."""
+    if isinstance(config, Config):
+        return from_dict(to_dict(config), overrides) if overrides else config
+    if isinstance(config, dict):
+        return from_dict(config, overrides)
+    return load(config, overrides)
 
 
 def to_dict(cfg: Any) -> dict:

@@ -95,7 +95,7 @@ def test_lora_saves_an_adapter_and_a_checked_merge(runs, tiny_llama):
     # The merged folder is plain transformers and answers exactly like base + adapter.
     from transformers import AutoModelForCausalLM
 
-    from tunesmith.generation import Generator
+    from tunesmith.tasks.causal_lm.predictor import Generator
 
     gen = tunesmith.load(run.path)
     merged = AutoModelForCausalLM.from_pretrained(run.path / "model", use_safetensors=True)

@@ -10,7 +10,13 @@ import torch
 import tunesmith
 from tests.conftest import image_config, write_image_folder
 from tunesmith.models.catalog import resolve
-from tunesmith.vision import EFFICIENTNET, EFFICIENTNET_PREPROCESS, Preprocess, build_classifier, resize_square
+from tunesmith.tasks.image_classification.vision import (
+    EFFICIENTNET,
+    EFFICIENTNET_PREPROCESS,
+    Preprocess,
+    build_classifier,
+    resize_square,
+)
 
 pytestmark = pytest.mark.slow
 DAISY = 985  # ImageNet-1k class index

@@ -103,7 +103,7 @@ def test_predict_an_image_file_through_cli_and_python(runs, image_data, tmp_path
 
 
 def test_augmentation_changes_training_pixels_only():
-    from tunesmith.vision import augment
+    from tunesmith.tasks.image_classification.vision import augment
 
     batch = torch.from_numpy(np.stack([make_image("red", i).transpose(2, 0, 1) for i in range(4)])).float()
     gen = torch.Generator().manual_seed(0)

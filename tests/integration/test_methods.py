@@ -158,7 +158,7 @@ def test_second_run_reuses_the_token_cache(tiny_model, toy_data, tmp_path, monke
     tokens = sorted((tmp_path / "cache" / "tokens").iterdir())
     stamps = [p.stat().st_mtime_ns for p in tokens]
     assert len(tokens) == 2  # train and validation
-    from tunesmith.tasks.text_classification import TextClassification
+    from tunesmith.tasks.text_classification.task import TextClassification
 
     calls = []
     original = TextClassification.encode

@@ -10,15 +10,15 @@ import pytest
 
 import tunesmith
 from tests.conftest import tiny_config
-from tunesmith import onnx_export
 from tunesmith.cli import main
 from tunesmith.errors import InputError
+from tunesmith.pipeline import onnx_export
 
 
 @pytest.fixture()
 def run(tiny_model, toy_data, tmp_path):
     os.environ["TUNESMITH_CACHE"] = str(tmp_path / "cache")
-    return tunesmith.finetune(tiny_config(tiny_model, *toy_data, tmp_path / "runs", train__epochs=2))
+    return tunesmith.finetune(tiny_config(tiny_model, *toy_data, tmp_path / "runs", train__epochs=6))
 
 
 def test_int8_export_passes_parity_and_serves_predict(run, tmp_path, capsys):
@@ -66,7 +66,7 @@ def test_an_export_failing_parity_is_refused_and_nothing_kept(run, monkeypatch):
 
 
 def test_length_batches_follow_a_token_budget():
-    from tunesmith.tasks.text_classification import length_batches
+    from tunesmith.train.batching import length_batches
 
     lengths = [10] * 100 + [500] * 4
     batches = length_batches(lengths, max_batch=64, token_budget=1000)

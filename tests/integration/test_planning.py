@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import tiny_config
 from tunesmith import config
 from tunesmith.errors import ConfigError
-from tunesmith.planning.hardware import GIB, Hardware
+from tunesmith.hardware import GIB, Hardware
 from tunesmith.planning.plan import make_plan, write_config
 
 # The tiny run takes seconds, of which start-up is a large, noisy share on a shared machine: the test holds the

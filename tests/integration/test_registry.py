@@ -149,7 +149,7 @@ def test_export_refuses_a_registered_version(run, tmp_path):
     store.register(run.path, "m")
     with pytest.raises(InputError, match="read-only"):
         tunesmith.api.merge_adapter("m@v1")
-    from tunesmith.onnx_export import export_onnx
+    from tunesmith.pipeline.onnx_export import export_onnx
 
     with pytest.raises(InputError, match="read-only"):
         export_onnx("m@v1")

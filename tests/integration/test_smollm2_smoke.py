@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 def test_smollm2_converts_answers_and_tunes(tmp_path, cache_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tunesmith.generation import generate_texts
-    from tunesmith.tasks.causal_lm import prompt_ids
+    from tunesmith.tasks.causal_lm.decoding import generate_texts
+    from tunesmith.tasks.causal_lm.rendering import prompt_ids
 
     source = resolve("smollm2-135m")
     assert (cache_dir / "models").is_dir() and list((cache_dir / "models").glob("*/model.safetensors"))

@@ -9,7 +9,8 @@ import torch
 
 from tunesmith.eval.compare import paired_bootstrap_mean
 from tunesmith.eval.text_metrics import exact_match, rouge_l, token_f1
-from tunesmith.tasks.causal_lm import IGNORE, make_collate, render, token_loss
+from tunesmith.tasks.causal_lm.loss import IGNORE, make_collate, token_loss
+from tunesmith.tasks.causal_lm.rendering import render
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_paired_bootstrap_mean_interval_covers_a_real_difference():
 
 
 def test_pack_rows_places_every_example_once_within_capacity_and_evenly():
-    from tunesmith.tasks.causal_lm import pack_rows
+    from tunesmith.train.batching import pack_rows
 
     def first_fit(lengths: list[int], capacity: int) -> list[int]:
         fill: list[int] = []

@@ -6,10 +6,11 @@ import pytest
 
 from tunesmith import config
 from tunesmith.errors import ConfigError
-from tunesmith.planning.defaults import data_driven, epochs_for, learning_rate_for, lora_rank_for
-from tunesmith.planning.hardware import GIB, Hardware
-from tunesmith.planning.memory import estimate
-from tunesmith.planning.model_facts import ModelFacts
+from tunesmith.hardware import GIB, Hardware
+from tunesmith.methods.lora import lora_rank_for
+from tunesmith.models.facts import ModelFacts
+from tunesmith.pipeline.defaults import data_driven, epochs_for, learning_rate_for
+from tunesmith.pipeline.memory import estimate
 from tunesmith.planning.plan import parse_duration, preference
 
 MINILM = ModelFacts(params=22_700_000, hidden=384, layers=6, heads=12, vocab=30522)

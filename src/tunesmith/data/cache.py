@@ -25,17 +25,6 @@ def cache_key(*parts: object) -> str:
     return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()[:24]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename: readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class ArrayCache:
     """Named groups of numpy arrays under one cache folder (``kind`` separates tokens from features)."""
 

@@ -36,7 +36,7 @@ class ImageRef:
     mode: str  # the mode it was stored in (L, RGB, RGBA, P, ...)
 
 
-def _decode_file(path: Path) -> tuple[np.ndarray, str]:
+def decode_file(path: Path) -> tuple[np.ndarray, str]:
     from PIL import Image, UnidentifiedImageError
 
     if path.stat().st_size == 0:
@@ -59,7 +59,7 @@ def _pixel_key(pixels: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
-def _inside(base: Path, rel: str) -> Path | None:
+def inside_folder(base: Path, rel: str) -> Path | None:
     """``rel`` resolved against ``base``; None when it is absolute or leaves ``base`` (``..``, symlinks)."""
     if Path(rel).is_absolute():
         return None
@@ -67,7 +67,7 @@ def _inside(base: Path, rel: str) -> Path | None:
     return target if target.is_relative_to(base.resolve()) else None
 
 
-def _open_idx(path: Path) -> np.ndarray:
+def open_idx(path: Path) -> np.ndarray:
     data = path.read_bytes()
     if path.suffix == ".gz":
         data = gzip.decompress(data)
@@ -109,7 +109,7 @@ class _Reader:
             )
             return False
         try:
-            pixels, mode = _decode_file(file)
+            pixels, mode = decode_file(file)
         except FileNotFoundError:
             self.report.add("error", "image_missing", f"{shown}: file not found", self.path, line)
             return False
@@ -166,7 +166,7 @@ class _Reader:
             if label is None:
                 self.error("missing_label", "label is missing", line, label_column)
                 continue
-            target = _inside(base, rel.strip())
+            target = inside_folder(base, rel.strip())
             if target is None:
                 self.error(
                     "path_escape",
@@ -207,8 +207,8 @@ class _Reader:
     def idx(self, file: Path) -> None:
         labels_file = idx_labels_path(file)
         try:
-            images = _open_idx(file)
-            labels = _open_idx(labels_file)
+            images = open_idx(file)
+            labels = open_idx(labels_file)
         except FileNotFoundError as exc:
             self.error("unreadable", f"{exc.filename}: file not found (IDX labels are read from {labels_file.name})")
             return

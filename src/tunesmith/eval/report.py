@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.cache import atomic_write_bytes
 from tunesmith.eval import svg
 from tunesmith.eval.compare import majority_predictions, paired_bootstrap
 from tunesmith.eval.metrics import classification_metrics, slice_metrics
+from tunesmith.files import atomic_write_bytes
 
 
 def _read_log(run: Path) -> list[dict[str, Any]]:

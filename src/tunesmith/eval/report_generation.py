@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.cache import atomic_write_bytes
 from tunesmith.eval import svg
 from tunesmith.eval.compare import paired_bootstrap_mean
 from tunesmith.eval.report import _read_log, _smooth
 from tunesmith.eval.text_metrics import score_all
+from tunesmith.files import atomic_write_bytes
 
 SAMPLES_SHOWN = 12
 

@@ -49,7 +49,7 @@ def promote_checked(
 
 def _compare(store: ModelStore, old: Ref, new: Ref) -> list[SetComparison]:
     """Recorded figures where both versions have them; the sets only the old one has are measured now."""
-    from tunesmith import api
+    from tunesmith.inference import load
     from tunesmith.lifecycle.update import evaluation_examples
 
     task = store.version(old)["task"]
@@ -66,7 +66,7 @@ def _compare(store: ModelStore, old: Ref, new: Ref) -> list[SetComparison]:
             continue
         examples = evaluation_examples(store, parse_ref(eval_set))
         for ref in (old, new):
-            models.setdefault(str(ref), api.load(store.run_dir(ref)))
+            models.setdefault(str(ref), load(store.run_dir(ref)))
         so = example_scores(models[str(old)], task, examples)
         sn = example_scores(models[str(new)], task, examples)
         comp = compare_scores(eval_set, metric, so, sn, DEFAULT_MAX_REGRESSION, gated=True)

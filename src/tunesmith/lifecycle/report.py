@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.cache import atomic_write_bytes
+from tunesmith.files import atomic_write_bytes
 from tunesmith.lifecycle.gate import regression_units
 
 

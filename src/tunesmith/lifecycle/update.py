@@ -16,7 +16,7 @@ from tunesmith.errors import InputError
 from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, SetComparison, compare_scores, verdict
 from tunesmith.lifecycle.report import write_update_report
 from tunesmith.lifecycle.scoring import example_scores, gate_metric
-from tunesmith.run import read_manifest
+from tunesmith.rundir import read_manifest
 from tunesmith.store import ModelStore, Ref, parse_ref
 
 
@@ -80,8 +80,10 @@ def update(
     overrides: list[str] | tuple[str, ...] = (),
     store: ModelStore | str | Path | None = None,
 ) -> UpdateResult:
-    from tunesmith import api
     from tunesmith import config as cfgmod
+    from tunesmith.config import coerce
+    from tunesmith.inference import load
+    from tunesmith.pipeline.finetune import finetune
     from tunesmith.tasks import get_task
 
     st = store if isinstance(store, ModelStore) else ModelStore(store)
@@ -126,11 +128,11 @@ def update(
     resolved = cfgmod.from_dict(cfg, list(overrides))
     new_val = _read_new_data(resolved, manifest, get_task)
 
-    child = api.finetune(resolved)
+    child = finetune(coerce(resolved))
 
     # --- old against new on every earlier set, and on the new data ------------------------------------------
     metric = gate_metric(task_name)
-    old_model, new_model = api.load(parent_run), api.load(child.path)
+    old_model, new_model = load(parent_run), load(child.path)
     comparisons = []
     for eval_set, ex in sets.items():
         old, new = example_scores(old_model, task_name, ex), example_scores(new_model, task_name, ex)

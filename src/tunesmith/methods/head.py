@@ -13,8 +13,12 @@ import numpy as np
 import torch
 
 from tunesmith import config as cfgmod
-from tunesmith.methods import METHODS, Job, export_transformers
-from tunesmith.train.loop import FitResult, fit
+from tunesmith.config import Config
+from tunesmith.errors import ConfigError
+from tunesmith.methods.base import METHODS, Job, Method, ParityCheck, export_transformers
+from tunesmith.models.facts import ModelFacts
+from tunesmith.train.loop import fit
+from tunesmith.train.result import FitResult
 
 
 def _stack(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -24,19 +28,21 @@ def _stack(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: str = "loss") -> FitResult:
+def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None) -> FitResult:
     """Fit the model's own head on cached frozen features; the rest of the model is left as it is."""
     import torch.nn.functional as F
 
     from tunesmith.eval.metrics import classification_metrics
 
+    if job.features is None:
+        raise ConfigError("method: head needs cached frozen features; this task has none")
     head = job.task.feature_head(job.model)
     trainable = {id(p): p.requires_grad for p in job.model.parameters()}
     for p in job.model.parameters():
         p.requires_grad_(False)
     for p in head.parameters():
         p.requires_grad_(True)
-    train_x, val_x = job.features("head")
+    train_x, val_x = job.features()
     train = [{"features": x, "labels": it["labels"]} for x, it in zip(train_x, job.train_items)]
     val_y = np.array([it["labels"] for it in job.val_items])
 
@@ -44,7 +50,7 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: s
         module.eval()
         with torch.no_grad():
             probs = torch.softmax(module(torch.from_numpy(val_x)).float(), dim=-1).numpy()
-        m = classification_metrics(val_y, probs, job.task.labels)
+        m = classification_metrics(val_y, probs, job.labels)
         return {"loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
     def loss(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -55,6 +61,7 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: s
     train_cfg = cfgmod.replace(
         job.cfg.train,
         epochs=epochs,
+        learning_rate=lr,
         group_by_length=False,
         warmup_ratio=0.0,
         early_stopping_patience=max(patience, 5) if patience else 0,
@@ -67,7 +74,6 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: s
         collate=_stack,
         loss_fn=loss,
         cfg=train_cfg,
-        lr=lr,
         evaluate=evaluate,
         run_dir=run_dir,
         resume=job.resume and run_dir is not None,
@@ -81,16 +87,24 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None, metric: s
 
 
 @METHODS.register("head")
-class Head:
+class Head(Method):
     name = "head"
-    default_lr = 5e-3
+    keeps_activations = False
+    epochs_key = "head.epochs"
+
+    def default_learning_rate(self, cfg: Config) -> float:
+        return cfg.head.learning_rate
+
+    def trainable_params(self, facts: ModelFacts, lora_r: int, classes: int, targets_per_layer: int) -> int:
+        return max(facts.hidden, 1280) * max(classes, 2)
+
+    def describe(self, cfg: Config) -> list[str]:
+        return [f"{cfg.head.epochs} head epochs", f"lr {cfg.train.learning_rate:g}"]
 
     def train(self, job: Job) -> FitResult:
         for p in job.model.parameters():
             p.requires_grad_(False)
-        opts = job.cfg.head
-        lr = job.cfg.train.learning_rate or opts.learning_rate
-        return train_head(job, lr, opts.epochs, job.run_dir, job.cfg.train.metric)
+        return train_head(job, job.cfg.train.learning_rate, job.cfg.head.epochs, job.run_dir)
 
-    def export(self, model: Any, folder: Path, cfg: Any, check: Any = None) -> dict[str, Any]:
+    def export(self, model: Any, folder: Path, cfg: Config, check: ParityCheck | None = None) -> dict[str, Any]:
         return export_transformers(model, folder)  # the trained model itself: nothing to check against

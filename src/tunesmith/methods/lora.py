@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from tunesmith.config import Config, Default
 from tunesmith.errors import TunesmithError
-from tunesmith.methods import METHODS, Job, ParityCheck, fine_tune
-from tunesmith.train.loop import FitResult
+from tunesmith.methods.base import METHODS, Job, Method, ParityCheck, TaskHooks
+from tunesmith.methods.training import fine_tune
+from tunesmith.models.facts import ModelFacts
+from tunesmith.train.result import FitResult
 
-# Largest probability difference allowed between base + adapter and the merged weights on the golden examples.
-MERGE_TOLERANCE = 1e-4
+# LoRA rank by training examples: a small adapter for little data (less to overfit), more capacity for more.
+RANK_RULES = [(1_000, 4), (10_000, 8), (math.inf, 16)]
 
 
-def probability_parity(predict: Callable[[Any], np.ndarray]) -> ParityCheck:
-    """Classifiers: the merged model's probabilities on the golden texts within MERGE_TOLERANCE."""
-
-    def compare(before: np.ndarray, after: np.ndarray) -> tuple[bool, dict[str, Any]]:
-        gap = float(np.abs(after - before).max()) if len(before) else 0.0
-        return gap <= MERGE_TOLERANCE, {"examples": len(before), "max_probability_difference": gap}
-
-    return ParityCheck(predict, compare, f"probabilities (tolerance {MERGE_TOLERANCE})")
+def lora_rank_for(n_train: int) -> list[Default]:
+    r = next(v for bound, v in RANK_RULES if n_train < bound)
+    why = f"{n_train:,} training examples (rule: r 4 under 1,000, 8 under 10,000, else 16)"
+    return [Default("lora.r", r, why), Default("lora.alpha", 2 * r, "twice the rank (scale 2)")]
 
 
 def merge_checked(model: Any, folder: Path, check: ParityCheck) -> dict[str, Any]:
@@ -58,11 +55,28 @@ def head_module_names(model: Any) -> list[str]:
 
 
 @METHODS.register("lora")
-class Lora:
+class Lora(Method):
     name = "lora"
-    default_lr = 5e-4
 
-    def wrap(self, model: Any, opts: Any, task: Any) -> Any:
+    def default_learning_rate(self, cfg: Config) -> float:
+        return 5e-4
+
+    def open_defaults(self, cfg: Config, n_train: int) -> list[Default]:
+        if cfg.lora.r is None:
+            rank = lora_rank_for(n_train)
+            return rank if cfg.lora.alpha is None else rank[:1]
+        if cfg.lora.alpha is None:
+            return [Default("lora.alpha", 2 * cfg.lora.r, "twice the rank (scale 2)")]
+        return []
+
+    def trainable_params(self, facts: ModelFacts, lora_r: int, classes: int, targets_per_layer: int) -> int:
+        """Two r-wide matrices per adapted linear layer."""
+        return (facts.layers or 12) * targets_per_layer * 2 * lora_r * (facts.hidden or 1024)
+
+    def describe(self, cfg: Config) -> list[str]:
+        return [*super().describe(cfg), f"r {cfg.lora.r}"]
+
+    def wrap(self, model: Any, opts: Any, task: TaskHooks) -> Any:
         from peft import LoraConfig, PeftModel, get_peft_model
 
         if opts.init_adapter:
@@ -78,10 +92,9 @@ class Lora:
         return get_peft_model(model, config)
 
     def train(self, job: Job) -> FitResult:
-        lr = job.cfg.train.learning_rate or self.default_lr
-        return fine_tune(job, lr, job.cfg.lora.warm_start_head, wrap=lambda m: self.wrap(m, job.cfg.lora, job.task))
+        return fine_tune(job, job.cfg.lora.warm_start_head, wrap=lambda m: self.wrap(m, job.cfg.lora, job.task))
 
-    def export(self, model: Any, folder: Path, cfg: Any, check: ParityCheck | None = None) -> dict:
+    def export(self, model: Any, folder: Path, cfg: Config, check: ParityCheck | None = None) -> dict[str, Any]:
         adapter = folder.parent / "adapter"
         model.save_pretrained(adapter, safe_serialization=True)
         info: dict[str, Any] = {"format": "peft-adapter", "adapter": adapter.name}

@@ -8,6 +8,7 @@ the memory; write the recommended config, which ``tunesmith train`` accepts as i
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,36 +17,21 @@ from typing import Any
 import yaml
 
 from tunesmith import config as cfgmod
-from tunesmith.config import TASK_DEFAULTS
 from tunesmith.errors import ConfigError
-from tunesmith.planning.hardware import GIB, Hardware, detect
-from tunesmith.planning.memory import estimate, trainable_params
+from tunesmith.files import atomic_write_text
+from tunesmith.hardware import GIB, Hardware, detect
+from tunesmith.methods import get_method
+from tunesmith.models.catalog import resolve
+from tunesmith.models.facts import model_facts
+from tunesmith.pipeline.memory import estimate, trainable_params
+from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
 from tunesmith.planning.predict import Prediction, predict
-
-SMALL_DATA = 200  # classification: under this many training examples the head comes first
-MEDIUM_DATA = 1_000  # under this, adapters before full fine-tuning
+from tunesmith.tasks import get_task
 
 
 def preference(task: str, n_train: int) -> tuple[list[str], str]:
-    """Methods from the most to the least accurate to expect for this much data, and why."""
-    if task == "causal-lm":
-        return ["lora", "full"], (
-            "adapters keep the base model's general skills and train well on small instruction sets; "
-            "full fine-tuning changes every weight and forgets more"
-        )
-    if n_train < SMALL_DATA:
-        return ["head", "lora", "full"], (
-            f"{n_train} training examples: too few to move millions of weights without overfitting; a head on "
-            "frozen features is the safest start"
-        )
-    if n_train < MEDIUM_DATA:
-        return ["lora", "full", "head"], (
-            f"{n_train} training examples: adapters adapt the encoder with few trainable weights"
-        )
-    return ["full", "lora", "head"], (
-        f"{n_train:,} training examples: enough to fine-tune every weight, which was the most accurate "
-        "(MiniLM on Rotten Tomatoes: full 81.0% against 73.8% for a head on frozen features)"
-    )
+    """Methods from the most to the least accurate to expect for this much data, and why (the task's rule)."""
+    return get_task(task).method_preference(n_train)
 
 
 def parse_duration(text: str) -> float:
@@ -164,28 +150,25 @@ def candidate_models(task: str, raw: dict[str, Any]) -> list[str]:
 
 
 def _data_summary(cfg: cfgmod.Config) -> tuple[dict[str, Any], int, Any]:
-    """What the table says about the data, the max length, and the task that read it (its label set)."""
-    from tunesmith.models.catalog import resolve
-    from tunesmith.tasks import get_task
-
-    task = get_task(cfg.task)(cfg)
-    train, val, report, _ = task.read()
-    tokenizer = task.load_tokenizer(resolve(cfg.model, cfg.cache_dir))
-    max_length = task.check_lengths(tokenizer, train, val, report)
+    """What the table says about the data, the max length, and what the task read (its label set)."""
     from collections import Counter
 
-    counts = Counter(train.labels)
-    summary: dict[str, Any] = {"train_examples": len(train), "validation_examples": len(val)}
-    if cfg.task != "causal-lm":
+    task = get_task(cfg.task)(cfg)
+    data = task.read()
+    preprocessor = task.load_preprocessor(resolve(cfg.model, cfg.cache_dir), data)
+    max_length = task.check_inputs(preprocessor, data)
+    counts = Counter(data.train.labels)
+    summary: dict[str, Any] = {"train_examples": len(data.train), "validation_examples": len(data.val)}
+    if data.labels:
         summary["classes"] = len(counts)
         summary["class_counts"] = dict(sorted(counts.items()))
         summary["imbalance"] = round(max(counts.values()) / max(1, min(counts.values())), 2)
-    if "tokens" in report.stats:
-        train_tokens = report.stats["tokens"].get("train", {})
+    if "tokens" in data.report.stats:
+        train_tokens = data.report.stats["tokens"].get("train", {})
         summary["tokens"] = {k: train_tokens[k] for k in ("mean", "p95", "max") if k in train_tokens}
     summary["max_length"] = max_length
-    summary["warnings"] = [p.message for p in report.warnings]
-    return summary, max_length, task
+    summary["warnings"] = [p.message for p in data.report.warnings]
+    return summary, max_length, data
 
 
 def make_plan(
@@ -198,31 +181,28 @@ def make_plan(
     timeout: float = 600,
     progress: Any = None,
 ) -> Plan:
-    from tunesmith.api import data_driven_defaults
-    from tunesmith.models.catalog import resolve
-    from tunesmith.planning.model_facts import model_facts
     from tunesmith.planning.probe import probe
 
     say = progress or (lambda _msg: None)
     base = cfgmod.from_dict(raw)
     hardware = hardware or detect()
-    data, max_length, task = _data_summary(base)
-    allowed = TASK_DEFAULTS[base.task]["methods"]
+    data, max_length, read = _data_summary(base)
+    allowed = get_task(base.task).methods
     for m in methods or []:
         if m not in allowed:
             raise ConfigError(f"--methods: got {m!r}; allowed for task {base.task}: {', '.join(allowed)}")
     plan = Plan(hardware, data, [], price_per_hour, budget_s)
     for model in candidate_models(base.task, raw):
         source = resolve(model, base.cache_dir)
-        facts = model_facts(source, base.task)
+        facts = model_facts(source, get_task(base.task).default_image_size)
         for method in methods or list(allowed):
-            option_raw = {**cfgmod._deep_copy(raw), "model": model, "method": method}
+            option_raw = {**copy.deepcopy(raw), "model": model, "method": method}
             cfg = cfgmod.from_dict(option_raw)
             option = Option(model, method)
             plan.options.append(option)
-            chosen = data_driven_defaults(cfg, task, source, data["train_examples"], max_length, hardware)
+            chosen = data_driven_defaults(cfg, len(read.labels), source, data["train_examples"], max_length, hardware)
             option.defaults = [{"key": d.key, "value": d.value, "why": d.why} for d in chosen]
-            real = cfgmod.from_dict(option_raw, [d.override() for d in chosen])
+            real = resolve_config(cfg, chosen, max_length)
             micro = -(-real.train.batch_size // (real.train.gradient_accumulation or 1))
             est = estimate(facts, real.task, method, max_length, real.lora.r or 8, data.get("classes", 2))
             option.estimate_bytes = est.peak(micro)
@@ -254,13 +234,8 @@ def make_plan(
 
 
 def _settings_note(cfg: cfgmod.Config) -> str:
-    parts = [f"{cfg.train.epochs} epochs" if cfg.method != "head" else f"{cfg.head.epochs} head epochs"]
-    lr = cfg.train.learning_rate or (cfg.head.learning_rate if cfg.method == "head" else None)
-    if lr:
-        parts.append(f"lr {lr:g}")
-    if cfg.method == "lora":
-        parts.append(f"r {cfg.lora.r}")
-    if (cfg.train.gradient_accumulation or 1) > 1:
+    parts = get_method(cfg.method).describe(cfg)
+    if cfg.train.gradient_accumulation > 1:
         parts.append(f"{cfg.train.gradient_accumulation} micro-batches")
     return ", ".join(parts)
 
@@ -334,7 +309,7 @@ def _seconds_with_epochs(option: Option, epochs: int) -> float:
 
 
 def _epochs_within(option: Option, budget: float) -> int | None:
-    if option.method == "head" or option.probe is None:
+    if get_method(option.method).epochs_key != "train.epochs" or option.probe is None:
         return None
     for epochs in range(option.probe["resolved"]["epochs"] - 1, 0, -1):
         if _seconds_with_epochs(option, epochs) <= budget:
@@ -357,8 +332,6 @@ def write_config(plan: Plan, path: Path) -> Path:
     ]
     text = "\n".join(header) + "\n" + yaml.safe_dump(plan.config, sort_keys=False)
     cfgmod.from_dict(yaml.safe_load(text))  # what is written must load
-    from tunesmith.data.cache import atomic_write_bytes
-
-    atomic_write_bytes(path, text.encode())
+    atomic_write_text(path, text)
     plan.config_path = path
     return path

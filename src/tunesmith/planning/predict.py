@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunesmith.methods import get_method
+
 PHASES = ("tokenize", "baselines", "train", "evaluate")
 
 
@@ -38,9 +40,14 @@ class Prediction:
         return self.seconds / 3600 * price_per_hour
 
 
+def _on_features(method: str) -> bool:
+    """The method trains on cached features (head): its steps and evaluations follow its own epochs."""
+    return not get_method(method).keeps_activations
+
+
 def _evaluations(probe: dict[str, Any], method: str) -> int:
     r, full = probe["resolved"], probe["full"]
-    if method == "head":
+    if _on_features(method):
         return r["head_epochs"]
     total = full["steps_per_epoch"] * r["epochs"]
     return r["epochs"] if not r["eval_every"] else -(-total // r["eval_every"])
@@ -54,7 +61,7 @@ def _step_seconds(probe: dict[str, Any], method: str) -> tuple[float, float]:
     timed = steps[2:] if len(steps) > 2 else steps
     if not timed:
         return spent, 0.0
-    if method == "head":  # head: a step is a small matrix product per example, many epochs over features
+    if _on_features(method):  # head: a step is a small matrix product per example, many epochs over features
         per_sample = sum(s["seconds"] for s in timed) / max(1, sum(s["samples"] for s in timed))
         return spent, per_sample * full["train"] * r["head_epochs"]
     positions = full.get("positions_per_epoch")
@@ -82,7 +89,7 @@ def _scale(record: dict[str, Any], probe: dict[str, Any], evaluations: float) ->
 def predict(probe: dict[str, Any], method: str, trainable_params: int = 0) -> Prediction:
     timings, sizes, full = probe["timings"], probe["sizes"], probe["full"]
     evaluations_full = _evaluations(probe, method)
-    evaluations_probe = max(1, probe["evaluations"]) if method != "head" else evaluations_full
+    evaluations_probe = max(1, probe["evaluations"]) if not _on_features(method) else evaluations_full
     phases: dict[str, float] = {}
     for phase in PHASES:
         spent = float(timings.get(phase, 0.0))

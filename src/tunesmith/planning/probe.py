@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunesmith.files import read_jsonl
+
 PROBE_STEPS = 8  # the first two are set-up heavy and are not timed; the others give the time a step
 MIN_VALIDATION = 32
 PROBE_GENERATIONS = 2
@@ -44,42 +46,27 @@ def _select(batch: int, steps: int, n_train: int, n_val: int, seed: int) -> Any:
     return select, m_train, m_val
 
 
-def split_lengths(task: Any, cfg: Any, tokenizer: Any, train: Any, val: Any, max_length: int) -> dict[str, list[int]]:
-    """Each example's tokens as the run will see them (cut at max_length), per split; empty for images."""
-    if cfg.task == "text-classification":
-        return {
-            name: [min(n, max_length) for n in task.token_lengths(tokenizer, ex.inputs)]
-            for name, ex in (("train", train), ("validation", val))
-        }
-    if cfg.task == "causal-lm":  # check_lengths rendered and cut every example already
-        return {name: [len(it["input_ids"]) for it in items] for name, items in task.items_by_split.items()}
-    return {}
-
-
-def planned_positions(cfg: Any, lengths: list[int] | None, max_length: int) -> int | None:
+def planned_positions(cfg: Any, lengths: list[int] | None, capacity: int | None) -> int | None:
     """Token positions one epoch of the real run computes (padding included), from the batches fit() will
-    make over the training examples' ``lengths``; None where steps are not made of tokens (images)."""
-    from tunesmith.train.batching import epoch_batches
+    make over the training examples' ``lengths`` (packed into rows of ``capacity`` tokens, or one row each);
+    None where steps are not made of tokens (images)."""
+    from tunesmith.train.batching import epoch_batches, pack_rows
 
     if lengths is None:
         return None
     tc = cfg.train
-    accumulation = tc.gradient_accumulation or 1
-    packed = cfg.task == "causal-lm" and tc.packing
 
     def positions(lens: list[int]) -> int:
-        if not packed:  # each example its own row, padded to the longest in the micro-batch
+        if capacity is None:  # each example its own row, padded to the longest in the micro-batch
             return len(lens) * max(lens)
-        from tunesmith.tasks.causal_lm import PACK_MIN, pack_rows
-
-        rows, fill = pack_rows(lens, max(max_length, PACK_MIN))
+        rows, fill = pack_rows(lens, capacity)
         return len(rows) * max(fill)
 
-    order_lengths = None if packed else lengths  # packing batches are not grouped by length (prepare())
+    order_lengths = None if capacity is not None else lengths  # packed batches are not grouped by length
     total = 0
     for batch in epoch_batches(order_lengths, len(lengths), tc.batch_size, tc.seed, 0, tc.group_by_length):
-        for i in range(accumulation):
-            micro = batch[i::accumulation]
+        for i in range(tc.gradient_accumulation):
+            micro = batch[i :: tc.gradient_accumulation]
             if micro:
                 total += positions([lengths[j] for j in micro])
     return total
@@ -91,10 +78,11 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     import torch  # noqa: F401 - the real run pays for these imports too: they are its start-up
     import transformers  # noqa: F401
 
-    from tunesmith import api
     from tunesmith import config as cfgmod
+    from tunesmith.config import coerce
     from tunesmith.methods import get_method
-    from tunesmith.models.catalog import resolve
+    from tunesmith.pipeline.finetune import check, finetune
+    from tunesmith.runtime import available_cores, quiet_libraries, set_threads
     from tunesmith.tasks import get_task
     from tunesmith.train import loop, meter  # noqa: F401
 
@@ -102,30 +90,26 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     get_method(cfg.method)
     get_task(cfg.task)
     imported_at = time.time()
-    api.set_threads(cfg)
-    api.quiet_libraries()
+    set_threads(cfg.train.threads)
+    quiet_libraries()
 
     # --- the full data: sizes, lengths, the real run's defaults ----------------------------------
     t = time.perf_counter()
-    task = get_task(cfg.task)(cfg)
-    train, val, report, _ = task.read()
-    source = resolve(cfg.model, cfg.cache_dir)
-    tokenizer = task.load_tokenizer(source)
-    max_length = task.check_lengths(tokenizer, train, val, report)
+    c = check(cfg)
     read_full = time.perf_counter() - t
-    chosen = api.data_driven_defaults(cfg, task, source, len(train), max_length)
-    real = cfgmod.from_dict(cfgmod.to_dict(cfg), [d.override() for d in chosen])
-    lengths = split_lengths(task, real, tokenizer, train, val, max_length)
-    positions = planned_positions(real, lengths.get("train"), max_length)
+    real, max_length, chosen = c.resolved, c.input_size, c.chosen
+    lengths = c.task.training_lengths(c.preprocessor, c.data, max_length)
+    positions = planned_positions(real, lengths.get("train"), c.task.row_capacity(max_length))
     tokens = {split: sum(values) for split, values in lengths.items()}
-    n_train, n_val = len(train), len(val)
-    classes = len(set(train.labels))
-    mean_tokens = report.stats.get("tokens", {}).get("train", {}).get("mean", 0)
-    del train, val, task
+    n_train, n_val = len(c.data.train), len(c.data.val)
+    classes = len(set(c.data.train.labels))
+    mean_tokens = c.data.report.stats.get("tokens", {}).get("train", {}).get("mean", 0)
+    generates = c.task.generates_at_evaluation
+    del c
 
     # --- the short run on a subset -------------------------------------------------------------
     select, m_train, m_val = _select(real.train.batch_size, PROBE_STEPS, n_train, n_val, real.train.seed)
-    generations = min(real.eval.generate_examples, PROBE_GENERATIONS) if cfg.task == "causal-lm" else 0
+    generations = min(real.eval.generate_examples, PROBE_GENERATIONS) if generates else 0
     probe_overrides = [
         "train.epochs=1",
         "train.eval_every=0",
@@ -138,10 +122,9 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
     probe_cfg = cfgmod.from_dict(cfgmod.to_dict(real), probe_overrides)
     with tempfile.TemporaryDirectory(prefix="tunesmith-probe-") as tmp, meter.recording() as records:
         if cfg.train.threads is None:
-            probe_cfg = cfgmod.replace(probe_cfg, train=cfgmod.replace(probe_cfg.train, threads=api.available_cores()))
-        run = api.finetune(probe_cfg, run_dir=Path(tmp) / "run", select=select)
-        lines = (Path(tmp) / "run" / "logs" / "train.jsonl").read_text(encoding="utf-8").splitlines()
-        log = [json.loads(x) for x in lines]
+            probe_cfg = cfgmod.replace(probe_cfg, train=cfgmod.replace(probe_cfg.train, threads=available_cores()))
+        run = finetune(coerce(probe_cfg), run_dir=Path(tmp) / "run", select=select)
+        log = read_jsonl(Path(tmp) / "run" / "logs" / "train.jsonl")
     steps = [r for r in log if r.get("kind") == "step"]
     evals = [r for r in log if r.get("kind") == "eval"]
     gpu_peak = 0
@@ -166,7 +149,7 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
             "positions_per_epoch": positions,
             "tokens": tokens,
             "steps_per_epoch": -(-n_train // real.train.batch_size),
-            "generations": min(real.eval.generate_examples, n_val) if cfg.task == "causal-lm" else 0,
+            "generations": min(real.eval.generate_examples, n_val) if generates else 0,
         },
         "max_length": max_length,
         "defaults": [{"key": d.key, "value": d.value, "why": d.why} for d in chosen],

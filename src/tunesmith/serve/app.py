@@ -84,7 +84,7 @@ def model_info(model: Any, name: str) -> dict[str, Any]:
 
 def create_app(model: Any, name: str, settings: ServeSettings) -> Any:
     task = model.manifest.get("task")
-    generator = task == "causal-lm"
+    generator = model.generates
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunesmith-model")
     info = model_info(model, name)
 
@@ -122,7 +122,7 @@ def create_app(model: Any, name: str, settings: ServeSettings) -> Any:
     def decode_inputs(inputs: list[str]) -> list[Any]:
         if len(inputs) > settings.max_inputs:
             raise unprocessable(f"{len(inputs)} inputs; at most {settings.max_inputs} per request")
-        if task != "image-classification":
+        if model.input_kind != "image":
             for i, text in enumerate(inputs):
                 if not text.strip():
                     raise unprocessable(f"inputs[{i}] is empty")

@@ -7,7 +7,6 @@ from pathlib import Path
 from tunesmith.errors import InputError
 
 SKIP_DIRS = {"checkpoints", "__pycache__"}
-LISTING_SUFFIXES = {".csv", ".jsonl", ".parquet"}
 
 
 def run_files(run: Path) -> list[tuple[Path, str]]:
@@ -24,9 +23,9 @@ def run_files(run: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def data_files(path: Path, task: str, path_column: str, split: str) -> list[tuple[Path, str]]:
-    """(file, path in the version) for one data split: a file, a folder's files, an IDX pair, or an image listing
-    with the images it names (paths relative to the listing, as training read them)."""
+def data_files(path: Path, split: str, named: list[Path]) -> list[tuple[Path, str]]:
+    """(file, path in the version) for one data split: a file, a folder's files, an IDX pair, plus the files the
+    task says the path names (an image listing's images: ``named``, paths relative to the listing's folder)."""
     from tunesmith.data.images import idx_labels_path
 
     prefix = f"data/{split}/"
@@ -39,13 +38,6 @@ def data_files(path: Path, task: str, path_column: str, split: str) -> list[tupl
     files = [(path, prefix + path.name)]
     if "idx3" in path.name and idx_labels_path(path).is_file():
         files.append((idx_labels_path(path), prefix + idx_labels_path(path).name))
-    elif task == "image-classification" and path.suffix.lower() in LISTING_SUFFIXES:
-        from tunesmith.data.readers import read_table
-
-        base = path.parent.resolve()
-        for row in read_table(path).rows:
-            rel = str(row.get(path_column) or "")
-            target = (base / rel).resolve()
-            if rel and target.is_file() and target.is_relative_to(base):
-                files.append((target, prefix + target.relative_to(base).as_posix()))
+    base = path.parent.resolve()
+    files += [(target, prefix + target.relative_to(base).as_posix()) for target in named]
     return files

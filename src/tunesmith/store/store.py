@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import InputError
-from tunesmith.run import read_manifest
+from tunesmith.rundir import read_manifest
 from tunesmith.store.capture import data_files, run_files
 from tunesmith.store.index import Index, event
 from tunesmith.store.names import Ref, check_alias, check_name, parse_ref
@@ -78,9 +78,13 @@ class ModelStore:
     def _capture(self, run: Path, manifest: dict[str, Any]) -> tuple[list[tuple[Path, str]], dict[str, Any]]:
         import yaml
 
+        from tunesmith import config as cfgmod
+        from tunesmith.tasks import get_task
+
         files = run_files(run)
         cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
         d = cfg.get("data", {})
+        task = get_task(manifest["task"])(cfgmod.from_dict(cfg))
         data: dict[str, Any] = {"missing": []}
         for split in ("train", "validation"):
             given = d.get(split)
@@ -90,7 +94,7 @@ class ModelStore:
             if not path.exists():
                 data["missing"].append(given)
                 continue
-            split_files = data_files(path, manifest["task"], d.get("path_column", "path"), split)
+            split_files = data_files(path, split, task.data_files(path) if path.is_file() else [])
             files += split_files
             data[split] = split_files[0][1] if path.is_file() else f"data/{split}/{path.name}"
         # The version's own validation set is usable later when it can be read again from the stored files.

@@ -1,37 +1,26 @@
-"""Tasks: each keeps its data handling, model building, loss, evaluation and report in one file.
-
-finetune() drives every task through the same hooks, in this order:
-``read`` -> ``load_tokenizer`` -> ``check_lengths`` (all checks done, nothing written yet) -> ``prepare``
-(training items, collate) -> ``build_model`` -> ``before_training`` (baselines measured on the untouched
-pre-trained model) -> method.train with ``evaluator`` -> ``finish`` (report against the baselines) ->
-method.export with ``parity_check`` -> manifest with ``manifest_extras``.
-"""
+"""Tasks: one folder each (``tasks/<task>/``), holding its ``task.py`` (the Task contract of tasks/base.py,
+registered by name) and its ``predictor.py`` (inference/base.py's Predictor). A task folder is found by
+looking, not by a list: adding a task changes nothing outside its folder."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import importlib
+import pkgutil
 
-from tunesmith.registry import Registry
-
-TASKS: Registry[Any] = Registry("task")
+from tunesmith.tasks.base import TASKS, Task
 
 
-@dataclass
-class Prepared:
-    """A task's training-ready data: items for fit(), their lengths, the collate function, and whatever the
-    task needs later for evaluation (``extra``)."""
-
-    train_items: list[dict[str, Any]]
-    val_items: list[dict[str, Any]]
-    lengths: list[int] | None  # per training item, for length-grouped batches; None: plain shuffled batches
-    collate: Any
-    pad_id: int
-    extra: dict[str, Any] = field(default_factory=dict)
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg:
+            importlib.import_module(f"{__name__}.{info.name}.task")
 
 
-def get_task(name: str) -> Any:
-    # Import here so that registering a task never imports torch for `validate`-only paths early.
-    from tunesmith.tasks import causal_lm, image_classification, text_classification  # noqa: F401
-
+def get_task(name: str) -> type[Task]:
+    _discover()
     return TASKS.get(name)
+
+
+def task_names() -> list[str]:
+    _discover()
+    return TASKS.names()

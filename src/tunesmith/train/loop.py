@@ -1,7 +1,9 @@
 """fit(): the one training loop, on Hugging Face Accelerate (CPU, one GPU or several processes alike).
 
-Read it top to bottom: setup, resume, the epoch loop (micro-batches -> finite check -> backward ->
-clip -> step), evaluation with early stopping and best-keeping, checkpoints, signals.
+Read it top to bottom: ``fit`` sets up (``_Loop``), resumes, then runs named steps until the run ends:
+``step`` (micro-batches -> finite check -> backward -> clip -> optimizer), ``evaluate`` (early stopping,
+best-keeping), ``checkpoint``, ``stop`` (signals); ``finish`` puts the best weights back. The state that a
+checkpoint saves and resume restores is one small dataclass, ``FitState``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from tunesmith.train.fast_cpu import (
 )
 from tunesmith.train.logging import RunLogger
 from tunesmith.train.optim import make_optimizer, make_scheduler
+from tunesmith.train.result import FitResult
 
 
 class Interrupted(TunesmithError):
@@ -38,37 +41,7 @@ class Interrupted(TunesmithError):
     exit_code = 1
 
 
-@dataclass
-class FitResult:
-    steps: int = 0
-    epochs_run: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
-    best_step: int = 0
-    stopped: str = "completed"
-    train_seconds: float = 0.0
-    step_seconds: float = 0.0  # forward, backward and optimizer only: what throughput is measured on
-    samples: int = 0
-    tokens: int = 0  # real (non-padding) tokens trained on
-    positions: int = 0  # token positions computed, padding included
-    resumed_from: str | None = None
-    precision: str = "fp32"
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples / self.step_seconds if self.step_seconds else 0.0
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens / self.step_seconds if self.step_seconds else 0.0
-
-    @property
-    def padding_share(self) -> float:
-        """Share of computed positions that were padding."""
-        return 1.0 - self.tokens / self.positions if self.positions else 0.0
-
-
-def make_accelerator(cfg: TrainConfig) -> Any:
+def make_accelerator() -> Any:
     from accelerate import Accelerator
 
     # Mixed precision is applied by fit() around the training forward only: Accelerate's own would also wrap
@@ -127,6 +100,195 @@ def _stop_on_signals(flag: dict[str, Any]):
             signal.signal(s, h)
 
 
+@dataclass
+class FitState:
+    """Where training is: what a checkpoint saves and resume restores."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    best: float | None = None
+    best_step: int = 0
+    bad_evals: int = 0
+
+
+class _Loop:
+    """The parts of one fit() call: the prepared model and optimizer, the schedule, the logger."""
+
+    def __init__(self, model: torch.nn.Module, n: int, cfg: TrainConfig, accelerator: Any, run_dir: Path | None,
+                 desc: str, mmap_threshold: int) -> None:  # fmt: skip
+        acc = accelerator or make_accelerator()
+        self.acc, self.cfg = acc, cfg
+        self.world, self.rank, self.main = acc.num_processes, acc.process_index, acc.is_main_process
+        self.epochs = cfg.epochs or 1
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        planned = self.steps_per_epoch * self.epochs
+        self.total = planned if cfg.max_steps is None else min(cfg.max_steps, planned)
+        self.eval_every = cfg.eval_every or self.steps_per_epoch
+        self.ckpt_every = cfg.checkpoint_every or self.eval_every
+        self.ckpt_root = run_dir / "checkpoints" if run_dir is not None else None
+        self.on_cpu = acc.device.type == "cpu"
+        self.bf16 = resolve_precision(cfg.precision, not self.on_cpu) == "bf16"
+        if self.on_cpu:
+            speed_up_for_cpu_training(model)  # undone at the end, so what is saved is a standard model
+            return_freed_memory_to_the_system(mmap_threshold)
+        optimizer = make_optimizer(model, cfg.learning_rate, cfg.weight_decay)
+        self.scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * self.total), self.total)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.inner = acc.unwrap_model(self.model)
+        self.logger = RunLogger(run_dir / "logs" if run_dir is not None and self.main else None, desc)
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def resume(self, st: FitState, res: FitResult) -> FitState:
+        ckpt = latest_checkpoint(self.ckpt_root) if self.ckpt_root is not None else None
+        if ckpt is None:
+            return st
+        weights, state, meta = load_checkpoint(ckpt)
+        self.inner.load_state_dict(weights, strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        res.history = meta["history"]
+        res.resumed_from = str(ckpt)
+        restored = FitState(**meta["state"])
+        self.logger.event("resume", checkpoint=str(ckpt), step=restored.step)
+        return restored
+
+    def checkpoint(self, st: FitState, res: FitResult) -> None:
+        if self.ckpt_root is None:
+            return
+        if self.main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+            }
+            meta = {"state": asdict(st), "history": res.history}
+            save_checkpoint(
+                self.ckpt_root, st.step, trainable_state(self.inner), state, meta, self.cfg.keep_checkpoints
+            )
+        self.acc.wait_for_everyone()
+
+    def last_good(self) -> str:
+        found = latest_checkpoint(self.ckpt_root) if self.ckpt_root is not None else None
+        return str(found) if found else "none (no checkpoint had been written yet)"
+
+    def diverged(self, what: str, value: float, st: FitState, extra: str = "") -> TrainingDiverged:
+        self.optimizer.zero_grad(set_to_none=True)
+        return TrainingDiverged(
+            f"the {what} became {value} at step {st.step + 1}{extra}; no update was applied. "
+            f"Last good checkpoint: {self.last_good()}."
+        )
+
+    def step(self, st: FitState, res: FitResult, batch: list[int], items: list, collate: Callable, loss_fn: Callable,
+             n_batches: int, t0: float) -> float:  # fmt: skip
+        """One optimizer step over ``batch`` (micro-batches, each process its shard); returns the mean loss."""
+        acc, cfg, model = self.acc, self.cfg, self.model
+        t_step = time.perf_counter()
+        model.train()
+        if cfg.freeze_batch_norm:
+            _batch_norm_eval(model)
+        accumulation = cfg.gradient_accumulation or 1
+        micro = [m for m in (batch[i::accumulation] for i in range(accumulation)) if m]
+        loss_total = 0.0
+        samples_before, positions_before = res.samples, res.positions
+        for j, mb in enumerate(micro):
+            local = shard(mb, self.rank, self.world)
+            inputs = {k: v.to(acc.device) for k, v in collate([items[i] for i in local]).items()}
+            _count_tokens(inputs, res)
+            sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
+            with sync, torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                loss = loss_fn(model, inputs)
+            bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=acc.device)
+            if self.world > 1:
+                bad = acc.reduce(bad, "sum")
+            if bad.item() > 0:
+                epoch = f" (epoch {st.epoch + 1})"
+                raise self.diverged(
+                    "loss", loss.item(), st, epoch + "; try a lower train.learning_rate or check the data"
+                )
+            # Each process's mean loss, weighted so that DDP's average equals the global-batch mean.
+            acc.backward(loss * (len(local) * self.world / len(batch)))
+            loss_total += loss.item() * len(local) / len(batch)
+            res.samples += len(local)
+        if cfg.max_grad_norm > 0:
+            norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            if not torch.isfinite(torch.as_tensor(norm)):
+                raise self.diverged("gradient norm", float(norm), st)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        step_time = time.perf_counter() - t_step
+        res.step_seconds += step_time
+        st.step += 1
+        st.batch += 1
+        if self.world > 1:
+            loss_total = acc.reduce(torch.tensor([loss_total], device=acc.device), "sum").item()
+        rate = res.samples * self.world / max(time.perf_counter() - t0, 1e-9)
+        self.logger.step(
+            st.step, st.epoch + st.batch / n_batches, loss_total, self.scheduler.get_last_lr()[0], rate,
+            seconds=round(step_time, 4), samples=res.samples - samples_before,
+            positions=res.positions - positions_before,
+        )  # fmt: skip
+        return loss_total
+
+    def evaluate(self, st: FitState, res: FitResult, evaluate: Callable, on_eval: Callable | None, n_batches: int):
+        """Evaluate, keep the best weights (on disk with a run directory), count evaluations without gain."""
+        metrics = {k: float(v) for k, v in evaluate(self.inner).items()}
+        record = {"step": st.step, "epoch": round(st.epoch + st.batch / n_batches, 3), **metrics}
+        res.history.append(record)
+        self.logger.eval(record)
+        metric = self.cfg.metric or "loss"  # a bare TrainConfig has no task to pick it
+        if _better(metric, metrics[metric], st.best):
+            st.best, st.best_step, st.bad_evals = metrics[metric], st.step, 0
+            if self.ckpt_root is None:
+                self.best_weights = {k: v.detach().clone() for k, v in trainable_state(self.inner).items()}
+            elif self.main:
+                save_weights(self.ckpt_root / "best.safetensors", trainable_state(self.inner))
+        else:
+            st.bad_evals += 1
+        if self.cfg.early_stopping_patience and st.bad_evals >= self.cfg.early_stopping_patience:
+            res.stopped = "early_stopping"
+        if on_eval is not None and on_eval(record):
+            res.stopped = "stopped_by_hook"
+
+    def finish(self, st: FitState, res: FitResult, t0: float) -> FitResult:
+        """The best weights go back into the model; the figures are summed over processes."""
+        if self.on_cpu:
+            restore_standard_modules(self.inner)
+        if st.best_step and st.best_step != st.step:
+            self.acc.wait_for_everyone()
+            if self.best_weights is None and self.ckpt_root is not None:
+                from safetensors.torch import load_file
+
+                self.best_weights = load_file(str(self.ckpt_root / "best.safetensors"))
+            if self.best_weights is not None:
+                self.inner.load_state_dict(self.best_weights, strict=False)
+        res.train_seconds = time.perf_counter() - t0
+        res.samples *= self.world  # each process counted its own share
+        if self.world > 1:
+            both = torch.tensor([res.tokens, res.positions], dtype=torch.float64, device=self.acc.device)
+            counts = self.acc.reduce(both, "sum")
+            res.tokens, res.positions = int(counts[0].item()), int(counts[1].item())
+        res.steps, res.best_step = st.step, st.best_step
+        res.best = next((h for h in res.history if h["step"] == st.best_step), None)
+        res.epochs_run = round(st.step / self.steps_per_epoch, 3)
+        if st.step >= self.total and res.stopped == "completed" and self.cfg.max_steps is not None:
+            res.stopped = "max_steps"
+        self.logger.close()
+        return res
+
+
+def _count_tokens(inputs: dict[str, Any], res: FitResult) -> None:
+    real = inputs.pop("real_tokens", None)
+    if real is not None:  # packed rows say how many of their positions are real tokens
+        res.tokens += int(real)
+        res.positions += int(inputs["input_ids"].numel())
+    elif "attention_mask" in inputs:
+        res.tokens += int(inputs["attention_mask"].sum())
+        res.positions += int(inputs["attention_mask"].numel())
+
+
 def fit(
     model: torch.nn.Module,
     train_items: list[dict[str, Any]],
@@ -134,8 +296,6 @@ def fit(
     collate: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
     loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor],
     cfg: TrainConfig,
-    lr: float,
-    epochs: int | None = None,
     evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     run_dir: Path | None = None,
     resume: bool = False,
@@ -145,205 +305,36 @@ def fit(
     desc: str = "train",
     mmap_threshold: int = 1 << 20,
 ) -> FitResult:
-    """Train ``model`` in place; returns the history and leaves the best weights in the model."""
-    # --- setup ------------------------------------------------------------------------------
-    acc = accelerator or make_accelerator(cfg)
-    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
-    epochs = epochs or cfg.epochs or 1
-    n = len(train_items)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = steps_per_epoch * epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * epochs)
-    eval_every = cfg.eval_every or steps_per_epoch
-    ckpt_every = cfg.checkpoint_every or eval_every
-    ckpt_root = run_dir / "checkpoints" if run_dir is not None else None
-
-    on_cpu = acc.device.type == "cpu"
-    bf16 = resolve_precision(cfg.precision, not on_cpu) == "bf16"
-    if on_cpu:
-        speed_up_for_cpu_training(model)  # undone at the end, so what is saved is a standard model
-        return_freed_memory_to_the_system(mmap_threshold)
-    optimizer = make_optimizer(model, lr, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * total), total)
-    model, optimizer = acc.prepare(model, optimizer)
-    inner = acc.unwrap_model(model)
-    logger = RunLogger(run_dir / "logs" if run_dir is not None and main else None, desc)
-    res = FitResult(precision="bf16" if bf16 else "fp32")
-    st: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": 0, "bad_evals": 0}
-    best_weights: dict[str, torch.Tensor] | None = None
-
-    # --- resume -----------------------------------------------------------------------------
-    if resume and ckpt_root is not None:
-        ckpt = latest_checkpoint(ckpt_root)
-        if ckpt is not None:
-            weights, state, meta = load_checkpoint(ckpt)
-            inner.load_state_dict(weights, strict=False)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            st, res.history = meta["state"], meta["history"]
-            res.resumed_from = str(ckpt)
-            logger.event("resume", checkpoint=str(ckpt), step=st["step"])
-
-    def checkpoint() -> Path | None:
-        if ckpt_root is None:
-            return None
-        path = None
-        if main:
-            state = {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-            }
-            meta = {"state": st, "history": res.history}
-            path = save_checkpoint(ckpt_root, st["step"], trainable_state(inner), state, meta, cfg.keep_checkpoints)
-        acc.wait_for_everyone()
-        return path
-
-    def last_good() -> str:
-        found = latest_checkpoint(ckpt_root) if ckpt_root is not None else None
-        return str(found) if found else "none (no checkpoint had been written yet)"
-
-    # --- the loop ---------------------------------------------------------------------------
+    """Train ``model`` in place at ``cfg.learning_rate`` (a resolved config); returns the history and leaves the
+    best weights in the model."""
+    loop = _Loop(model, len(train_items), cfg, accelerator, run_dir, desc, mmap_threshold)
+    res = FitResult(precision="bf16" if loop.bf16 else "fp32")
+    st = loop.resume(FitState(), res) if resume else FitState()
     stop_flag: dict[str, Any] = {}
-    progress = logger.progress(total, st["step"], disable=not main)
+    progress = loop.logger.progress(loop.total, st.step, disable=not loop.main)
     t0 = time.perf_counter()
     with _stop_on_signals(stop_flag):
-        while st["epoch"] < epochs and st["step"] < total and res.stopped == "completed":
-            batches = epoch_batches(lengths, n, cfg.batch_size, cfg.seed, st["epoch"], cfg.group_by_length)
-            while st["batch"] < len(batches) and st["step"] < total:
-                batch = batches[st["batch"]]
-                t_step = time.perf_counter()
-                model.train()
-                if cfg.freeze_batch_norm:
-                    _batch_norm_eval(model)
-                accumulation = cfg.gradient_accumulation or 1
-                micro = [batch[i::accumulation] for i in range(accumulation)]
-                micro = [m for m in micro if m]
-                loss_total = 0.0
-                samples_before, positions_before = res.samples, res.positions
-                for j, mb in enumerate(micro):
-                    local = shard(mb, rank, world)
-                    inputs = {k: v.to(acc.device) for k, v in collate([train_items[i] for i in local]).items()}
-                    real = inputs.pop("real_tokens", None)
-                    if real is not None:  # packed rows say how many of their positions are real tokens
-                        res.tokens += int(real)
-                        res.positions += int(inputs["input_ids"].numel())
-                    elif "attention_mask" in inputs:
-                        res.tokens += int(inputs["attention_mask"].sum())
-                        res.positions += int(inputs["attention_mask"].numel())
-                    sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
-                    with sync, torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=bf16):
-                        loss = loss_fn(model, inputs)
-                    bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=acc.device)
-                    if world > 1:
-                        bad = acc.reduce(bad, "sum")
-                    if bad.item() > 0:
-                        optimizer.zero_grad(set_to_none=True)
-                        raise TrainingDiverged(
-                            f"the loss became {loss.item()} at step {st['step'] + 1} (epoch {st['epoch'] + 1}); "
-                            f"no update was applied. Last good checkpoint: {last_good()}. Try a lower "
-                            "train.learning_rate or check the data."
-                        )
-                    # Each process's mean loss, weighted so that DDP's average equals the global-batch mean.
-                    acc.backward(loss * (len(local) * world / len(batch)))
-                    loss_total += loss.item() * len(local) / len(batch)
-                    res.samples += len(local)
-                if cfg.max_grad_norm > 0:
-                    norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    if not torch.isfinite(torch.as_tensor(norm)):
-                        optimizer.zero_grad(set_to_none=True)
-                        raise TrainingDiverged(
-                            f"the gradient norm became {float(norm)} at step {st['step'] + 1}; no update was applied. "
-                            f"Last good checkpoint: {last_good()}."
-                        )
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step_time = time.perf_counter() - t_step
-                res.step_seconds += step_time
-                st["step"] += 1
-                st["batch"] += 1
-                if world > 1:
-                    loss_total = acc.reduce(torch.tensor([loss_total], device=acc.device), "sum").item()
-                lr_now = scheduler.get_last_lr()[0]
-                elapsed = time.perf_counter() - t0
-                logger.step(
-                    st["step"],
-                    st["epoch"] + st["batch"] / len(batches),
-                    loss_total,
-                    lr_now,
-                    res.samples * world / max(elapsed, 1e-9),
-                    seconds=round(step_time, 4),
-                    samples=res.samples - samples_before,
-                    positions=res.positions - positions_before,
-                )
-                progress.update(loss_total, res.samples * world / max(elapsed, 1e-9))
-
-                # --- evaluation, early stopping, keeping the best --------------------------------
-                end_of_run = st["step"] >= total
-                if evaluate is not None and (st["step"] % eval_every == 0 or end_of_run):
-                    metrics = {k: float(v) for k, v in evaluate(inner).items()}
-                    record = {
-                        "step": st["step"],
-                        "epoch": round(st["epoch"] + st["batch"] / len(batches), 3),
-                        **metrics,
-                    }
-                    res.history.append(record)
-                    logger.eval(record)
-                    metric = cfg.metric or "loss"  # a bare TrainConfig has no task to pick it
-                    value = metrics[metric]
-                    if _better(metric, value, st["best"]):
-                        st.update(best=value, best_step=st["step"], bad_evals=0)
-                        # The best weights wait on disk when there is a run directory, not as a copy in memory.
-                        if ckpt_root is None:
-                            best_weights = {k: v.detach().clone() for k, v in trainable_state(inner).items()}
-                        elif main:
-                            save_weights(ckpt_root / "best.safetensors", trainable_state(inner))
-                    else:
-                        st["bad_evals"] += 1
-                    if cfg.early_stopping_patience and st["bad_evals"] >= cfg.early_stopping_patience:
-                        res.stopped = "early_stopping"
-                    if on_eval is not None and on_eval(record):
-                        res.stopped = "stopped_by_hook"
-                epoch_done = st["batch"] >= len(batches)
+        while st.epoch < loop.epochs and st.step < loop.total and res.stopped == "completed":
+            batches = epoch_batches(lengths, len(train_items), cfg.batch_size, cfg.seed, st.epoch, cfg.group_by_length)
+            while st.batch < len(batches) and st.step < loop.total:
+                loss = loop.step(st, res, batches[st.batch], train_items, collate, loss_fn, len(batches), t0)
+                progress.update(loss, res.samples * loop.world / max(time.perf_counter() - t0, 1e-9))
+                end_of_run = st.step >= loop.total
+                if evaluate is not None and (st.step % loop.eval_every == 0 or end_of_run):
+                    loop.evaluate(st, res, evaluate, on_eval, len(batches))
+                epoch_done = st.batch >= len(batches)
                 if epoch_done:
-                    st["epoch"], st["batch"] = st["epoch"] + 1, 0
+                    st.epoch, st.batch = st.epoch + 1, 0
                 finished = end_of_run or res.stopped != "completed"
-                if stop_flag or (st["step"] % ckpt_every == 0 and not finished):
-                    checkpoint()  # a finished run is exported instead; resuming it would redo the same steps
+                if stop_flag or (st.step % loop.ckpt_every == 0 and not finished):
+                    loop.checkpoint(st, res)  # a finished run is exported instead; resuming it would redo the steps
                 if stop_flag:
                     progress.close()
                     raise Interrupted(
-                        f"stopped by {stop_flag['signal']} at step {st['step']}; checkpoint saved in "
-                        f"{last_good()}. Continue with --resume."
+                        f"stopped by {stop_flag['signal']} at step {st.step}; checkpoint saved in "
+                        f"{loop.last_good()}. Continue with --resume."
                     )
                 if epoch_done or res.stopped != "completed":
                     break
     progress.close()
-
-    # --- finish: the best weights go back into the model ------------------------------------------
-    if on_cpu:
-        restore_standard_modules(inner)
-    if st["best_step"] and st["best_step"] != st["step"]:
-        acc.wait_for_everyone()
-        if best_weights is None and ckpt_root is not None:
-            from safetensors.torch import load_file
-
-            best_weights = load_file(str(ckpt_root / "best.safetensors"))
-        if best_weights is not None:
-            inner.load_state_dict(best_weights, strict=False)
-    res.train_seconds = time.perf_counter() - t0
-    res.samples *= world  # each process counted its own share
-    if world > 1:
-        counts = acc.reduce(torch.tensor([res.tokens, res.positions], dtype=torch.float64, device=acc.device), "sum")
-        res.tokens, res.positions = int(counts[0].item()), int(counts[1].item())
-    res.steps, res.best, res.best_step = (
-        st["step"],
-        (next((h for h in res.history if h["step"] == st["best_step"]), None)),
-        st["best_step"],
-    )
-    res.epochs_run = round(st["step"] / steps_per_epoch, 3)
-    if st["step"] >= total and res.stopped == "completed" and cfg.max_steps is not None:
-        res.stopped = "max_steps"
-    logger.close()
-    return res
+    return loop.finish(st, res, t0)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.eval.svg import PALETTE, _frame, line_chart
-from tunesmith.run import write_json
+from tunesmith.files import write_json
 
 
 def _importances(study: Any) -> dict[str, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith import config as cfgmod
-from tunesmith.run import write_json
+from tunesmith.files import write_json
 
 SKIP = {"n", "ci_low", "ci_high"}
 
@@ -47,9 +47,10 @@ def run_seeds(
 ) -> dict[str, Any]:
     """Train ``config`` with seeds seed, seed+1, ...; each run is a normal run directory under ``folder``
     (default OUTPUT_DIR/<stamp>-seeds), next to ``seeds.json`` with every run's metrics and the summary."""
-    from tunesmith.api import as_config, finetune
+    from tunesmith.config import coerce
+    from tunesmith.pipeline.finetune import finetune
 
-    cfg = as_config(config)
+    cfg = coerce(config)
     folder = Path(folder or Path(cfg.output_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.task}-{cfg.method}-seeds")
     folder.mkdir(parents=True, exist_ok=True)
     runs, per_seed = [], []

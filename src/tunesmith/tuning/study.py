@@ -123,7 +123,8 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
-    from tunesmith import api
+    from tunesmith.config import coerce
+    from tunesmith.pipeline.finetune import finetune
     from tunesmith.train.loop import Interrupted
 
     say = progress or (lambda _m: None)
@@ -191,7 +192,7 @@ def tune(
             + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
         )
         try:
-            run = api.finetune(raw, run_dir=run_dir, on_eval=on_eval)
+            run = finetune(coerce(raw), run_dir=run_dir, on_eval=on_eval)
         except _Pruned as exc:
             shutil.rmtree(run_dir, ignore_errors=True)
             trial.set_user_attr("pruned_at_step", int(exc.args[0]))
@@ -254,7 +255,7 @@ def summarize_study(
     import optuna
     import yaml
 
-    from tunesmith.data.cache import atomic_write_bytes
+    from tunesmith.files import atomic_write_bytes
 
     rows = []
     for t in study.get_trials(deepcopy=False):

@@ -12,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.cache import atomic_write_bytes
 from tunesmith.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -56,15 +55,28 @@ def latest_unfinished(output_dir: str) -> Path | None:
     return max(candidates, key=lambda d: d.stat().st_mtime) if candidates else None
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=2, default=str).encode())
-
-
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     p = Path(run_dir) / MANIFEST
     if not p.is_file():
         raise InputError(f"{run_dir}: not a tunesmith run directory (no {MANIFEST})")
     return json.loads(p.read_text(encoding="utf-8"))
+
+
+def locate_run(output_dir: str, task: str, method: str, resume: bool | str | Path, run_dir: str | Path | None) -> Path:
+    """Where a run writes: the given folder, the run to resume (named, or the newest unfinished), or a new one."""
+    if run_dir is not None:
+        return Path(run_dir)
+    if resume and not isinstance(resume, bool):
+        path = Path(resume)
+        if not (path / "checkpoints").is_dir():
+            raise InputError(f"--resume {path}: no checkpoints there to resume from")
+        return path
+    if resume:
+        found = latest_unfinished(output_dir)
+        if found is None:
+            raise InputError(f"--resume: no unfinished run with checkpoints under {output_dir}")
+        return found
+    return new_run_dir(output_dir, task, method)
 
 
 @dataclass
@@ -81,8 +93,3 @@ class Run:
     @property
     def report_html(self) -> Path:
         return self.path / "report.html"
-
-    def load(self) -> Any:
-        from tunesmith.predictor import load
-
-        return load(self.path)

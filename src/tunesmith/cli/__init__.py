@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tunesmith.cli_plan import add_parsers as add_plan_parsers
-from tunesmith.cli_plan import plan_command, train_seeds, tune_command
+from tunesmith.cli.plan import add_parsers as add_plan_parsers
+from tunesmith.cli.plan import plan_command, train_seeds, tune_command
 from tunesmith.errors import ConfigError, DataError, TunesmithError
 
 
@@ -160,9 +160,12 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.nproc > 1 and os.environ.get("LOCAL_RANK") is None:
         # Check in this process (nothing written on a fatal problem), then start the workers on one run dir.
-        cfg = api.as_config(args.config, args.set)
+        from tunesmith.config import coerce
+        from tunesmith.rundir import locate_run
+
+        cfg = coerce(args.config, args.set)
         api.validate(cfg)
-        run_dir = args.run_dir or (str(api._locate_run(cfg, args.resume, None)))
+        run_dir = args.run_dir or str(locate_run(cfg.output_dir, cfg.task, cfg.method, args.resume, None))
         cmd = [
             sys.executable,
             "-m",
@@ -183,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
         code = subprocess.call(cmd)
         if code != 0:
             return 2 if code == 2 else 1
-        from tunesmith.run import read_manifest
+        from tunesmith.rundir import read_manifest
 
         _print_summary(read_manifest(Path(run_dir)), Path(run_dir))
         print(run_dir)
@@ -245,7 +248,7 @@ def _generate(args: argparse.Namespace) -> int:
     from tunesmith import api
 
     model = api.load(args.run)
-    if not hasattr(model, "stream"):
+    if not model.generates:
         raise ConfigError(f"{args.run}: generate needs a causal-lm run; this one is a classifier (use predict)")
     kwargs = _generation_kwargs(args)
     for piece in model.stream(args.prompt, system=args.system, **kwargs):
@@ -259,9 +262,7 @@ def _export(args: argparse.Namespace) -> int:
     from tunesmith import api
 
     if args.onnx:
-        from tunesmith.onnx_export import export_onnx
-
-        f = export_onnx(args.run, quantize=not args.no_quantize)
+        f = api.export_onnx(args.run, quantize=not args.no_quantize)
         print(
             f"{f['file']} ({f['size_mb']} MB, {f['quantized'] or 'fp32'}): on {f['examples']} held-out examples "
             f"{f['agreement']:.2%} of predictions agree, accuracy {f['accuracy_torch']:.2%} -> "
@@ -274,7 +275,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from tunesmith.cli_models import run_models
+    from tunesmith.cli.models import run_models
 
     if args.models_command not in (None, "catalog"):
         return run_models(args)
@@ -303,7 +304,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     token, source = load_token(args.host, args.token_file)
     model = api.load(args.run, backend=args.backend)
-    image = model.manifest.get("task") == "image-classification"
+    image = model.input_kind == "image"
     settings = ServeSettings(
         token=token,
         max_body_bytes=args.max_body_bytes or ((16 << 20) if image else (1 << 20)),
@@ -327,7 +328,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _update(args: argparse.Namespace) -> int:
-    from tunesmith.cli_models import run_update
+    from tunesmith.cli.models import run_update
 
     return run_update(args)
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunesmith.planning.model_facts import ModelFacts
+from tunesmith.methods import get_method
+from tunesmith.models.facts import ModelFacts
+from tunesmith.tasks import get_task
 
 PROCESS_BYTES = 600 << 20
 IMAGE_ACTIVATION_BYTES = 150 << 20  # one 224x224 image through EfficientNet-Lite0, with what backward keeps
-LORA_TARGETS_PER_LAYER = {"causal-lm": 7, "text-classification": 2, "image-classification": 2}
 
 
 @dataclass(frozen=True)
@@ -38,24 +39,18 @@ class MemoryEstimate:
 
 
 def trainable_params(facts: ModelFacts, task: str, method: str, lora_r: int, classes: int = 2) -> int:
-    if method == "full":
-        return facts.params
-    if method == "head":
-        return max(facts.hidden, 1280) * max(classes, 2)
-    width = facts.hidden or 1024
-    layers = facts.layers or 12
-    return layers * LORA_TARGETS_PER_LAYER.get(task, 2) * 2 * lora_r * width
+    return get_method(method).trainable_params(facts, lora_r, classes, get_task(task).lora_targets_per_layer)
 
 
 def activation_bytes(facts: ModelFacts, task: str, method: str, seq: int) -> int:
     """Bytes one training example keeps for the backward pass."""
-    if method == "head":
+    if not get_method(method).keeps_activations:
         return 0
     if facts.is_image:
         return int(IMAGE_ACTIVATION_BYTES * (facts.image_size / 224) ** 2)
     h, layers, heads = facts.hidden or 768, facts.layers or 12, facts.heads or 12
     per_layer = seq * (68 * h + 10 * heads * seq)
-    logits = 2 * 4 * seq * facts.vocab if task == "causal-lm" else 0
+    logits = 2 * 4 * seq * facts.vocab if get_task(task).vocabulary_logits else 0
     return layers * per_layer + logits
 
 

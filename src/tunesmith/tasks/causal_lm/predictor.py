@@ -1,5 +1,5 @@
-"""Generate with a causal LM: batched greedy or sampled decoding that stops at the end of a turn, streaming to a
-callback, and the Generator a finished causal-lm run loads into (``tunesmith.load(run).generate(...)``)."""
+"""The Generator a finished causal-lm run loads into (``tunesmith.load(run).generate(...)``): batched or streamed
+answers, prediction files, evaluation on a file, per-example answer losses for the promotion gate."""
 
 from __future__ import annotations
 
@@ -11,92 +11,50 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.cache import atomic_write_bytes
+from tunesmith.data.conversations import read_split
+from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import DataError, InputError, Problem
-
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>")
-
-
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    """The end-of-sequence token plus the end-of-turn markers this vocabulary has."""
-    vocab = tokenizer.get_vocab()
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    ids |= {vocab[t] for t in END_OF_TURN if t in vocab}
-    return sorted(ids)
-
-
-def _sampling(temperature: float, top_p: float) -> dict[str, Any]:
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise InputError("temperature must be >= 0 and top_p in (0, 1]")
-    if temperature == 0:
-        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None}
+from tunesmith.eval.text_metrics import score_all
+from tunesmith.files import jsonl_lines, read_jsonl, write_jsonl
+from tunesmith.inference.base import PREDICTORS, Predictor
+from tunesmith.inference.outputs import check_output
+from tunesmith.inference.weights import load_trained
+from tunesmith.methods.base import ParityCheck
+from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, sampling, stop_token_ids
+from tunesmith.tasks.causal_lm.loss import answer_items, answer_loss
+from tunesmith.tasks.causal_lm.rendering import prompt_ids, prompt_of
 
 
-def generate_ids(
-    model: Any,
-    tokenizer: Any,
-    prompts: list[list[int]],
-    *,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    batch_size: int = 16,
-    seed: int | None = None,
-) -> list[list[int]]:
-    """New token ids per prompt (stop token excluded). Prompts are batched by length and padded on the left."""
-    import torch
-
-    stops = stop_token_ids(tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    device = next(model.parameters()).device
-    order = np.argsort([-len(p) for p in prompts], kind="stable")
-    out: list[list[int]] = [[] for _ in prompts]
-    if seed is not None:
-        torch.manual_seed(seed)
-    model.eval()
-    with torch.inference_mode():
-        for s in range(0, len(prompts), batch_size):
-            sel = order[s : s + batch_size]
-            width = max(len(prompts[i]) for i in sel)
-            ids = torch.full((len(sel), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(sel), width), dtype=torch.long)
-            for j, i in enumerate(sel):
-                n = len(prompts[i])
-                ids[j, width - n :] = torch.as_tensor(prompts[i], dtype=torch.long)
-                mask[j, width - n :] = 1
-            gen = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                eos_token_id=stops,
-                pad_token_id=pad,
-                **_sampling(temperature, top_p),
-            )
-            for j, i in enumerate(sel):
-                new = gen[j, width:].tolist()
-                cut = next((k for k, t in enumerate(new) if t in stops), len(new))
-                out[i] = new[:cut]
-    return out
-
-
-def generate_texts(model: Any, tokenizer: Any, prompts: list[list[int]], **kwargs: Any) -> list[str]:
-    return [
-        tokenizer.decode(x, skip_special_tokens=True).strip() for x in generate_ids(model, tokenizer, prompts, **kwargs)
-    ]
-
-
-class Generator:
+@PREDICTORS.register("causal-lm")
+class Generator(Predictor):
     """A finished causal-lm run, ready to answer prompts."""
+
+    generates = True
 
     def __init__(self, run_dir: Path, manifest: dict[str, Any], model: Any, tokenizer: Any):
         self.run_dir, self.manifest, self.model, self.tokenizer = run_dir, manifest, model, tokenizer
         self.format = manifest.get("generation", {}).get("format", "chat")
         self.max_length = int(manifest["max_length"])
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    @classmethod
+    def load(cls, run: Path, manifest: dict[str, Any]) -> Generator:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        def full(folder: Path) -> Any:
+            return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+
+        def base() -> Any:
+            return full(Path(manifest["base_model"]["path"]))
+
+        model, folder = load_trained(run, manifest, full, base)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(run, manifest, model, tokenizer)
 
     def _prompt_ids(self, prompt: str | list[dict[str, str]], system: str | None = None) -> list[int]:
-        from tunesmith.tasks.causal_lm import prompt_ids
-
         if isinstance(prompt, str) and self.format == "chat":
             prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         elif isinstance(prompt, list) and self.format != "chat":
@@ -157,7 +115,7 @@ class Generator:
             "eos_token_id": stops,
             "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0],
             "streamer": streamer,
-            **_sampling(temperature, top_p),
+            **sampling(temperature, top_p),
         }
         errors: list[BaseException] = []
 
@@ -185,9 +143,7 @@ class Generator:
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{p}: cannot be read as UTF-8 text ({exc})") from None
         prompts, rows, problems = [], [], []
-        for i, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+        for i, line in jsonl_lines(text):
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -213,67 +169,52 @@ class Generator:
         return prompts, rows
 
     def predict_file(self, input_file: str | Path, output_file: str | Path, **kwargs: Any) -> int:
-        out = Path(output_file)
-        if out.suffix.lower() != ".jsonl":
-            raise InputError(f"--output {out}: generation writes JSONL (.jsonl)")
+        out = check_output(output_file, (".jsonl",))
         prompts, rows = self.read_prompts(input_file)
         texts = self.generate(prompts, **kwargs)
-        records = [{**row, "completion": t} for row, t in zip(rows, texts)]
-        atomic_write_bytes(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
-        return len(records)
+        write_jsonl(out, [{**row, "completion": t} for row, t in zip(rows, texts)])
+        return len(rows)
+
+    def save_preprocessor(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
+
+    def _items(self, examples: Examples) -> list[dict[str, Any]]:
+        return answer_items(self.tokenizer, examples.inputs, examples.lines, self.max_length)
 
     def evaluate_file(self, path: str | Path, max_new_tokens: int = 128, limit: int = 64) -> dict[str, Any]:
         """Loss and perplexity on the answers of a file in the run's data format, and token F1 / ROUGE-L / exact
         match of greedy answers to up to ``limit`` of its prompts."""
-        from tunesmith.data.conversations import read_split
-        from tunesmith.data.validate import DataReport
-        from tunesmith.eval.text_metrics import score_all
-        from tunesmith.tasks.causal_lm import (
-            PACK_MIN,
-            _item,
-            make_collate,
-            prompt_ids,
-            prompt_of,
-            render,
-            validation_loss,
-        )
-
         report = DataReport()
         examples, _, _ = read_split(str(path), self.format, report)
         if report.errors or examples is None or not len(examples):
             raise DataError(report.errors or [Problem("error", "empty_file", "no usable examples", str(path))])
-        items = []
-        for record, line in zip(examples.inputs, examples.lines):
-            ids, mask = render(self.tokenizer, record)
-            items.append(_item(ids[: self.max_length], mask[: self.max_length], line, record))
-        pad = self.tokenizer.pad_token_id or 0
-        loss, tokens = validation_loss(self.model, items, make_collate(pad, max(self.max_length, PACK_MIN), True), 32)
+        items = self._items(examples)
+        loss, tokens = answer_loss(self.model, items, self.pad_id, self.max_length, 32)
         pairs = [p for r in examples.inputs if (p := prompt_of(r)) is not None][:limit]
         out: dict[str, Any] = {"n": len(items), "loss": loss, "perplexity": float(np.exp(min(loss, 50.0)))}
         out["answer_tokens"] = tokens
         if pairs:
-            texts = generate_texts(
-                self.model,
-                self.tokenizer,
-                [prompt_ids(self.tokenizer, p) for p, _ in pairs],
-                max_new_tokens=max_new_tokens,
-            )
+            prompts = [prompt_ids(self.tokenizer, p) for p, _ in pairs]
+            texts = generate_texts(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens)
             scores = score_all(texts, [r for _, r in pairs], ("token_f1", "rouge_l", "exact_match"))
             out.update({k: float(np.mean(v)) for k, v in scores.items()})
             out["n_generated"] = len(pairs)
         return out
 
-    def parity_check(self) -> Any:
+    def example_scores(self, examples: Examples) -> np.ndarray:
+        """Mean loss per answer token of each example (examples without answer tokens left out)."""
+        losses = []
+        for item in self._items(examples):
+            loss, tokens = answer_loss(self.model, [item], self.pad_id, self.max_length, 1)
+            if tokens:
+                losses.append(loss)
+        return np.asarray(losses, dtype=float)
+
+    def parity_check(self) -> ParityCheck:
         """Greedy outputs on the golden held-out prompts the run was evaluated on."""
-        from tunesmith.tasks.causal_lm import greedy_parity
-
         path = self.run_dir / "validation_generations.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        prompts = [json.loads(line)["prompt"] for line in lines[:16]]
+        prompts = [r["prompt"] for r in read_jsonl(path)[:16]] if path.is_file() else []
         if not prompts:  # plain-text runs: the opening of held-out documents
-            from tunesmith.data.conversations import read_split
-            from tunesmith.data.validate import DataReport
-
             val = self.manifest["data"].get("validation") or self.manifest["data"]["train"]
             examples, _, _ = read_split(val, "text", DataReport())
             prompts = [r["text"][:200] for r in (examples.inputs if examples else [])[:16]]
@@ -294,26 +235,3 @@ def _prompt_field(obj: dict[str, Any]) -> Any:
         ):
             return [{"role": m["role"], "content": m["content"]} for m in msgs]
     return None
-
-
-def load_generator(run: Path, manifest: dict[str, Any]) -> Generator:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    export = manifest["export"]
-    if export.get("path"):
-        folder = run / export["path"]
-        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
-    else:
-        from peft import PeftModel
-
-        folder = run / export["adapter"]
-        base = AutoModelForCausalLM.from_pretrained(
-            manifest["base_model"]["path"], use_safetensors=True, dtype=torch.float32
-        )
-        model = PeftModel.from_pretrained(base, folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    return Generator(run, manifest, model, tokenizer)

@@ -75,7 +75,7 @@ def _raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    from tunesmith.planning.hardware import GIB
+    from tunesmith.hardware import GIB
     from tunesmith.planning.plan import format_duration, make_plan, parse_duration, write_config
 
     raw, out = _raw_config(args)
@@ -149,12 +149,12 @@ def tune_command(args: argparse.Namespace) -> int:
 
 
 def train_seeds(args: argparse.Namespace) -> int:
-    from tunesmith import api
+    from tunesmith.config import coerce
     from tunesmith.tuning.seeds import run_seeds, seeds_table
 
     if args.resume or args.nproc > 1 or args.run_dir:
         raise ConfigError("--seeds: runs each seed from the start in this process; leave out --resume and --nproc")
-    result = run_seeds(api.as_config(args.config, args.set), args.seeds, progress=_say)
+    result = run_seeds(coerce(args.config, args.set), args.seeds, progress=_say)
     print(seeds_table(result))
     print(result["folder"])
     return 0

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from tunesmith.models.catalog import CATALOG, ModelSource
 
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-
 
 @dataclass(frozen=True)
 class ModelFacts:
@@ -56,7 +54,8 @@ def count_params(folder: Path) -> int:
     return sum(f.stat().st_size for f in weights) // 4
 
 
-def model_facts(source: ModelSource, task: str) -> ModelFacts:
+def model_facts(source: ModelSource, default_image_size: int = 0) -> ModelFacts:
+    """Shape and size of a model from its files; ``default_image_size`` for image models without one in config."""
     path = Path(source.path)
     config = {}
     if path.is_dir() and (path / "config.json").is_file():
@@ -74,5 +73,5 @@ def model_facts(source: ModelSource, task: str) -> ModelFacts:
         layers=int(text.get("num_hidden_layers") or text.get("n_layer") or 0),
         heads=int(text.get("num_attention_heads") or text.get("n_head") or 0),
         vocab=int(text.get("vocab_size") or 0),
-        image_size=int(config.get("image_size") or (224 if task == "image-classification" else 0)),
+        image_size=int(config.get("image_size") or default_image_size),
     )

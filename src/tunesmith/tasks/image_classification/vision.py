@@ -1,6 +1,6 @@
 """Image models for tunesmith: one wrapper for the packaged pure-torch EfficientNet-Lite0 and for any Hugging Face
 image classifier, carrying its own preprocessing (input size, normalisation), plus the pixel pipeline (resize
-once, augment on tensors) and the predictor of finished image runs."""
+once, augment on tensors)."""
 
 from __future__ import annotations
 
@@ -203,130 +203,15 @@ def augment(batch: torch.Tensor, crop_scale: float, flip: bool, jitter: float, g
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    from tunesmith.data.images import _decode_file
+    from tunesmith.data.images import decode_file
 
     p = Path(path)
     try:
-        return _decode_file(p)[0]
+        return decode_file(p)[0]
     except FileNotFoundError:
         raise InputError(f"{p}: image not found") from None
     except ValueError as exc:
         raise InputError(f"{p}: {exc}") from None
-
-
-class ImagePredictor:
-    """A finished image-classification run: ``predict(images)`` with paths, arrays or PIL images."""
-
-    def __init__(self, run_dir: Path, manifest: dict[str, Any], model: ImageClassifier):
-        self.run_dir, self.manifest, self.model = run_dir, manifest, model
-        self.labels = model.labels
-        self.preprocess = model.preprocess
-
-    def pixels(self, images: list[Any]) -> np.ndarray:
-        arrays = []
-        for img in images:
-            if isinstance(img, (str, Path)):
-                arr = load_image(img)
-            elif isinstance(img, np.ndarray):
-                arr = img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
-            else:  # a PIL image
-                arr = np.asarray(img.convert("RGB"))
-            arrays.append(resize_square(np.ascontiguousarray(arr, dtype=np.uint8), self.preprocess.size))
-        return np.stack(arrays) if arrays else np.zeros((0, 3, self.preprocess.size, self.preprocess.size), np.uint8)
-
-    def predict_pixels(self, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        return probabilities(self.model, pixels, self.preprocess, batch_size)
-
-    def predict_proba(self, images: list[Any]) -> np.ndarray:
-        return self.predict_pixels(self.pixels(images))
-
-    def predict(self, images: list[Any]) -> list[Any]:
-        from tunesmith.predictor import Prediction
-
-        if isinstance(images, (str, Path)):
-            raise TypeError("predict takes a list of images")
-        out = []
-        for row in self.predict_proba(images):
-            i = int(row.argmax())
-            out.append(Prediction(self.labels[i], float(row[i]), {k: float(p) for k, p in zip(self.labels, row)}))
-        return out
-
-    def _inputs(self, path: Path) -> list[Path]:
-        from tunesmith.data.images import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, _inside
-        from tunesmith.data.readers import read_table
-
-        if path.is_dir():
-            return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if path.suffix.lower() in MANIFEST_SUFFIXES:
-            col = self.manifest["data"].get("path_column", "path")
-            table = read_table(path)
-            if col not in table.columns:
-                raise InputError(f"{path}: column {col!r} not found; columns: {', '.join(table.columns)}")
-            files = []
-            for row, line in zip(table.rows, table.lines):
-                target = _inside(path.parent, str(row.get(col) or ""))
-                if target is None:
-                    raise InputError(f"{path}:line {line}: {row.get(col)!r} is outside {path.parent}")
-                files.append(target)
-            return files
-        return [path]
-
-    def predict_file(self, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
-        from tunesmith.predictor import check_output, write_records
-
-        if options:
-            raise InputError(f"{', '.join(options)}: generation options; this run is an image classifier")
-        out = check_output(output_file)
-        files = self._inputs(Path(input_file))
-        if not files:
-            raise InputError(f"{input_file}: no images found")
-        preds = self.predict([str(f) for f in files])
-        records = [
-            {"path": str(f), "label": p.label, "score": round(p.score, 6),
-             **{f"p_{k}": round(v, 6) for k, v in p.probabilities.items()}}
-            for f, p in zip(files, preds)
-        ]  # fmt: skip
-        write_records(out, records)
-        return len(records)
-
-    def evaluate_file(self, path: str | Path) -> dict[str, Any]:
-        from tunesmith.data.images import read_images
-        from tunesmith.data.validate import DataReport
-        from tunesmith.errors import DataError, Problem
-        from tunesmith.eval.metrics import classification_metrics
-
-        report = DataReport()
-        d = self.manifest["data"]
-        ex, _ = read_images(
-            str(path), report, path_column=d.get("path_column", "path"), label_column=d.get("label_column", "label"),
-            slice_columns=[], label_names=None,
-        )  # fmt: skip
-        unknown = sorted({y for y in (ex.labels if ex else [])} - set(self.labels))
-        if unknown:
-            report.add("error", "unseen_label", f"labels the model does not know: {', '.join(unknown)}", str(path))
-        if report.errors or ex is None:
-            raise DataError(report.errors or [Problem("error", "empty_file", "no images", str(path))])
-        probs = self.predict_pixels(np.stack([resize_square(r.pixels, self.preprocess.size) for r in ex.inputs]))
-        y = np.array([self.labels.index(v) for v in ex.labels])
-        return classification_metrics(y, probs, self.labels)
-
-    def parity_check(self) -> Any:
-        from safetensors.numpy import load_file
-
-        from tunesmith.methods.lora import probability_parity
-
-        golden = load_file(str(self.run_dir / "golden_images.safetensors"))["pixels"]
-        return probability_parity(lambda m: probabilities(m, golden, self.preprocess))
-
-    @property
-    def tokenizer(self) -> Any:
-        """Image runs have no tokenizer; exports save the preprocessing with the model instead."""
-        return _NoTokenizer()
-
-
-class _NoTokenizer:
-    def save_pretrained(self, folder: Any) -> None:
-        return None
 
 
 def run_batched(model: Any, pixels: np.ndarray, pre: Preprocess, fn: Any, batch_size: int = 64) -> np.ndarray:
@@ -343,22 +228,3 @@ def run_batched(model: Any, pixels: np.ndarray, pre: Preprocess, fn: Any, batch_
 
 def probabilities(model: Any, pixels: np.ndarray, pre: Preprocess, batch_size: int = 64) -> np.ndarray:
     return run_batched(model, pixels, pre, lambda m, x: torch.softmax(m(x).float(), -1), batch_size)
-
-
-def load_image_predictor(run: Path, manifest: dict[str, Any]) -> ImagePredictor:
-    export = manifest["export"]
-    if export.get("path"):
-        model = ImageClassifier.from_pretrained(run / export["path"])
-    else:
-        from peft import PeftModel
-
-        from tunesmith.models.catalog import resolve
-
-        base_spec = manifest["base_model"]
-        labels = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
-        kind = EFFICIENTNET if base_spec.get("spec") == EFFICIENTNET else "transformers"
-        path = resolve(base_spec["spec"]).path if kind == EFFICIENTNET else base_spec["path"]
-        base = build_classifier(path, kind, labels)
-        model = PeftModel.from_pretrained(base, run / export["adapter"])
-    model.eval()
-    return ImagePredictor(run, manifest, model)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.runtime import available_cores
+
 GIB = 1 << 30
 
 
@@ -75,8 +77,6 @@ def _cgroup_limit() -> tuple[int | None, int]:
 
 
 def detect() -> Hardware:
-    from tunesmith.api import available_cores
-
     info = _meminfo()
     total = info.get("MemTotal", 0) or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     available = info.get("MemAvailable", total)

@@ -3,7 +3,6 @@ parity check on the run's held-out examples; ``OnnxModel`` runs it for ``predict
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -14,7 +13,10 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import InputError, TunesmithError
-from tunesmith.run import read_manifest, write_json
+from tunesmith.files import read_jsonl, write_json
+from tunesmith.inference import load
+from tunesmith.inference.onnx_runtime import OnnxModel
+from tunesmith.rundir import read_manifest
 
 MIN_AGREEMENT = 0.995  # share of held-out examples whose predicted label must not change
 MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points
@@ -25,64 +27,25 @@ class ParityFailed(TunesmithError):
     exit_code = 1
 
 
-class OnnxModel:
-    """An ONNX Runtime session with the torch model's calling convention: ids in, probabilities out."""
-
-    def __init__(self, path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        from tunesmith.api import available_cores
-
-        opts.intra_op_num_threads = threads or available_cores()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
-
-    def probabilities(self, ids: list[np.ndarray], pad_id: int, max_batch: int = 64) -> np.ndarray:
-        from tunesmith.tasks.text_classification import length_batches
-
-        out: list[np.ndarray] = [None] * len(ids)  # type: ignore[list-item]
-        for sel in length_batches([len(x) for x in ids], max_batch):
-            longest = max(len(ids[i]) for i in sel)
-            batch = np.full((len(sel), longest), pad_id, dtype=np.int64)
-            mask = np.zeros((len(sel), longest), dtype=np.int64)
-            for j, i in enumerate(sel):
-                batch[j, : len(ids[i])] = ids[i]
-                mask[j, : len(ids[i])] = 1
-            feed = {"input_ids": batch, "attention_mask": mask}
-            if "token_type_ids" in self.inputs:
-                feed["token_type_ids"] = np.zeros_like(batch)
-            logits = self.session.run(None, feed)[0].astype(np.float64)
-            logits -= logits.max(axis=1, keepdims=True)
-            probs = np.exp(logits)
-            probs /= probs.sum(axis=1, keepdims=True)
-            for j, i in enumerate(sel):
-                out[i] = probs[j].astype(np.float32)
-        return np.stack(out) if out else np.zeros((0, 0), np.float32)
-
-
 def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -> dict[str, Any]:
     """Write RUN/onnx/model[.int8].onnx and record the parity figures in the manifest; refuse (nothing kept) when
     the exported model changes more than 0.5% of held-out predictions or loses more than 0.5 accuracy points."""
     import torch
-
-    from tunesmith.predictor import load
+    from peft import PeftModel
 
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(f"{run_dir}: export writes into a run directory; registered versions are read-only")
     manifest = read_manifest(run)
-    if manifest.get("task") != "text-classification":
-        raise InputError(f"{run}: ONNX export covers text classifiers; this run is {manifest.get('task')}")
     pred = load(run, backend="torch")
+    if not pred.supports_onnx:
+        raise InputError(f"{run}: ONNX export covers text classifiers; this run is {manifest.get('task')}")
     model = pred.model
-    if hasattr(model, "merge_and_unload"):  # LoRA: export the merged weights (this copy only)
+    if isinstance(model, PeftModel):  # LoRA: export the merged weights (this copy only)
         model = model.merge_and_unload()
     model.eval().float()
 
-    rows = [json.loads(x) for x in (run / "validation_predictions.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = rows[:limit]
+    rows = read_jsonl(run / "validation_predictions.jsonl")[:limit]
     texts, truth = [r["text"] for r in rows], [r["label"] for r in rows]
     ids = pred.encode(texts)
 

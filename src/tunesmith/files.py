@@ -1,0 +1,45 @@
+"""Writing files so that a crash never leaves a half-written one, and reading JSON lines with their line numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename: readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=2, default=str).encode())
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) of every non-blank line: what the JSON-lines readers parse, in one place."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            yield i, line
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines file the project wrote itself (logs, predictions): no user-facing checks."""
+    return [json.loads(line) for _, line in jsonl_lines(Path(path).read_text(encoding="utf-8"))]

@@ -1,0 +1,104 @@
+"""The Method contract: what trains (all weights, the head, adapters) and what is saved.
+
+A method reads only the resolved config (``job.cfg``: every key concrete) and asks the task for what differs
+between tasks through ``TaskHooks``; fit(), the pipeline and the CLI never name a method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from tunesmith.config import Config, Default
+from tunesmith.models.facts import ModelFacts
+from tunesmith.registry import Registry
+from tunesmith.train.result import FitResult
+
+
+class TaskHooks(Protocol):
+    """What a method asks of a task (tasks.base.Task implements it)."""
+
+    peft_task_type: str | None
+    mmap_threshold: int
+
+    def loss(self, model: Any, batch: dict[str, Any]) -> Any: ...
+
+    def feature_head(self, model: Any) -> Any: ...
+
+    def lora_targets(self, model: Any) -> list[str] | None: ...
+
+    def lora_modules_to_save(self, model: Any) -> list[str] | None: ...
+
+
+@dataclass
+class Job:
+    """Everything a method needs to train one model."""
+
+    cfg: Config  # resolved: every key concrete
+    task: TaskHooks
+    model: Any
+    train_items: list[dict[str, Any]]
+    val_items: list[dict[str, Any]]
+    lengths: list[int] | None
+    collate: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    evaluate: Callable[[Any], dict[str, float]]
+    run_dir: Path | None
+    resume: bool
+    accelerator: Any
+    labels: list[str]  # class names (classification), for the head's own evaluation
+    features: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # cached frozen (train, val) features
+    warm_start: FitResult | None = None  # a head fitted to frozen features before fine-tuning, if any
+    on_eval: Callable[[dict[str, Any]], bool] | None = None  # after each evaluation; True stops (search pruning)
+
+
+@dataclass
+class ParityCheck:
+    """How a task proves two models behave alike on golden held-out examples: ``run(model)`` gives what the
+    model outputs (probabilities, greedy token ids), ``compare(before, after)`` gives (same enough, figures)."""
+
+    run: Callable[[Any], Any]
+    compare: Callable[[Any, Any], tuple[bool, dict[str, Any]]]
+    what: str  # e.g. "probabilities", "greedy outputs"
+
+
+class Method:
+    """Base of every method."""
+
+    name: ClassVar[str]
+    keeps_activations: ClassVar[bool] = True  # trains through the model's forward (False: on cached features)
+    epochs_key: ClassVar[str] = "train.epochs"  # the key that sets how long it trains
+
+    def default_learning_rate(self, cfg: Config) -> float | None:
+        """The learning rate when neither the config nor a data-driven rule gives one (None: a rule must)."""
+        return None
+
+    def open_defaults(self, cfg: Config, n_train: int) -> list[Default]:
+        """Data-driven values for this method's own keys that the config left open."""
+        return []
+
+    def trainable_params(self, facts: ModelFacts, lora_r: int, classes: int, targets_per_layer: int) -> int:
+        """Parameters that get gradients and optimizer state (memory estimate)."""
+        return facts.params
+
+    def describe(self, cfg: Config) -> list[str]:
+        """The method's settings in a few words each, for plans and summaries (a resolved config)."""
+        return [f"{cfg.train.epochs} epochs", f"lr {cfg.train.learning_rate:g}"]
+
+    def train(self, job: Job) -> FitResult:
+        raise NotImplementedError
+
+    def export(self, model: Any, folder: Path, cfg: Config, check: ParityCheck | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def export_transformers(model: Any, folder: Path) -> dict[str, Any]:
+    """Hugging Face format (safetensors), loadable by plain transformers."""
+    model.save_pretrained(folder, safe_serialization=True)
+    return {"format": "transformers", "path": folder.name}
+
+
+METHODS: Registry[type[Method]] = Registry("method")

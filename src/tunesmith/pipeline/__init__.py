@@ -1,0 +1,1 @@
+"""The pipeline: finetune as named phases, config resolution (once), exports."""

@@ -1,0 +1,244 @@
+"""finetune(): the whole path from a config to a finished run directory, as short named phases.
+
+    check (read, preprocess, resolve the config: nothing written on a fatal problem)
+    -> start (the run directory, the resolved config, the data report)
+    -> prepare (tokenize or resize, cached; build the model; baselines on the untouched model)
+    -> train (the method, on fit())
+    -> finish (evaluate against the baselines, export, the manifest)
+
+The task supplies every task-specific step (tasks/base.py), the method what trains (methods/base.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunesmith import config as cfgmod
+from tunesmith.config import Config, Default
+from tunesmith.data.validate import DataReport, Examples
+from tunesmith.files import write_json
+from tunesmith.methods import get_method
+from tunesmith.methods.base import Job, Method
+from tunesmith.models.catalog import ModelSource, resolve
+from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
+from tunesmith.rundir import Run, locate_run, package_versions
+from tunesmith.runtime import quiet_libraries, seed_everything, set_threads
+from tunesmith.tasks import get_task
+from tunesmith.tasks.base import Prepared, Task, TaskData
+from tunesmith.train import meter
+from tunesmith.train.loop import make_accelerator
+from tunesmith.train.result import FitResult
+
+Select = Callable[[Examples, Examples], tuple[Examples, Examples]]
+
+
+@dataclass
+class Checked:
+    """What the check phase found: the data, the model source, the preprocessor and the resolved config."""
+
+    task: Task
+    method: Method
+    data: TaskData
+    source: ModelSource
+    preprocessor: Any
+    input_size: int
+    chosen: list[Default]
+    resolved: Config
+
+
+@dataclass
+class Timer:
+    start: float = field(default_factory=time.perf_counter)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def phase(self, name: str) -> Any:
+        meter.phase(name)
+        timer = self
+
+        class _Phase:
+            def __enter__(self) -> None:
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc: Any) -> None:
+                timer.phases[name] = time.perf_counter() - self.t
+
+        return _Phase()
+
+
+def check(cfg: Config, select: Select | None = None) -> Checked:
+    """Read and check the data, load the preprocessor, resolve every open key. Writes nothing."""
+    task = get_task(cfg.task)(cfg)
+    data = task.read()
+    if select is not None:
+        data.train, data.val = select(data.train, data.val)
+    source = resolve(cfg.model, cfg.cache_dir)
+    preprocessor = task.load_preprocessor(source, data)
+    input_size = task.check_inputs(preprocessor, data)
+    chosen = data_driven_defaults(cfg, len(data.labels), source, len(data.train), input_size)
+    resolved = resolve_config(cfg, chosen, input_size)
+    task.bill_tokens(data.report, resolved)
+    return Checked(task, get_method(cfg.method), data, source, preprocessor, input_size, chosen, resolved)
+
+
+def validate(cfg: Config) -> DataReport:
+    """Every data check of a run, without training: the report (warnings, stats); DataError on fatal ones."""
+    task = get_task(cfg.task)(cfg)
+    data = task.read()
+    task.check_inputs(task.load_preprocessor(resolve(cfg.model, cfg.cache_dir), data), data)
+    return data.report
+
+
+def finetune(
+    cfg: Config,
+    resume: bool | str | Path = False,
+    run_dir: str | Path | None = None,
+    on_eval: Callable[[dict[str, Any]], bool] | None = None,
+    select: Select | None = None,
+) -> Run:
+    """Check the data, train with the configured method, evaluate against baselines, write the run.
+
+    ``resume=True`` continues the newest unfinished run under ``output_dir``; a path names the run.
+    ``on_eval(record)`` sees every validation evaluation during training (a search prunes through it: True stops
+    training, an exception abandons the run); ``select(train, val)`` may narrow the data after reading."""
+    timer = Timer()
+    threads = set_threads(cfg.train.threads)
+    quiet_libraries()
+    with timer.phase("read_and_check"):
+        c = check(cfg, select)
+    run = locate_run(cfg.output_dir, cfg.task, cfg.method, resume, run_dir)
+    accelerator = make_accelerator()
+    main = accelerator.is_main_process
+    if main:
+        start(run, c)
+    accelerator.wait_for_everyone()
+    with timer.phase("tokenize"):
+        prep = c.task.prepare(c.preprocessor, c.data, c.input_size)
+    seed_everything(c.resolved.train.seed)
+    model = c.task.build_model(c.source, c.data)
+    with timer.phase("baselines"):
+        baseline = c.task.before_training(model, prep, c.source, main)
+    job = make_job(c, prep, model, baseline, run, bool(resume), accelerator, on_eval)
+    with timer.phase("train"):
+        fit = c.method.train(job)
+    end_processes(accelerator)
+    if not main:
+        return Run(run, {})
+    model = accelerator.unwrap_model(job.model)
+    with timer.phase("evaluate"):
+        results = c.task.finish(run, c.resolved, model, prep, baseline, c.data.report, fit)
+    meter.phase("export")
+    export = c.method.export(model, run / "model", c.resolved, check=c.task.parity_check(prep))
+    for folder in ("model", "adapter"):
+        if (run / folder).is_dir():
+            c.task.save_preprocessor(c.preprocessor, run / folder)
+    timer.phases["total"] = time.perf_counter() - timer.start
+    manifest = build_manifest(c, prep, fit, job, export, results, timer, threads, accelerator)
+    write_json(run / "manifest.json", manifest)
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)  # the manifest is written: the run is complete
+    return Run(run, manifest)
+
+
+def start(run: Path, c: Checked) -> None:
+    """The run directory, once every check passed: the resolved config and the data report."""
+    run.mkdir(parents=True, exist_ok=True)
+    cfgmod.dump(c.resolved, run / "config.yaml")
+    write_json(run / "data_report.json", c.data.report.to_dict())
+
+
+def make_job(
+    c: Checked, prep: Prepared, model: Any, baseline: Any, run: Path, resume: bool, accelerator: Any, on_eval: Any
+) -> Job:
+    return Job(
+        cfg=c.resolved,
+        task=c.task,
+        model=model,
+        train_items=prep.train_items,
+        val_items=prep.val_items,
+        lengths=prep.lengths,
+        collate=prep.collate,
+        evaluate=c.task.evaluator(prep),
+        run_dir=run,
+        resume=resume,
+        accelerator=accelerator,
+        labels=c.data.labels,
+        features=c.task.method_features(baseline),
+        on_eval=on_eval,
+    )
+
+
+def end_processes(accelerator: Any) -> None:
+    """Training held the last collective. Close the process group on every rank together, so that no rank exits
+    with gloo threads still running (seen as "terminate called without an active exception" on a worker that
+    returned while the main rank was still writing the report)."""
+    if accelerator.num_processes > 1:
+        import torch.distributed as dist
+
+        accelerator.wait_for_everyone()
+        dist.destroy_process_group()
+
+
+def build_manifest(
+    c: Checked,
+    prep: Prepared,
+    fit: FitResult,
+    job: Job,
+    export: dict[str, Any],
+    results: dict[str, Any],
+    timer: Timer,
+    threads: int,
+    accelerator: Any,
+) -> dict[str, Any]:
+    cfg = c.resolved
+    extras = c.task.manifest_extras(prep)
+    return {
+        "status": "complete",
+        "tunesmith_run": 1,
+        "task": cfg.task,
+        "method": cfg.method,
+        "base_model": {"spec": cfg.model, "path": c.source.path, "fingerprint": c.source.fingerprint},
+        "data": {
+            "train": cfg.data.train,
+            "validation": cfg.data.validation,
+            "fingerprint": c.data.fingerprint,
+            "train_examples": len(c.data.train),
+            "validation_examples": len(c.data.val),
+            **extras.pop("data", {}),
+        },
+        **extras,
+        "max_length": c.input_size,
+        "defaults": [{"key": d.key, "value": d.value, "why": d.why} for d in c.chosen],
+        "export": export,
+        "versions": package_versions(),
+        "threads": threads,
+        "processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "timings_s": {k: round(v, 2) for k, v in timer.phases.items()},
+        "fit": fit_summary(fit, job.warm_start),
+        "metrics": results["summary"],
+        "report": "report.html",
+    }
+
+
+def fit_summary(fit: FitResult, warm_start: FitResult | None) -> dict[str, Any]:
+    out = {
+        "steps": fit.steps,
+        "epochs": fit.epochs_run,
+        "stopped": fit.stopped,
+        "best_step": fit.best_step,
+        "samples_per_s": round(fit.samples_per_second, 2),
+        "step_seconds": round(fit.step_seconds, 2),
+        "resumed_from": fit.resumed_from,
+        "precision": fit.precision,
+        "warm_start": None
+        if warm_start is None
+        else {"head_steps": warm_start.steps, "head_only_validation": warm_start.best},
+    }
+    if fit.positions:  # token figures where the inputs are tokens (image batches have none)
+        out["tokens_per_s"] = round(fit.tokens_per_second, 2)
+        out["padding_share"] = round(fit.padding_share, 4)
+    return out

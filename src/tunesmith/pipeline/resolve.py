@@ -1,0 +1,31 @@
+"""Config resolution, in one place: every key the config left open becomes a concrete value, with its reason,
+before anything trains. ``fit()`` and the methods read only the resolved config."""
+
+from __future__ import annotations
+
+from tunesmith import config as cfgmod
+from tunesmith.config import Config, Default
+from tunesmith.hardware import Hardware, detect
+from tunesmith.methods import get_method
+from tunesmith.models.catalog import ModelSource
+from tunesmith.models.facts import model_facts
+from tunesmith.pipeline.defaults import data_driven
+from tunesmith.tasks import get_task
+
+
+def data_driven_defaults(
+    cfg: Config, classes: int, source: ModelSource, n_train: int, max_length: int, hardware: Hardware | None = None
+) -> list[Default]:
+    """Values for the keys the config left open that follow the data and the machine (docs/planning.md);
+    ``hardware`` defaults to this machine's."""
+    facts = model_facts(source, get_task(cfg.task).default_image_size)
+    return data_driven(cfg, n_train, facts, max_length, hardware or detect(), classes or 2)
+
+
+def resolve_config(cfg: Config, chosen: list[Default], input_size: int) -> Config:
+    """The config with the data-driven values, the input size and the learning rate filled in: the learning rate
+    is the config's, else the data-driven rule's, else the method's own default (the head's head.learning_rate)."""
+    overrides = [d.override() for d in chosen] + [f"train.max_length={input_size}"]
+    if cfg.train.learning_rate is None and not any(d.key == "train.learning_rate" for d in chosen):
+        overrides.append(f"train.learning_rate={get_method(cfg.method).default_learning_rate(cfg)}")
+    return cfgmod.from_dict(cfgmod.to_dict(cfg), overrides)

@@ -1,0 +1,183 @@
+"""The Task contract: everything that differs between tasks, in one class per task folder.
+
+``pipeline.finetune`` drives every task through these hooks, in this order::
+
+    read -> load_preprocessor -> check_inputs          (every check done, nothing written yet)
+         -> prepare -> build_model -> before_training  (baselines on the untouched pre-trained model)
+         -> method.train(evaluator) -> finish          (report against the baselines)
+         -> method.export(parity_check) -> manifest_extras
+
+Hooks hand their results forward as values (``TaskData``, ``Prepared``): none relies on state another hook
+left on the task. Optional hooks have working defaults here, so callers never probe with ``hasattr``. What the
+planner, the store, serving and lifecycle need to know about a task is a class attribute or a method here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tunesmith.config import Config
+from tunesmith.data.validate import DataReport, Examples
+from tunesmith.errors import ConfigError
+from tunesmith.methods.base import ParityCheck
+from tunesmith.models.catalog import ModelSource
+from tunesmith.registry import Registry
+from tunesmith.train.result import FitResult
+
+Metrics = dict[str, float]
+Evaluate = Callable[[Any], Metrics]
+
+
+@dataclass
+class TaskData:
+    """What ``read`` found: both splits, checked; the report; the data's fingerprint; the class names
+    (classification) and the data format (generation)."""
+
+    train: Examples
+    val: Examples
+    report: DataReport
+    fingerprint: str
+    labels: list[str] = field(default_factory=list)
+    format: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A task's training-ready data: items for fit(), their lengths, the collate function, and what the task
+    needs later for evaluation. Tasks extend it with typed fields of their own."""
+
+    train_items: list[dict[str, Any]]
+    val_items: list[dict[str, Any]]
+    lengths: list[int] | None  # per training item, for length-grouped batches; None: plain shuffled batches
+    collate: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    pad_id: int
+    input_size: int  # max_length in tokens, or the side of a square image
+    data: TaskData
+
+
+class Task:
+    """Base of every task. Subclasses set the class facts and implement the hooks that have no default."""
+
+    name: ClassVar[str]
+    default_model: ClassVar[str]
+    methods: ClassVar[tuple[str, ...]]  # allowed methods, the default first
+    metrics: ClassVar[tuple[str, ...]]  # allowed selection metrics, the default first
+    lora_dropout: ClassVar[float] = 0.1
+    peft_task_type: ClassVar[str | None] = None
+    unit: ClassVar[str] = "examples"  # what one example is called in messages ("rows", "images")
+    # glibc mmap threshold while training: big activations under it are fresh mmaps and page faults.
+    mmap_threshold: ClassVar[int] = 1 << 20
+    # Facts for the data-driven defaults and the planner (docs/planning.md).
+    epoch_rule: ClassVar[tuple[int, int, int]] = (8_000, 1, 10)  # examples seen to aim for; min, max epochs
+    learning_rates: ClassVar[dict[str, list[tuple[float, float]]]] = {}  # method -> [(max params, lr), ...]
+    lora_targets_per_layer: ClassVar[int] = 2  # adapted matrices per block (memory estimate)
+    vocabulary_logits: ClassVar[bool] = False  # the training forward computes logits over the vocabulary
+    default_image_size: ClassVar[int] = 0
+    generates_at_evaluation: ClassVar[bool] = False  # evaluation answers held-out prompts (eval.generate_examples)
+    gate_metric: ClassVar[str] = "accuracy"  # what the promotion gate compares per example
+    gate_lower_is_better: ClassVar[bool] = False
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    # --- reading and checking (nothing is written before these pass) ----------------------------------
+    def read(self) -> TaskData:
+        """Read and check both splits; raise DataError with every fatal problem."""
+        raise NotImplementedError
+
+    def load_preprocessor(self, source: ModelSource, data: TaskData) -> Any:
+        """What turns raw inputs into model inputs: a tokenizer, or an image preprocessing."""
+        raise NotImplementedError
+
+    def save_preprocessor(self, preprocessor: Any, folder: Path) -> None:
+        """Save the preprocessor beside exported weights, so plain transformers can load the folder."""
+        preprocessor.save_pretrained(folder)
+
+    def check_inputs(self, preprocessor: Any, data: TaskData) -> int:
+        """Input statistics into the report; returns the input size (max tokens, or the image side)."""
+        raise NotImplementedError
+
+    def bill_tokens(self, report: DataReport, cfg: Config) -> None:
+        """Training tokens x epochs where a task bills tokens, once the epochs are known."""
+
+    # --- training ------------------------------------------------------------------------------
+    def prepare(self, preprocessor: Any, data: TaskData, input_size: int) -> Prepared:
+        raise NotImplementedError
+
+    def build_model(self, source: ModelSource, data: TaskData) -> Any:
+        raise NotImplementedError
+
+    def loss(self, model: Any, batch: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def before_training(self, model: Any, prep: Prepared, source: ModelSource, main: bool) -> Any:
+        """Baselines measured on the untouched pre-trained model (None where there are none)."""
+        return None
+
+    def method_features(self, baseline: Any) -> Callable[[], tuple[np.ndarray, np.ndarray]] | None:
+        """Cached frozen features (train, validation) for methods that train on them; None without."""
+        return None
+
+    def feature_head(self, model: Any) -> Any:
+        """The module that maps frozen features to logits (head method, warm start)."""
+        raise ConfigError(f"method: head and warm_start_head apply to classification; {self.name} has no head")
+
+    def lora_targets(self, model: Any) -> list[str] | None:
+        return None  # PEFT's default for the architecture
+
+    def lora_modules_to_save(self, model: Any) -> list[str] | None:
+        return None
+
+    def evaluator(self, prep: Prepared) -> Evaluate:
+        raise NotImplementedError
+
+    # --- after training ---------------------------------------------------------------------------
+    def finish(
+        self, run: Path, cfg: Config, model: Any, prep: Prepared, baseline: Any, report: DataReport, fit: FitResult
+    ) -> dict[str, Any]:
+        """Evaluate against the baselines and write the report; returns ``{"summary": metrics, ...}``."""
+        raise NotImplementedError
+
+    def parity_check(self, prep: Prepared) -> ParityCheck:
+        """What an export (a LoRA merge) must reproduce on golden held-out examples."""
+        raise NotImplementedError
+
+    def manifest_extras(self, prep: Prepared) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def summary_lines(manifest: dict[str, Any], run_dir: Path) -> list[str]:
+        return [f"report: {Path(run_dir) / 'report.html'}"]
+
+    # --- facts for the planner and the defaults ------------------------------------------------------
+    @classmethod
+    def learning_rate_for(cls, method: str, params: int) -> float | None:
+        rules = cls.learning_rates.get(method)
+        if rules is None:
+            return None
+        return next(v for bound, v in rules if params <= bound)
+
+    @classmethod
+    def method_preference(cls, n_train: int) -> tuple[list[str], str]:
+        """Methods in the order the planner tries them for this much data, and why."""
+        return list(cls.methods), f"{cls.name}: {', '.join(cls.methods)}"
+
+    def training_lengths(self, preprocessor: Any, data: TaskData, input_size: int) -> dict[str, list[int]]:
+        """Each example's tokens as the run will see them (cut at the input size), per split; {} without tokens."""
+        return {}
+
+    def row_capacity(self, input_size: int) -> int | None:
+        """Tokens per packed training row, or None where each example is its own row (planner's positions)."""
+        return None
+
+    def data_files(self, path: Path) -> list[Path]:
+        """Files a data path stands for beyond itself (images named by a listing): kept with a version."""
+        return []
+
+
+TASKS: Registry[type[Task]] = Registry("task")

@@ -1,0 +1,79 @@
+"""Rendering a record (chat, prompt/completion, plain text) into token ids and a per-token loss mask, and the
+prompts the model answers at evaluation and in use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunesmith.errors import ConfigError
+
+
+def _apply_template(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
+    """The rendered conversation as (text, carries_loss) pieces. Each assistant turn is what the template adds
+    between the prompt for that turn (``add_generation_prompt=True``) and the conversation including it: the
+    answer and its end-of-turn marker. Whitespace after the marker belongs to the prompt side."""
+    pieces: list[tuple[str, bool]] = []
+    done = ""
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = _apply_template(tokenizer, messages[:i], True)
+        full = _apply_template(tokenizer, messages[: i + 1], False)
+        if not prompt.startswith(done) or not full.startswith(prompt):
+            raise ConfigError(
+                "the tokenizer's chat template does not render conversations as growing prefixes, so answer "
+                "tokens cannot be told apart; use prompt/completion data or another model"
+            )
+        answer = full[len(prompt) :]
+        trailing = answer[len(answer.rstrip()) :]
+        pieces.append((prompt[len(done) :], False))
+        pieces.append((answer[: len(answer) - len(trailing)], True))
+        done = full[: len(full) - len(trailing)]
+    rest = _apply_template(tokenizer, messages, False)[len(done) :]
+    if rest:
+        pieces.append((rest, False))
+    return [(t, loss) for t, loss in pieces if t]
+
+
+def render(tokenizer: Any, record: dict[str, Any]) -> tuple[list[int], list[bool]]:
+    """Token ids and, per token, whether it carries loss."""
+    if "messages" in record:
+        pieces = chat_segments(tokenizer, record["messages"])
+        ids: list[int] = []
+        mask: list[bool] = []
+        for text, loss in pieces:
+            part = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += part
+            mask += [loss] * len(part)
+        return ids, mask
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if "prompt" in record:
+        prompt = tokenizer(record["prompt"], add_special_tokens=True)["input_ids"]
+        answer = tokenizer(record["completion"], add_special_tokens=False)["input_ids"] + eos
+        return prompt + answer, [False] * len(prompt) + [True] * len(answer)
+    ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"] + eos
+    return ids, [True] * len(ids)
+
+
+def prompt_of(record: dict[str, Any]) -> tuple[Any, str] | None:
+    """(prompt, reference answer) for generation at evaluation: the conversation up to its last assistant turn,
+    or the prompt of a pair. Plain text has no prompt."""
+    if "messages" in record:
+        msgs = record["messages"]
+        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        return msgs[:last], msgs[last]["content"]
+    if "prompt" in record:
+        return record["prompt"], record["completion"]
+    return None
+
+
+def prompt_ids(tokenizer: Any, prompt: Any) -> list[int]:
+    """Token ids that make the model answer ``prompt`` (messages get the chat template's generation prompt)."""
+    if isinstance(prompt, list):
+        text = _apply_template(tokenizer, prompt, True)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer(prompt, add_special_tokens=True)["input_ids"]

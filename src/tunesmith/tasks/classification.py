@@ -1,0 +1,239 @@
+"""What every classification task shares, used by composition (text and image tasks call these; neither
+subclasses the other): reading labelled splits, label indices, the frozen-feature baseline (linear probe) that
+also feeds the head method, the evaluator, the report, the probability parity check, the terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.config import Config
+from tunesmith.data.cache import ArrayCache, cache_key, cache_root
+from tunesmith.data.split import add_replay, limit_and_split
+from tunesmith.data.validate import DataReport, Examples, check_labelled
+from tunesmith.errors import DataError
+from tunesmith.methods.base import ParityCheck
+from tunesmith.models.catalog import ModelSource
+from tunesmith.runtime import release_memory
+from tunesmith.tasks.base import Prepared, TaskData
+from tunesmith.train import meter
+
+# Largest probability difference allowed between base + adapter and the merged weights on the golden examples.
+MERGE_TOLERANCE = 1e-4
+
+Predict = Callable[[Any, Any, int], np.ndarray]  # (model, inputs, batch size) -> class probabilities
+Features = Callable[[Any, Any], dict[str, np.ndarray]]  # (model, inputs) -> {"first": ..., "mean": ...}
+ReadSplit = Callable[[str], tuple[Examples | None, str]]  # path -> (examples, content fingerprint)
+
+
+@dataclass
+class ClassificationPrepared(Prepared):
+    """Model inputs of both splits (token ids, or resized pixels) and their content keys (cache keys)."""
+
+    train_inputs: Any
+    val_inputs: Any
+    keys: tuple[str, str]
+
+    @property
+    def labels(self) -> list[str]:
+        return self.data.labels
+
+    @property
+    def val_y(self) -> np.ndarray:
+        return np.array([it["labels"] for it in self.val_items])
+
+    @property
+    def train_y(self) -> np.ndarray:
+        return np.array([it["labels"] for it in self.train_items])
+
+
+def read_labelled(cfg: Config, report: DataReport, train_path: str, read_split: ReadSplit, unit: str) -> TaskData:
+    """Both splits through ``read_split`` (problems go into ``report``), the seeded split and sampling, replay,
+    and the labelled-data checks; DataError with every fatal problem."""
+    d = cfg.data
+    train, fp_train = read_split(train_path)
+    val, fp_val = read_split(d.validation) if d.validation is not None else (None, "")
+    labels: list[str] = []
+    if train is not None and len(train):
+        train, val = limit_and_split(train, val, d, cfg.train.seed, report, unit)
+        train = add_replay(train, d, cfg.train.seed, report, lambda p: read_split(p)[0], unit)
+        labels = check_labelled(
+            train, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
+        )
+    elif train is not None and not report.errors:
+        report.add("error", "empty_file", f"no usable training {unit}", train.source)
+    if report.errors:
+        raise DataError(report.problems)
+    assert train is not None and val is not None
+    return TaskData(train, val, report, "+".join(f[:16] for f in (fp_train, fp_val) if f), labels)
+
+
+def label_items(labels: list[str], names: list[str], inputs: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Training items: a label index each, with its input (token ids) or its position (images)."""
+    index = {lab: i for i, lab in enumerate(names)}
+    if inputs is None:
+        return [{"i": i, "labels": index[y]} for i, y in enumerate(labels)]
+    return [{"input_ids": x, "labels": index[y]} for x, y in zip(inputs, labels)]
+
+
+def label_list(label_map: dict[str, str] | dict[int, str]) -> list[str]:
+    """A saved ``label_map`` ({"0": name, ...}) as the list of names by index."""
+    return [label_map[k] for k in sorted(label_map, key=int)]
+
+
+class FrozenFeatures:
+    """Features of the frozen pre-trained body, computed once per (data, model, input size) and cached: the
+    linear-probe baseline reads their mean, the head method their first token."""
+
+    def __init__(self, features: Features, model: Any, model_fp: str, prep: ClassificationPrepared, cfg: Config):
+        self.features, self.model = features, model
+        self.inputs = {"train": prep.train_inputs, "val": prep.val_inputs}
+        self.key = (model_fp, *prep.keys, prep.input_size)
+        self.cache_dir = cfg.cache_dir
+        self._feats: dict[str, dict[str, np.ndarray]] | None = None
+
+    def get(self) -> dict[str, dict[str, np.ndarray]]:
+        if self._feats is None:
+            cache = ArrayCache(cache_root(self.cache_dir), "features")
+            self._feats = {}
+            for split, inputs in self.inputs.items():
+                key = cache_key("frozen", split, *self.key)
+                hit = cache.get(key)
+                if hit is None:
+                    tokens = sum(len(x) for x in inputs) if isinstance(inputs, list) else 0  # images: no tokens
+                    with meter.measure("forward", "train" if split == "train" else "validation", len(inputs), tokens):
+                        hit = self.features(self.model, inputs)
+                    cache.put(key, hit)
+                self._feats[split] = hit
+        return self._feats
+
+    def for_method(self) -> tuple[np.ndarray, np.ndarray]:
+        feats = self.get()
+        return feats["train"]["first"], feats["val"]["first"]
+
+    def probe(self, train_y: np.ndarray, seed: int) -> dict[str, Any]:
+        from tunesmith.eval.compare import linear_probe
+
+        feats = self.get()
+        probs, c = linear_probe(feats["train"]["mean"], train_y, feats["val"]["mean"], seed)
+        return {"probs": probs, "C": c, "features": "mean-pooled last hidden state of the frozen pre-trained model"}
+
+
+def frozen_baseline(
+    features: Features, model: Any, prep: ClassificationPrepared, source: ModelSource, cfg: Config, main: bool
+) -> FrozenFeatures:
+    """Frozen features read before any weight changes (computed now when the probe needs them)."""
+    frozen = FrozenFeatures(features, model, source.fingerprint, prep, cfg)
+    if cfg.eval.probe and main:
+        frozen.get()
+        release_memory()
+    return frozen
+
+
+def evaluator(predict: Predict, prep: ClassificationPrepared, batch_size: int) -> Callable[[Any], dict[str, float]]:
+    from tunesmith.eval.metrics import classification_metrics
+
+    val_y = prep.val_y
+    val_tokens = sum(len(x) for x in prep.val_inputs) if isinstance(prep.val_inputs, list) else 0
+
+    def evaluate(m: Any) -> dict[str, float]:
+        with meter.measure("forward", "validation", len(val_y), val_tokens):
+            probs = predict(m, prep.val_inputs, batch_size)
+        res = classification_metrics(val_y, probs, prep.labels)
+        return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
+
+    return evaluate
+
+
+def validation_probabilities(predict: Predict, model: Any, prep: ClassificationPrepared, batch_size: int) -> Any:
+    tokens = sum(len(x) for x in prep.val_inputs) if isinstance(prep.val_inputs, list) else 0
+    with meter.measure("forward", "validation", len(prep.val_items), tokens):
+        return predict(model, prep.val_inputs, batch_size)
+
+
+def write_report(
+    run: Path,
+    cfg: Config,
+    prep: ClassificationPrepared,
+    probs: np.ndarray,
+    baseline: FrozenFeatures,
+    report: DataReport,
+    fit: Any,
+    samples: list[tuple[str, int]],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Tuned against the majority class and the linear probe: report.json, report.html, predictions."""
+    from tunesmith.eval.report import build_report
+
+    return build_report(
+        run,
+        cfg=cfg,
+        labels=prep.labels,
+        val_y=prep.val_y,
+        probs=probs,
+        train_y=prep.train_y,
+        probe=baseline.probe(prep.train_y, cfg.train.seed) if cfg.eval.probe else None,
+        slices=prep.data.val.extras,
+        report=report,
+        fit=fit,
+        samples=samples,
+        **extra,
+    )
+
+
+def probability_parity(predict: Callable[[Any], np.ndarray]) -> ParityCheck:
+    """Classifiers: the merged model's probabilities on the golden inputs within MERGE_TOLERANCE."""
+
+    def compare(before: np.ndarray, after: np.ndarray) -> tuple[bool, dict[str, Any]]:
+        gap = float(np.abs(after - before).max()) if len(before) else 0.0
+        return gap <= MERGE_TOLERANCE, {"examples": len(before), "max_probability_difference": gap}
+
+    return ParityCheck(predict, compare, f"probabilities (tolerance {MERGE_TOLERANCE})")
+
+
+def correct(probs: np.ndarray, labels: list[str], truth: list[str]) -> np.ndarray:
+    """1/0 per example: the predicted class is the given label (unknown labels count as wrong)."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    y = np.array([index.get(lab, -1) for lab in truth])
+    return (probs.argmax(axis=1) == y).astype(float)
+
+
+SMALL_DATA = 200  # under this many training examples the head comes first
+MEDIUM_DATA = 1_000  # under this, adapters before full fine-tuning
+
+
+def method_preference(n_train: int) -> tuple[list[str], str]:
+    """Methods from the most to the least accurate to expect for this much data, and why."""
+    if n_train < SMALL_DATA:
+        return ["head", "lora", "full"], (
+            f"{n_train} training examples: too few to move millions of weights without overfitting; a head on "
+            "frozen features is the safest start"
+        )
+    if n_train < MEDIUM_DATA:
+        return ["lora", "full", "head"], (
+            f"{n_train} training examples: adapters adapt the encoder with few trainable weights"
+        )
+    return ["full", "lora", "head"], (
+        f"{n_train:,} training examples: enough to fine-tune every weight, which was the most accurate "
+        "(MiniLM on Rotten Tomatoes: full 81.0% against 73.8% for a head on frozen features)"
+    )
+
+
+def summary_lines(manifest: dict[str, Any], run_dir: Path) -> list[str]:
+    m = manifest["metrics"]
+    rows = [(name, b["accuracy"], b["macro_f1"]) for name, b in m["baselines"].items()]
+    rows.append(("tuned", m["accuracy"], m["macro_f1"]))
+    out = [f"\n{'model':<38}{'accuracy':>10}{'macro-F1':>10}"]
+    out += [f"{name:<38}{acc * 100:>9.1f}%{f1 * 100:>9.1f}%" for name, acc, f1 in rows]
+    for name, c in m["tuned_minus"].items():
+        a = c["accuracy"]
+        out.append(
+            f"tuned - {name}: accuracy {a['difference'] * 100:+.1f} points "
+            f"(95% CI {a['ci_low'] * 100:+.1f} .. {a['ci_high'] * 100:+.1f})"
+        )
+    out.append(f"n = {m['n']} validation examples; report: {Path(run_dir) / 'report.html'}")
+    return out

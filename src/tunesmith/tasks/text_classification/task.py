@@ -1,0 +1,345 @@
+"""Text classification: sentiment, intent, topic, ticket routing."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.config import Config
+from tunesmith.data.cache import ArrayCache, cache_key, cache_root, pack_ragged, unpack_ragged
+from tunesmith.data.readers import Table, read_table
+from tunesmith.data.validate import (
+    DataReport,
+    Examples,
+    length_stats,
+    normalise_label,
+    require_columns,
+    settle_max_length,
+)
+from tunesmith.errors import DataError, InputError
+from tunesmith.methods.base import ParityCheck
+from tunesmith.methods.lora import head_module_names
+from tunesmith.models.catalog import ModelSource
+from tunesmith.tasks import classification as clf
+from tunesmith.tasks.base import TASKS, Task, TaskData
+from tunesmith.tasks.classification import ClassificationPrepared, FrozenFeatures
+from tunesmith.train.batching import length_batches
+from tunesmith.train.result import FitResult
+
+
+def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examples | None:
+    d = cfg.data
+    cols = [("data.text_column", d.text_column), ("data.label_column", d.label_column)]
+    cols += [("eval.slice_columns", c) for c in cfg.eval.slice_columns]
+    if not require_columns(table, cols, report):
+        return None
+    texts, labels, lines = [], [], []
+    extras: dict[str, list[str]] = {c: [] for c in cfg.eval.slice_columns}
+    for row, line in zip(table.rows, table.lines):
+        text, label = row.get(d.text_column), normalise_label(row.get(d.label_column))
+        bad = False
+        if not isinstance(text, str):
+            kind = "missing" if text is None else f"not text ({type(text).__name__})"
+            report.add("error", "non_text", f"value is {kind}; expected a string", table.path, line, d.text_column)
+            bad = True
+        elif not text.strip():
+            report.add("error", "empty_text", "text is empty", table.path, line, d.text_column)
+            bad = True
+        if label is None:
+            report.add("error", "missing_label", "label is missing", table.path, line, d.label_column)
+            bad = True
+        if bad:
+            continue
+        texts.append(text)
+        labels.append(label)
+        lines.append(line)
+        for c in extras:
+            extras[c].append(str(row.get(c)))
+    return Examples(table.path, texts, labels, lines, extras, keys=list(texts))
+
+
+@TASKS.register("text-classification")
+class TextClassification(Task):
+    """Inputs are strings, targets one label per text."""
+
+    name = "text-classification"
+    default_model = "minilm-l6"
+    methods = ("full", "head", "lora")
+    metrics = ("macro_f1", "accuracy", "loss")
+    peft_task_type = "SEQ_CLS"
+    unit = "rows"
+    learning_rates = {
+        "full": [(60e6, 5e-5), (200e6, 3e-5), (1e9, 2e-5), (math.inf, 1e-5)],
+        "lora": [(1e9, 5e-4), (math.inf, 2e-4)],
+    }
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
+        self.cache_hits = 0  # token-cache entries reused (observable in tests)
+
+    # --- data -------------------------------------------------------------------------------
+    def read(self) -> TaskData:
+        """Read and check the data; raise DataError with every fatal problem, before anything is written."""
+        report = DataReport()
+        return clf.read_labelled(
+            self.cfg, report, self.cfg.data.train, lambda p: self._read_split(p, report), self.unit
+        )
+
+    def _read_split(self, path: str, report: DataReport) -> tuple[Examples | None, str]:
+        try:
+            table = read_table(path)
+        except DataError as exc:
+            report.problems.extend(exc.problems)
+            return None, ""
+        return _examples_from_table(table, self.cfg, report), table.fingerprint
+
+    def load_preprocessor(self, source: ModelSource, data: TaskData) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source.path, trust_remote_code=self.cfg.trust_remote_code)
+
+    def check_inputs(self, preprocessor: Any, data: TaskData) -> int:
+        """Token-length statistics per split; picks max_length from the data when the config leaves it open."""
+        tokenizer, report = preprocessor, data.report
+        limit = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+        train_len = token_lengths(tokenizer, data.train.inputs)
+        max_length = settle_max_length(self.cfg.train.max_length, train_len, limit, report)
+        report.stats["tokens"] = {
+            "train": length_stats(train_len, max_length, report, data.train.source),
+            "validation": length_stats(token_lengths(tokenizer, data.val.inputs), max_length, report, data.val.source),
+        }
+        return max_length
+
+    def training_lengths(self, preprocessor: Any, data: TaskData, input_size: int) -> dict[str, list[int]]:
+        return {
+            name: [min(n, input_size) for n in token_lengths(preprocessor, ex.inputs)]
+            for name, ex in (("train", data.train), ("validation", data.val))
+        }
+
+    def encode(self, tokenizer: Any, texts: list[str], max_length: int, data_key: str) -> list[np.ndarray]:
+        """Token ids per text; cached by (split content, tokenizer, max_length)."""
+        tok_id = getattr(tokenizer, "name_or_path", "") + str(len(tokenizer)) + type(tokenizer).__name__
+        key = cache_key("tokens", data_key, tok_id, _tokenizer_digest(tokenizer), max_length, len(texts))
+        cache = ArrayCache(cache_root(self.cfg.cache_dir), "tokens")
+        hit = cache.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return unpack_ragged(hit)
+        enc = tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False)
+        cache.put(key, pack_ragged(enc["input_ids"]))
+        return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
+
+    # --- model ------------------------------------------------------------------------------
+    def build_model(self, source: ModelSource, data: TaskData) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        id2label = dict(enumerate(data.labels))
+        return AutoModelForSequenceClassification.from_pretrained(
+            source.path,
+            num_labels=len(data.labels),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            trust_remote_code=self.cfg.trust_remote_code,
+            use_safetensors=None if self.cfg.trust_remote_code else _safetensors_pref(source),
+        )
+
+    def lora_modules_to_save(self, model: Any) -> list[str]:
+        return head_module_names(model)
+
+    def loss(self, model: Any, batch: dict[str, Any]) -> Any:
+        import torch.nn.functional as F
+
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return F.cross_entropy(logits.float(), batch["labels"])
+
+    def feature_head(self, model: Any) -> Any:
+        return FeatureHead(model)
+
+    # --- the finetune() hooks -----------------------------------------------------------------------
+    def prepare(self, preprocessor: Any, data: TaskData, input_size: int) -> ClassificationPrepared:
+        """Token ids (cached by split content, tokenizer and max_length) and training items."""
+        tokenizer = preprocessor
+        keys = (data.train.content_key(), data.val.content_key())
+        train_ids = self.encode(tokenizer, data.train.inputs, input_size, keys[0])
+        val_ids = self.encode(tokenizer, data.val.inputs, input_size, keys[1])
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        return ClassificationPrepared(
+            train_items=clf.label_items(data.train.labels, data.labels, train_ids),
+            val_items=clf.label_items(data.val.labels, data.labels, val_ids),
+            lengths=[len(x) for x in train_ids],
+            collate=make_collate(pad_id),
+            pad_id=pad_id,
+            input_size=input_size,
+            data=data,
+            train_inputs=train_ids,
+            val_inputs=val_ids,
+            keys=keys,
+        )
+
+    def _predict(self, prep: ClassificationPrepared) -> clf.Predict:
+        return lambda model, ids, batch_size: predict_proba(model, ids, prep.pad_id, batch_size)
+
+    def before_training(self, model: Any, prep: Any, source: ModelSource, main: bool) -> FrozenFeatures:
+        """Frozen pre-trained features (cached), read before any weight changes: the linear-probe baseline and
+        the head method's inputs."""
+        features = lambda m, ids: frozen_features(m, ids, prep.pad_id)  # noqa: E731
+        return clf.frozen_baseline(features, model, prep, source, self.cfg, main)
+
+    def method_features(self, baseline: FrozenFeatures) -> Any:
+        return baseline.for_method
+
+    def evaluator(self, prep: Any) -> Any:
+        return clf.evaluator(self._predict(prep), prep, self.cfg.eval.batch_size)
+
+    def finish(
+        self, run: Path, cfg: Config, model: Any, prep: Any, baseline: Any, report: DataReport, fit: FitResult
+    ) -> dict[str, Any]:
+        probs = clf.validation_probabilities(self._predict(prep), model, prep, cfg.eval.batch_size)
+        val = prep.data.val
+        samples = [(x, ln) for x, ln in zip(val.inputs, val.lines)]
+        return clf.write_report(run, cfg, prep, probs, baseline, report, fit, samples)
+
+    def parity_check(self, prep: Any) -> ParityCheck:
+        golden = prep.val_inputs[:256]
+        return clf.probability_parity(lambda m: predict_proba(m, golden, prep.pad_id, self.cfg.eval.batch_size))
+
+    def manifest_extras(self, prep: Any) -> dict[str, Any]:
+        return {
+            "data": {"text_column": self.cfg.data.text_column, "label_column": self.cfg.data.label_column},
+            "label_map": dict(enumerate(prep.labels)),
+        }
+
+    summary_lines = staticmethod(clf.summary_lines)
+
+    @classmethod
+    def method_preference(cls, n_train: int) -> tuple[list[str], str]:
+        return clf.method_preference(n_train)
+
+
+def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
+    enc = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False)
+    return [len(ids) for ids in enc["input_ids"]]
+
+
+def make_collate(pad_id: int) -> Any:
+    """Dynamic padding: each batch is padded to its own longest example, not to max_length."""
+    import torch
+
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        longest = max(len(it["input_ids"]) for it in items)
+        ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), longest), dtype=torch.long)
+        for i, it in enumerate(items):
+            n = len(it["input_ids"])
+            ids[i, :n] = torch.as_tensor(it["input_ids"], dtype=torch.long)
+            mask[i, :n] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "labels" in items[0]:
+            batch["labels"] = torch.tensor([it["labels"] for it in items], dtype=torch.long)
+        return batch
+
+    return collate
+
+
+def _tokenizer_digest(tokenizer: Any) -> str:
+    import hashlib
+
+    vocab = tokenizer.get_vocab()
+    h = hashlib.sha256(str(sorted(vocab.items())[:2000]).encode())
+    h.update(str(len(vocab)).encode())
+    h.update(str(getattr(tokenizer, "do_lower_case", "")).encode())
+    return h.hexdigest()[:16]
+
+
+def _safetensors_pref(source: ModelSource) -> bool | None:
+    """Local folders must ship safetensors; for hub ids, transformers prefers them by itself."""
+    if source.local:
+        folder = Path(source.path)
+        if not any(folder.glob("*.safetensors")):
+            raise InputError(
+                f"model: {source.path} has no .safetensors weights; pickled weights are refused "
+                "(convert them with safetensors first, or set trust_remote_code for code you trust)"
+            )
+        return True
+    return None
+
+
+# --- inference, frozen features and the feature head (used by the head method and the probe) --------------
+def predict_proba(model: Any, ids: list[np.ndarray], pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities in length-sorted, token-budgeted batches, so little compute goes to padding."""
+    import torch
+
+    collate = make_collate(pad_id)
+    out: list[np.ndarray] = [None] * len(ids)  # type: ignore[list-item]
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for sel in length_batches([len(x) for x in ids], batch_size):
+            batch = {k: v.to(device) for k, v in collate([{"input_ids": ids[i]} for i in sel]).items()}
+            probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy()
+            for j, i in enumerate(sel):
+                out[i] = probs[j]
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
+def _body(model: Any) -> Any:
+    return getattr(model, getattr(model, "base_model_prefix", ""), None) or model.base_model
+
+
+def frozen_features(model: Any, ids: list[np.ndarray], pad_id: int, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """The frozen body's last hidden state read two ways: the first token (what the head sees) and the
+    attention-masked mean (the strongest frozen reading of sentence encoders, used by the linear probe)."""
+    import torch
+
+    body = _body(model)
+    collate = make_collate(pad_id)
+    order = np.argsort([-len(x) for x in ids], kind="stable")
+    first = mean = None
+    body.eval()
+    with torch.inference_mode():
+        for s in range(0, len(ids), batch_size):
+            sel = order[s : s + batch_size]
+            batch = collate([{"input_ids": ids[i]} for i in sel])
+            hidden = body(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            if first is None:
+                first = np.zeros((len(ids), hidden.shape[-1]), dtype=np.float32)
+                mean = np.zeros_like(first)
+            first[sel] = hidden[:, 0].numpy()
+            mean[sel] = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    return {"first": first, "mean": mean}
+
+
+class FeatureHead:
+    """Runs the model's own head (pooler if any, dropout, classifier) on cached first-token features."""
+
+    def __new__(cls, model: Any) -> Any:
+        import torch
+
+        body = _body(model)
+        pooler = getattr(body, "pooler", None)
+        classifier = getattr(model, "classifier", None)
+        if classifier is None:
+            from tunesmith.errors import ConfigError
+
+            raise ConfigError(
+                f"method: head needs a model whose head is named 'classifier'; {type(model).__name__} is not "
+                "supported, use method: lora or full"
+            )
+        dropout = getattr(model, "dropout", None) or torch.nn.Identity()
+
+        class _Head(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.pooler, self.dropout, self.classifier = pooler, dropout, classifier
+
+            def forward(self, features: torch.Tensor) -> torch.Tensor:
+                x = features.unsqueeze(1)  # (batch, 1, hidden): heads read position 0
+                if self.pooler is not None:
+                    return self.classifier(self.dropout(self.pooler(x)))
+                return self.classifier(x)
+
+        return _Head()
