@@ -51,6 +51,7 @@ demo-images: install fashion-mnist
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(PY) -m tests.architecture.layers src
 
 format: install
 	$(VENV)/bin/ruff format src tests bench

@@ -7,6 +7,7 @@ import torch, so ``tunesmith validate`` stays fast.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -127,7 +128,7 @@ class TrainConfig:
     )
     batch_size: int = _f(32, help="examples per optimizer step across all processes", min=1)
     learning_rate: float | None = _f(
-        None, help="peak learning rate; default: by method and model size (docs/planning.md)", min=0.0
+        None, help="peak learning rate; default: by method and model size (docs/planning.md)", gt=0.0
     )
     max_length: int | None = _f(
         None,
@@ -208,7 +209,7 @@ class FullOptions:
 @dataclass(frozen=True)
 class HeadOptions:
     epochs: int = _f(40, help="passes over the cached features (they are cheap)", min=1)
-    learning_rate: float = _f(5e-3, help="learning rate of the head (train.learning_rate wins if set)", min=0.0)
+    learning_rate: float = _f(5e-3, help="learning rate of the head (train.learning_rate wins if set)", gt=0.0)
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,8 @@ def _check_range(value: Any, meta: dict, path: str) -> None:
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{path}: got {value!r}; allowed: {', '.join(map(str, meta['choices']))}")
+    if "gt" in meta and not value > meta["gt"]:
+        raise ConfigError(f"{path}: got {value!r}; allowed: a number > {meta['gt']}")
     if "min" in meta and value < meta["min"]:
         raise ConfigError(f"{path}: got {value!r}; allowed: a number >= {meta['min']}")
     if "max" in meta and value > meta["max"]:
@@ -399,7 +402,7 @@ def set_key(raw: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _apply_override(raw: dict, item: str) -> None:
+def apply_override(raw: dict, item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
     key, text = item.split("=", 1)
@@ -408,9 +411,9 @@ def _apply_override(raw: dict, item: str) -> None:
 
 def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Validate a plain mapping (as read from YAML) plus ``a.b=value`` overrides into a Config."""
-    raw = _deep_copy(raw or {})
+    raw = copy.deepcopy(raw or {})
     for item in overrides:
-        _apply_override(raw, item)
+        apply_override(raw, item)
     if "data" not in raw:
         raise ConfigError("data: required section is missing (at least data.train)")
     return _build(Config, raw, "")
@@ -453,14 +456,6 @@ def dump(cfg: Config, path: str | Path) -> None:
 
 def replace(cfg: Any, **changes: Any) -> Any:
     return dataclasses.replace(cfg, **changes)
-
-
-def _deep_copy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {k: _deep_copy(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_deep_copy(v) for v in raw]
-    return raw
 
 
 def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]:

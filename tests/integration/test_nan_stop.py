@@ -29,7 +29,9 @@ def test_nan_loss_stops_without_applying_the_step(tmp_path):
         loss = torch.nn.functional.cross_entropy(m(batch["x"]), batch["labels"])
         return loss * float("nan") if calls["n"] == 4 else loss
 
-    cfg = config.TrainConfig(epochs=2, batch_size=8, checkpoint_every=1, threads=1, learning_rate=0.1)
+    cfg = config.TrainConfig(
+        epochs=2, batch_size=8, checkpoint_every=1, threads=1, learning_rate=0.1, gradient_accumulation=1
+    )
     with pytest.raises(TrainingDiverged) as exc:
         fit(model, items, collate=collate, loss_fn=loss_fn, cfg=cfg, run_dir=tmp_path)
     last = latest_checkpoint(tmp_path / "checkpoints")

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 import tunesmith
 from tests.conftest import image_config, llm_config, tiny_config
 from tunesmith.errors import InputError
+from tunesmith.inference.base import Predictor
 from tunesmith.serve import ServeSettings, create_app
 from tunesmith.serve.security import load_token
 
@@ -111,7 +112,7 @@ def test_micro_batching_returns_each_caller_its_own_result(classifier):
     assert max(sizes) > 1 and sum(n * k for n, k in sizes.items()) == len(texts)
 
 
-class Slow:
+class Slow(Predictor):
     """The real classifier, each model call held for ``delay`` seconds (a busy server)."""
 
     def __init__(self, model, delay: float):

@@ -12,6 +12,7 @@ import yaml
 from tests.conftest import tiny_config
 from tunesmith import api, config
 from tunesmith.cli import main
+from tunesmith.pipeline import finetune as pipeline
 from tunesmith.train.loop import Interrupted
 from tunesmith.tuning.seeds import run_seeds
 from tunesmith.tuning.study import tune
@@ -70,8 +71,8 @@ def test_pruning_stops_a_bad_trial_after_its_first_evaluation(tiny_model, toy_da
 
 def test_an_interrupted_study_resumes_where_it_stopped(tiny_model, toy_data, tmp_path, cache_dir, monkeypatch):
     path = search_file(tmp_path, tiny_model, toy_data, "loguniform(1e-3, 3e-2)", train__epochs=2)
-    real = api.finetune
-    calls: list[dict] = []
+    real = pipeline.finetune
+    calls: list[config.Config] = []
 
     def interrupted_on_second(cfg, *args, **kwargs):
         calls.append(cfg)
@@ -79,7 +80,7 @@ def test_an_interrupted_study_resumes_where_it_stopped(tiny_model, toy_data, tmp
             raise Interrupted("stopped by SIGINT at step 3; checkpoint saved")
         return real(cfg, *args, **kwargs)
 
-    monkeypatch.setattr(api, "finetune", interrupted_on_second)
+    monkeypatch.setattr(pipeline, "finetune", interrupted_on_second)
     with pytest.raises(Interrupted):
         tune(path, trials=3, pruner="none", sampler="random")
     first_value = (
@@ -89,15 +90,15 @@ def test_an_interrupted_study_resumes_where_it_stopped(tiny_model, toy_data, tmp
         .trials[0]
         .value
     )
-    interrupted_lr = calls[1]["train"]["learning_rate"]
+    interrupted_lr = calls[1].train.learning_rate
 
     calls.clear()
-    monkeypatch.setattr(api, "finetune", lambda cfg, *a, **k: (calls.append(cfg), real(cfg, *a, **k))[1])
+    monkeypatch.setattr(pipeline, "finetune", lambda cfg, *a, **k: (calls.append(cfg), real(cfg, *a, **k))[1])
     result = tune(path, trials=3, pruner="none", sampler="random")
     states = [t["state"] for t in result.trials]
     assert states.count("complete") == 3 and states.count("fail") == 1
     assert len(calls) == 2  # the finished trial is not run again: only the interrupted one and one new
-    assert calls[0]["train"]["learning_rate"] == interrupted_lr  # the interrupted values run again first
+    assert calls[0].train.learning_rate == interrupted_lr  # the interrupted values run again first
     assert result.trials[0]["value"] == first_value
     # run again: nothing left to do
     calls.clear()

@@ -87,7 +87,7 @@ def test_durations():
 def test_a_budget_met_with_fewer_epochs_predicts_and_writes_those_epochs(tmp_path):
     import yaml
 
-    from tunesmith.planning.plan import Option, Plan, _recommend, write_config
+    from tunesmith.planning.plan import Option, Plan, recommend, write_config
     from tunesmith.planning.predict import Prediction
 
     option = Option("m", "full", status="ok")
@@ -95,7 +95,7 @@ def test_a_budget_met_with_fewer_epochs_predicts_and_writes_those_epochs(tmp_pat
     option.probe = {"resolved": {"epochs": 4}}
     option.defaults = [{"key": "train.epochs", "value": 4, "why": "rule"}, {"key": "lora.r", "value": 8, "why": "x"}]
     plan = Plan(PLENTY, {"train_examples": 2000}, [option], 1.0, budget_s=70.0)
-    _recommend(plan, {"task": "text-classification", "data": {"train": "t.csv"}})
+    recommend(plan, {"task": "text-classification", "data": {"train": "t.csv"}})
     assert plan.recommended is option and plan.config["train"]["epochs"] == 2  # 20 + 2 x 20 = 60 s <= 70 s
     assert plan.seconds == pytest.approx(60.0)
     assert [d["key"] for d in plan.kept_defaults()] == ["lora.r"]

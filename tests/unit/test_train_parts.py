@@ -117,7 +117,8 @@ def test_kept_best_weights_include_batch_norm_statistics(tmp_path):
         def loss_fn(m, batch):
             return torch.nn.functional.cross_entropy(m(batch["x"]), batch["labels"])
 
-        cfg = config.TrainConfig(epochs=4, batch_size=8, eval_every=4, threads=1, metric="accuracy", learning_rate=0.1,
+        cfg = config.TrainConfig(epochs=4, batch_size=8, eval_every=4, threads=1, metric="accuracy",
+                                 learning_rate=0.1, gradient_accumulation=1,
                                  freeze_batch_norm=False,
                                  early_stopping_patience=0)  # fmt: skip
         fit(model, items, collate=collate, loss_fn=loss_fn, cfg=cfg, evaluate=evaluate, run_dir=run_dir)
@@ -153,7 +154,7 @@ def test_batch_norm_statistics_stay_frozen_by_default():
         items,
         collate=collate,
         loss_fn=loss_fn,
-        cfg=config.TrainConfig(epochs=2, batch_size=8, threads=1, learning_rate=0.1),
+        cfg=config.TrainConfig(epochs=2, batch_size=8, threads=1, learning_rate=0.1, gradient_accumulation=1),
     )
     assert torch.equal(model[1].running_mean, before)
     assert not torch.equal(model[1].weight.detach(), torch.ones(4))  # its affine weights still train

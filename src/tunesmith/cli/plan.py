@@ -57,7 +57,7 @@ def _raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         cfgmod.load(path, args.set)  # every error with file and key, before any probe
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for item in args.set:
-            cfgmod._apply_override(raw, item)
+            cfgmod.apply_override(raw, item)
         out = path.with_name(path.stem + ".plan.yaml")
     else:
         if not args.task or not args.data:
@@ -66,7 +66,7 @@ def _raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         if args.validation:
             raw["data"]["validation"] = args.validation
         for item in args.set:
-            cfgmod._apply_override(raw, item)
+            cfgmod.apply_override(raw, item)
         cfgmod.from_dict(raw)
         out = Path("plan.yaml")
     if args.model:

@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.readers import _decode
-from tunesmith.data.validate import DataReport, Examples, _duplicates, _leakage, _lines_text
+from tunesmith.data.readers import decode_text, parse_jsonl
+from tunesmith.data.validate import DataReport, Examples, check_duplicates, check_leakage, lines_text
 
 ROLES = ("system", "user", "assistant")
 FORMATS = ("chat", "prompt-completion", "text")
@@ -44,21 +44,15 @@ def _read_lines(path: str, report: DataReport) -> tuple[list[tuple[int, Any]], s
     from tunesmith.errors import DataError
 
     try:
-        text = _decode(path, data)
+        text = decode_text(path, data)
     except DataError as exc:
         report.problems.extend(exc.problems)
         return None
     digest = hashlib.sha256(data).hexdigest()
     if p.suffix.lower() in TEXT_SUFFIXES:
         return [(0, text)], digest
-    out = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append((i, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            report.add("error", "not_json", f"not valid JSON: {exc.msg} (column {exc.colno})", path, i)
+    out, problems = parse_jsonl(path, text, objects_only=False)
+    report.problems.extend(problems)
     return out, digest
 
 
@@ -199,13 +193,13 @@ def check_generation_data(train: Examples, validation: Examples | None, report: 
         report.add("warning", "few_examples", f"only {len(train)} training examples; 100+ recommended", train.source)
     for split in (train, validation):
         if split is not None:
-            _duplicates(split, report)
+            check_duplicates(split, report)
     if validation is not None:
         report.stats["validation_examples"] = len(validation)
         if not len(validation):
             report.add("error", "too_few_examples", "no usable validation examples", validation.source)
-        _leakage(train, validation, report)
+        check_leakage(train, validation, report)
 
 
 def describe_lines(lines: list[int]) -> str:
-    return _lines_text(lines)
+    return lines_text(lines)

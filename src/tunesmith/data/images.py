@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.readers import read_table
-from tunesmith.data.validate import DataReport, Examples, _lines_text, normalise_label
+from tunesmith.data.validate import DataReport, Examples, lines_text, normalise_label
 from tunesmith.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -276,7 +276,7 @@ def check_images(split: Examples, input_size: int, report: DataReport) -> dict[s
             "warning",
             "small_images",
             f"{len(small)} image(s) are under a quarter of the model's {input_size}px input and will be scaled "
-            f"up {input_size / max(1, int(sizes.min())):.0f}x at most ({_lines_text(small, unit)})",
+            f"up {input_size / max(1, int(sizes.min())):.0f}x at most ({lines_text(small, unit)})",
             split.source,
             small[0],
         )

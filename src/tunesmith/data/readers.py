@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import DataError, Problem
+from tunesmith.files import jsonl_lines
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -27,7 +28,7 @@ class Table:
     unit: str = "line"  # parquet has rows, not lines
 
 
-def _decode(path: str, data: bytes) -> str:
+def decode_text(path: str, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -77,26 +78,31 @@ def _read_csv(path: str, text: str) -> tuple[list[str], list[dict], list[int], l
     return header, rows, lines, problems
 
 
-def _read_jsonl(path: str, text: str) -> tuple[list[str], list[dict], list[int], list[Problem]]:
-    rows, lines, problems = [], [], []
-    columns: dict[str, None] = {}
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+def parse_jsonl(path: str, text: str, objects_only: bool = True) -> tuple[list[tuple[int, Any]], list[Problem]]:
+    """(line number, parsed value) of every non-blank line of a JSON-lines text, and a problem for each line that
+    is not JSON (or, with ``objects_only``, not a JSON object): the one JSONL line parser of user data."""
+    out, problems = [], []
+    for i, line in jsonl_lines(text):
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg} (column {exc.colno})", path, i))
             continue
-        if not isinstance(obj, dict):
+        if objects_only and not isinstance(obj, dict):
             problems.append(
                 Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}", path, i)
             )
             continue
+        out.append((i, obj))
+    return out, problems
+
+
+def _read_jsonl(path: str, text: str) -> tuple[list[str], list[dict], list[int], list[Problem]]:
+    parsed, problems = parse_jsonl(path, text)
+    columns: dict[str, None] = {}
+    for _, obj in parsed:
         columns.update(dict.fromkeys(obj))
-        rows.append(obj)
-        lines.append(i)
-    return list(columns), rows, lines, problems
+    return list(columns), [obj for _, obj in parsed], [i for i, _ in parsed], problems
 
 
 def _read_parquet(path: str) -> tuple[list[str], list[dict], list[int], list[Problem]]:
@@ -129,7 +135,7 @@ def read_table(path: str | Path) -> Table:
     if fmt == "parquet":
         columns, rows, lines, problems = _read_parquet(name)
     else:
-        text = _decode(name, data)
+        text = decode_text(name, data)
         reader = _read_csv if fmt == "csv" else _read_jsonl
         columns, rows, lines, problems = reader(name, text)
     if not rows and not problems:

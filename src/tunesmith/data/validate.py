@@ -8,7 +8,7 @@ live here; a task turns its rows into ``Examples`` and calls ``check_labelled``.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +108,7 @@ class DataReport:
         return "\n".join(lines)
 
 
-def _lines_text(lines: list[int], unit: str = "lines") -> str:
+def lines_text(lines: list[int], unit: str = "lines") -> str:
     shown = ", ".join(map(str, lines[:MAX_LINES_SHOWN]))
     more = f" and {len(lines) - MAX_LINES_SHOWN} more" if len(lines) > MAX_LINES_SHOWN else ""
     return f"{unit} {shown}{more}"
@@ -172,7 +172,7 @@ def check_labelled(
                 "error",
                 "too_few_examples",
                 f"class {lab!r} has {counts[lab]} training example(s); at least {min_per_class} needed "
-                f"({_lines_text(lines)})",
+                f"({lines_text(lines)})",
                 train.source,
                 lines[0],
                 "label",
@@ -200,7 +200,7 @@ def check_labelled(
             )
     for split in (train, validation):
         if split is not None:
-            _duplicates(split, report)
+            check_duplicates(split, report)
     if validation is not None:
         report.stats["validation_examples"] = len(validation)
         unseen = sorted(set(validation.labels) - set(labels))
@@ -209,17 +209,17 @@ def check_labelled(
             report.add(
                 "error",
                 "unseen_label",
-                f"label {lab!r} does not occur in the training data ({_lines_text(lines)}); "
+                f"label {lab!r} does not occur in the training data ({lines_text(lines)}); "
                 f"training labels: {', '.join(labels)}",
                 validation.source,
                 lines[0],
                 "label",
             )
-        _leakage(train, validation, report)
+        check_leakage(train, validation, report)
     return labels
 
 
-def _duplicates(split: Examples, report: DataReport) -> None:
+def check_duplicates(split: Examples, report: DataReport) -> None:
     seen: dict[str, list[int]] = defaultdict(list)
     for i, key in enumerate(split.keys):
         seen[key].append(i)
@@ -239,12 +239,12 @@ def _duplicates(split: Examples, report: DataReport) -> None:
         report.add(
             "warning",
             "duplicates",
-            f"{len(dup_lines)} exact duplicate example(s) repeat an earlier one ({_lines_text(dup_lines)})",
+            f"{len(dup_lines)} exact duplicate example(s) repeat an earlier one ({lines_text(dup_lines)})",
             split.source,
             dup_lines[0],
         )
     for by_label in conflicts[:MAX_LINES_SHOWN]:
-        desc = "; ".join(f"{lab!r} on {_lines_text(lines)}" for lab, lines in by_label.items())
+        desc = "; ".join(f"{lab!r} on {lines_text(lines)}" for lab, lines in by_label.items())
         first = min(min(v) for v in by_label.values())
         report.add(
             "warning",
@@ -264,7 +264,7 @@ def _duplicates(split: Examples, report: DataReport) -> None:
     report.stats.setdefault("duplicates", {})[split.source] = len(dup_lines)
 
 
-def _leakage(train: Examples, validation: Examples, report: DataReport) -> None:
+def check_leakage(train: Examples, validation: Examples, report: DataReport) -> None:
     train_keys = set(train.keys)
     leaked = [ln for ln, key in zip(validation.lines, validation.keys) if key in train_keys]
     report.stats["train_validation_overlap"] = len(leaked)
@@ -274,7 +274,7 @@ def _leakage(train: Examples, validation: Examples, report: DataReport) -> None:
             "warning",
             "leakage",
             f"{len(leaked)} validation example(s) ({share:.1%}) also occur in the training data, which "
-            f"inflates validation scores ({_lines_text(leaked)})",
+            f"inflates validation scores ({lines_text(leaked)})",
             validation.source,
             leaked[0],
         )
@@ -329,6 +329,3 @@ def settle_max_length(
         f"{max_length} (set in config)" if configured else f"{max_length} (chosen: covers 98% of training examples)"
     )
     return max_length
-
-
-TokenCounter = Callable[[list[str]], list[int]]

@@ -15,7 +15,7 @@ from tunesmith.eval.metrics import classification_metrics, slice_metrics
 from tunesmith.files import atomic_write_bytes
 
 
-def _read_log(run: Path) -> list[dict[str, Any]]:
+def read_log(run: Path) -> list[dict[str, Any]]:
     path = run / "logs" / "train.jsonl"
     if not path.is_file():
         return []
@@ -85,7 +85,7 @@ def build_report(
     _write_predictions(run, labels, val_y, probs, samples, sample_key)
     atomic_write_bytes(
         run / "report.html",
-        render_html(full, _read_log(run), cfg, labels, val_y, probs, samples, gallery).encode("utf-8"),
+        render_html(full, read_log(run), cfg, labels, val_y, probs, samples, gallery).encode("utf-8"),
     )
     return full
 
@@ -124,8 +124,33 @@ def render_html(
     samples: list[tuple[str, int]],
     gallery: str = "",
 ) -> str:
-    s, models, comps = full["summary"], full["models"], full["comparisons"]
-    parts = [f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"]
+    title = f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"
+    parts = [
+        title,
+        _verdict(full["summary"], full["comparisons"]),
+        _base_vs_tuned(full["models"]),
+        _training(log, full["fit"], cfg.train.metric),
+        _per_class(full["models"]["tuned"], labels),
+        _slices(full["slices"]),
+        data_checks(full["data"]),
+        gallery,
+        _mistakes(labels, y, probs, samples),
+    ]
+    return page("tunesmith report", "".join(parts))
+
+
+def page(title: str, body: str) -> str:
+    style = (
+        "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.big{font-size:1.2em}svg{margin:8px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{style}</style>"
+        f"</head><body>{body}</body></html>"
+    )
+
+
+def _verdict(s: dict[str, Any], comps: dict[str, Any]) -> str:
     verdict = []
     for name, c in comps.items():
         a = c["accuracy"]
@@ -135,95 +160,94 @@ def render_html(
             f"({int(c['confidence'] * 100)}% CI {a['ci_low'] * 100:+.1f} to {a['ci_high'] * 100:+.1f}): "
             f"<b>{sig}</b></li>"
         )
-    parts.append(
+    return (
         f"<p class=big>Tuned model: accuracy <b>{_pct(s['accuracy'])}%</b>, macro-F1 "
         f"<b>{_pct(s['macro_f1'])}%</b> on {s['n']} held-out examples.</p><ul>{''.join(verdict)}</ul>"
     )
-    # base vs tuned table and bars
+
+
+def _base_vs_tuned(models: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['macro_f1'])}</td>"
         f"<td>{m['ece']:.3f}</td></tr>"
         for name, m in models.items()
     )
-    parts.append(
+    bars = svg.bar_chart(
+        ["accuracy", "macro-F1"],
+        {n: [m["accuracy"], m["macro_f1"]] for n, m in models.items()},
+        "Base vs tuned (same validation data)",
+    )
+    return (
         "<h2>Base vs tuned</h2><table><tr><th>model</th><th>accuracy %</th><th>macro-F1 %</th>"
-        f"<th>ECE</th></tr>{rows}</table>"
+        f"<th>ECE</th></tr>{rows}</table>{bars}"
     )
-    names = list(models)
-    parts.append(
-        svg.bar_chart(
-            ["accuracy", "macro-F1"],
-            {n: [models[n]["accuracy"], models[n]["macro_f1"]] for n in names},
-            "Base vs tuned (same validation data)",
-        )
-    )
-    # loss curves
+
+
+def _training(log: list[dict[str, Any]], fit: dict[str, Any], metric: str) -> str:
     steps = [(r["step"], r["loss"]) for r in log if r.get("kind") == "step" and r.get("phase") != "head"]
     steps = steps or [(r["step"], r["loss"]) for r in log if r.get("kind") == "step"]
     evals = [(r["step"], r["loss"]) for r in log if r.get("kind") == "eval"]
-    parts.append("<h2>Training</h2>")
-    parts.append(svg.line_chart({"train loss": _smooth(steps), "validation loss": evals}, "Loss", "step"))
-    fit = full["fit"]
-    parts.append(
-        f"<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at step "
-        f"{fit['best_step']} (by {escape(cfg.train.metric)}), whose weights were kept.</p>"
+    chart = svg.line_chart({"train loss": smooth(steps), "validation loss": evals}, "Loss", "step")
+    return (
+        f"<h2>Training</h2>{chart}<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at "
+        f"step {fit['best_step']} (by {escape(metric)}), whose weights were kept.</p>"
     )
-    # per class and confusion
-    tuned = models["tuned"]
+
+
+def _per_class(tuned: dict[str, Any], labels: list[str]) -> str:
     pc = tuned["per_class"]
-    parts.append("<h2>Per class</h2>")
-    parts.append(
-        svg.bar_chart(
-            labels,
-            {m: [pc[lab][m] for lab in labels] for m in ("precision", "recall", "f1")},
-            "Precision, recall, F1 per class",
-        )
+    bars = svg.bar_chart(
+        labels,
+        {m: [pc[lab][m] for lab in labels] for m in ("precision", "recall", "f1")},
+        "Precision, recall, F1 per class",
     )
-    parts.append(svg.heatmap(tuned["confusion_matrix"], labels, "Confusion matrix (rows: true)"))
-    # slices
-    if full["slices"]:
-        parts.append("<h2>Slices</h2>")
-        for col, res in full["slices"].items():
-            vals = list(res["values"])
-            parts.append(
-                svg.bar_chart(vals, {"accuracy": [res["values"][v]["accuracy"] for v in vals]}, f"Accuracy by {col}")
-            )
-            parts.append(
-                f"<p>Largest accuracy gap across <b>{escape(col)}</b>: {_pct(res['accuracy_gap'])} points "
-                f"(best {escape(str(res['best']))}, worst {escape(str(res['worst']))}).</p>"
-            )
-    # data
-    data = full["data"]
-    parts.append("<h2>Data checks</h2>")
+    return f"<h2>Per class</h2>{bars}" + svg.heatmap(tuned["confusion_matrix"], labels, "Confusion matrix (rows: true)")
+
+
+def _slices(slices: dict[str, Any]) -> str:
+    if not slices:
+        return ""
+    parts = ["<h2>Slices</h2>"]
+    for col, res in slices.items():
+        vals = list(res["values"])
+        parts.append(
+            svg.bar_chart(vals, {"accuracy": [res["values"][v]["accuracy"] for v in vals]}, f"Accuracy by {col}")
+        )
+        parts.append(
+            f"<p>Largest accuracy gap across <b>{escape(col)}</b>: {_pct(res['accuracy_gap'])} points "
+            f"(best {escape(str(res['best']))}, worst {escape(str(res['worst']))}).</p>"
+        )
+    return "".join(parts)
+
+
+def warnings_list(data: dict[str, Any], empty: str = "no warnings") -> str:
+    """The data checks' warnings as an HTML list, each with its file and line."""
     items = "".join(
         f"<li>{escape(w['message'])} <small>({escape(str(w['file']))}"
         f"{':' + str(w['line']) if w['line'] else ''})</small></li>"
         for w in data["warnings"]
     )
-    parts.append(f"<ul>{items or '<li>no warnings</li>'}</ul><pre>{escape(json.dumps(data['stats'], indent=1))}</pre>")
-    parts.append(gallery)
-    # mistakes
+    return f"<ul>{items or f'<li>{empty}</li>'}</ul>"
+
+
+def data_checks(data: dict[str, Any]) -> str:
+    return f"<h2>Data checks</h2>{warnings_list(data)}<pre>{escape(json.dumps(data['stats'], indent=1))}</pre>"
+
+
+def _mistakes(labels: list[str], y: np.ndarray, probs: np.ndarray, samples: list[tuple[str, int]]) -> str:
     wrong = [i for i in np.argsort(-probs.max(1)) if probs[i].argmax() != y[i]][:12]
     rows = "".join(
         f"<tr><td>{samples[i][1]}</td><td>{escape(samples[i][0][:240])}</td><td>{escape(labels[y[i]])}</td>"
         f"<td>{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</td></tr>"
         for i in wrong
     )
-    parts.append(
+    return (
         "<h2>Most confident mistakes</h2><table><tr><th>line</th><th>text</th><th>true</th>"
         f"<th>predicted</th></tr>{rows}</table>"
     )
-    style = (
-        "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.big{font-size:1.2em}svg{margin:8px}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>tunesmith report</title><style>{style}</style>"
-        f"</head><body>{''.join(parts)}</body></html>"
-    )
 
 
-def _smooth(points: list[tuple[float, float]], window: int = 10) -> list[tuple[float, float]]:
+def smooth(points: list[tuple[float, float]], window: int = 10) -> list[tuple[float, float]]:
     if len(points) < window * 2:
         return points
     vals = np.convolve([p[1] for p in points], np.ones(window) / window, mode="valid")

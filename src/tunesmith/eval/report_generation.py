@@ -15,7 +15,7 @@ import numpy as np
 
 from tunesmith.eval import svg
 from tunesmith.eval.compare import paired_bootstrap_mean
-from tunesmith.eval.report import _read_log, _smooth
+from tunesmith.eval.report import read_log, smooth, warnings_list
 from tunesmith.eval.text_metrics import score_all
 from tunesmith.files import atomic_write_bytes
 
@@ -96,7 +96,7 @@ def build_generation_report(
     atomic_write_bytes(run / "report.json", json.dumps(full, indent=2, default=float).encode())
     lines = "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
     atomic_write_bytes(run / "validation_generations.jsonl", lines.encode("utf-8"))
-    html = render_html(full, samples, _read_log(run), cfg)
+    html = render_html(full, samples, read_log(run), cfg)
     atomic_write_bytes(run / "report.html", html.encode("utf-8"))
     return full
 
@@ -142,7 +142,7 @@ def render_html(full: dict[str, Any], samples: list[dict[str, Any]], log: list[d
     evals = [(r["step"], r["loss"]) for r in log if r.get("kind") == "eval"]
     fit = full["fit"]
     parts.append("<h2>Training</h2>")
-    parts.append(svg.line_chart({"train loss": _smooth(steps), "validation loss": evals}, "Loss", "step"))
+    parts.append(svg.line_chart({"train loss": smooth(steps), "validation loss": evals}, "Loss", "step"))
     parts.append(
         f"<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at step {fit['best_step']} "
         f"(lowest validation loss), whose weights were kept. {fit['tokens_per_s']:.0f} training tokens/s; "
@@ -163,12 +163,7 @@ def render_html(full: dict[str, Any], samples: list[dict[str, Any]], log: list[d
             f"<p>Billable training tokens (tokens × epochs, as hosted APIs count them): "
             f"<b>{tokens.get('billable_training_tokens', 0):,}</b>.</p>"
         )
-    items = "".join(
-        f"<li>{escape(w['message'])} <small>({escape(str(w['file']))}"
-        f"{':' + str(w['line']) if w['line'] else ''})</small></li>"
-        for w in data["warnings"]
-    )
-    parts.append(f"<ul>{items or '<li>no data warnings</li>'}</ul>")
+    parts.append(warnings_list(data, "no data warnings"))
     if samples:
         rows = "".join(
             f"<tr><td>{x['line']}</td><td><pre>{escape(_prompt_text(x['prompt'])[-600:])}</pre></td>"

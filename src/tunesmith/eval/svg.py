@@ -7,7 +7,7 @@ from html import escape
 PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
 
 
-def _frame(w: int, h: int, body: str, title: str) -> str:
+def chart_frame(w: int, h: int, body: str, title: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
         f'role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
@@ -49,7 +49,7 @@ def line_chart(
         if len(s) < 30:
             body.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color}"/>' for x, y in s)
         body.append(f'<text x="{w - R - 120}" y="{T + 12 * i + 4}" fill="{color}">■ {escape(name)}</text>')
-    return _frame(w, h, "".join(body), title)
+    return chart_frame(w, h, "".join(body), title)
 
 
 def bar_chart(
@@ -96,7 +96,7 @@ def bar_chart(
                 body.append(f'<line x1="{cx:.1f}" y1="{sy(lo):.1f}" x2="{cx:.1f}" y2="{sy(hi):.1f}" stroke="#222"/>')
     for si, name in enumerate(series):
         body.append(f'<text x="{L + si * 140}" y="{h - 8}" fill="{PALETTE[si % len(PALETTE)]}">■ {escape(name)}</text>')
-    return _frame(w, h, "".join(body), title)
+    return chart_frame(w, h, "".join(body), title)
 
 
 def heatmap(matrix: list[list[int]], labels: list[str], title: str, cell: int = 46) -> str:
@@ -125,4 +125,4 @@ def heatmap(matrix: list[list[int]], labels: list[str], title: str, cell: int = 
         body.append(
             f'<text x="{L + j * cell + cell / 2}" y="{T + k * cell + 14}" text-anchor="middle">{escape(lab[:8])}</text>'
         )
-    return _frame(w, h, "".join(body), title)
+    return chart_frame(w, h, "".join(body), title)

@@ -18,6 +18,7 @@ from tunesmith.lifecycle.report import write_update_report
 from tunesmith.lifecycle.scoring import example_scores, gate_metric
 from tunesmith.rundir import read_manifest
 from tunesmith.store import ModelStore, Ref, parse_ref
+from tunesmith.tasks.classification import label_list
 
 
 @dataclass
@@ -65,8 +66,7 @@ def evaluation_examples(store: ModelStore, ref: str | Ref) -> Examples:
         missing = ", ".join(row["data"].get("missing", [])) or "no data recorded"
         raise InputError(f"{row['name']}@v{row['version']}: its evaluation data was not stored ({missing})")
     cfg = cfgmod.from_dict(version_config(store, ref))
-    _, val, _, _ = get_task(cfg.task)(cfg).read()
-    return val
+    return get_task(cfg.task)(cfg).read().val
 
 
 def update(
@@ -172,18 +172,17 @@ def update(
 def _read_new_data(cfg: Any, manifest: dict[str, Any], get_task: Any) -> Examples:
     """Read and check the update's data before anything is written; returns its validation examples. A classifier
     keeps its label set: the new training data (with replay) must hold exactly its classes."""
-    task = get_task(cfg.task)(cfg)
-    _, val, _, _ = task.read()
+    data = get_task(cfg.task)(cfg).read()
     if "label_map" not in manifest:
-        return val
-    before = [manifest["label_map"][str(i)] for i in range(len(manifest["label_map"]))]
-    if list(task.labels) != before:
-        missing = sorted(set(before) - set(task.labels))
-        extra = sorted(set(task.labels) - set(before))
+        return data.val
+    before = label_list(manifest["label_map"])
+    if data.labels != before:
+        missing = sorted(set(before) - set(data.labels))
+        extra = sorted(set(data.labels) - set(before))
         raise InputError(
             f"{cfg.data.train}: an update keeps the model's classes ({', '.join(before)}); the training data "
-            f"with replay has {', '.join(task.labels)}"
+            f"with replay has {', '.join(data.labels)}"
             + (f"; missing {', '.join(missing)} (raise --replay or add examples)" if missing else "")
             + (f"; new {', '.join(extra)} (train a new model for new classes)" if extra else "")
         )
-    return val
+    return data.val

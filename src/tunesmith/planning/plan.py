@@ -229,7 +229,7 @@ def make_plan(
                 continue
             option.status = "ok"
             option.note = _settings_note(real)
-    _recommend(plan, raw)
+    recommend(plan, raw)
     return plan
 
 
@@ -240,7 +240,7 @@ def _settings_note(cfg: cfgmod.Config) -> str:
     return ", ".join(parts)
 
 
-def _recommend(plan: Plan, raw: dict[str, Any]) -> None:
+def recommend(plan: Plan, raw: dict[str, Any]) -> None:
     order, why = preference(cfgmod.from_dict(raw).task, plan.data["train_examples"])
     usable = [o for o in plan.options if o.status == "ok" and o.prediction is not None]
     if not usable:
@@ -291,7 +291,7 @@ def _recommend(plan: Plan, raw: dict[str, Any]) -> None:
         f"{plan.hardware.budget_bytes / GIB:.1f} GiB free"
     )
     plan.reasons.append(f"time: about {format_duration(seconds)} on {plan.hardware.describe()}")
-    config = cfgmod._deep_copy(raw)
+    config = copy.deepcopy(raw)
     config["model"], config["method"] = chosen.model, chosen.method
     for d in chosen.defaults:
         cfgmod.set_key(config, d["key"], d["value"])

@@ -51,12 +51,3 @@ def parse_ref(text: str) -> Ref:
     if m:
         return Ref(name, version=int(m.group(1)))
     return Ref(name, alias=check_alias(tag))
-
-
-def looks_like_ref(text: str) -> bool:
-    """True when text is a well-formed reference (it may still name nothing registered)."""
-    try:
-        parse_ref(text)
-    except InputError:
-        return False
-    return True

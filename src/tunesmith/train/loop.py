@@ -117,15 +117,18 @@ class _Loop:
 
     def __init__(self, model: torch.nn.Module, n: int, cfg: TrainConfig, accelerator: Any, run_dir: Path | None,
                  desc: str, mmap_threshold: int) -> None:  # fmt: skip
+        open_keys = [k for k in ("epochs", "learning_rate", "gradient_accumulation") if getattr(cfg, k) is None]
+        if open_keys:
+            raise ValueError(f"fit() takes a resolved config (pipeline.resolve); open: {', '.join(open_keys)}")
         acc = accelerator or make_accelerator()
         self.acc, self.cfg = acc, cfg
         self.world, self.rank, self.main = acc.num_processes, acc.process_index, acc.is_main_process
-        self.epochs = cfg.epochs or 1
+        self.epochs = cfg.epochs
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
         planned = self.steps_per_epoch * self.epochs
         self.total = planned if cfg.max_steps is None else min(cfg.max_steps, planned)
-        self.eval_every = cfg.eval_every or self.steps_per_epoch
-        self.ckpt_every = cfg.checkpoint_every or self.eval_every
+        self.eval_every = cfg.eval_every if cfg.eval_every > 0 else self.steps_per_epoch  # 0: once an epoch
+        self.ckpt_every = cfg.checkpoint_every if cfg.checkpoint_every > 0 else self.eval_every  # 0: at each evaluation
         self.ckpt_root = run_dir / "checkpoints" if run_dir is not None else None
         self.on_cpu = acc.device.type == "cpu"
         self.bf16 = resolve_precision(cfg.precision, not self.on_cpu) == "bf16"
@@ -188,7 +191,7 @@ class _Loop:
         model.train()
         if cfg.freeze_batch_norm:
             _batch_norm_eval(model)
-        accumulation = cfg.gradient_accumulation or 1
+        accumulation = cfg.gradient_accumulation
         micro = [m for m in (batch[i::accumulation] for i in range(accumulation)) if m]
         loss_total = 0.0
         samples_before, positions_before = res.samples, res.positions
@@ -238,7 +241,9 @@ class _Loop:
         record = {"step": st.step, "epoch": round(st.epoch + st.batch / n_batches, 3), **metrics}
         res.history.append(record)
         self.logger.eval(record)
-        metric = self.cfg.metric or "loss"  # a bare TrainConfig has no task to pick it
+        metric = self.cfg.metric
+        if metric is None:
+            raise ValueError("fit() with an evaluation needs train.metric (pipeline.resolve sets the task's)")
         if _better(metric, metrics[metric], st.best):
             st.best, st.best_step, st.bad_evals = metrics[metric], st.step, 0
             if self.ckpt_root is None:

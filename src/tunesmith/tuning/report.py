@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from tunesmith.eval.svg import PALETTE, _frame, line_chart
+from tunesmith.eval.svg import PALETTE, chart_frame, line_chart
 from tunesmith.files import write_json
 
 
@@ -39,7 +39,7 @@ def _hbar(values: dict[str, float], title: str, w: int = 520) -> str:
         body.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(name)}</text>')
         body.append(f'<rect x="{left}" y="{y}" width="{width:.1f}" height="{row - 6}" fill="{PALETTE[0]}"/>')
         body.append(f'<text x="{left + width + 4:.1f}" y="{y + 13}">{v:.2f}</text>')
-    return _frame(w, h, "".join(body), title)
+    return chart_frame(w, h, "".join(body), title)
 
 
 def _axis_position(value: Any, values: list[Any], log: bool) -> float:
@@ -90,7 +90,7 @@ def _parallel(trials: list[dict[str, Any]], keys: list[str], logs: set[str], met
         body.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="1.5" opacity="0.85" points="{" ".join(pts)}"/>'
         )
-    return _frame(w, h, "".join(body), "Parallel coordinates")
+    return chart_frame(w, h, "".join(body), "Parallel coordinates")
 
 
 def write_report(study: Any, result: Any) -> Path:

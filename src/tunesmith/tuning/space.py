@@ -8,6 +8,7 @@ space checks out: each dimension's bounds are validated as config values too.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -65,7 +66,7 @@ class SearchSpace:
     dimensions: list[Dimension]
 
     def config_for(self, values: dict[str, Any]) -> dict[str, Any]:
-        raw = cfgmod._deep_copy(self.base)
+        raw = copy.deepcopy(self.base)
         for key, value in values.items():
             cfgmod.set_key(raw, key, value)
         return raw
@@ -176,7 +177,7 @@ def parse_file(path: str | Path) -> SearchSpace:
 
 def parse_mapping(raw: dict[str, Any], found: list[tuple[str, str, int]], source: str) -> SearchSpace:
     dimensions = []
-    base = cfgmod._deep_copy(raw)
+    base = copy.deepcopy(raw)
     for key, expr, line in found:
         where = f"{source}:{line}"
         m = _CALL.match(expr)

@@ -120,115 +120,31 @@ def tune(
     seeds: int = 1,
     progress: Any = None,
 ) -> TuneResult:
+    """Run (or resume) the study of ``config``'s search space until ``trials`` trials have finished."""
     import optuna
     from optuna.trial import TrialState
-
-    from tunesmith.config import coerce
-    from tunesmith.pipeline.finetune import finetune
-    from tunesmith.train.loop import Interrupted
 
     say = progress or (lambda _m: None)
     if trials < 1:
         raise ConfigError(f"--trials {trials}: at least 1")
     space = parse_file(config)
     for item in overrides:
-        cfgmod._apply_override(space.base, item)
+        cfgmod.apply_override(space.base, item)
     first = cfgmod.from_dict(space.config_for({d.key: d.corners()[0] for d in space.dimensions}))
-    metric = first.train.metric or "loss"
+    metric = first.train.metric
     direction = "minimize" if metric == "loss" else "maximize"
     name = study_name or Path(config).stem
     folder = study_folder(first.output_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name,
-        storage=_storage(url),
-        sampler=_sampler(sampler, first.train.seed, trials),
-        pruner=_pruner(pruner, pruner_startup),
-        direction=direction,
-        load_if_exists=True,
-    )
-    signature = _space_signature(space)
-    stored = study.user_attrs.get("search_space")
-    if stored is None:
-        study.set_user_attr("search_space", signature)
-        study.set_user_attr("metric", metric)
-        study.set_user_attr("config", json.dumps(space.base))
-    elif stored != signature:
-        raise ConfigError(
-            f"study {name!r} in {url} was started with another search space; give this search a new --study name"
-        )
-    # Trials cut short by an interruption run again first, with the same values.
-    requeued = set(study.user_attrs.get("requeued", []))
-    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        if t.user_attrs.get("interrupted") and t.number not in requeued:
-            study.enqueue_trial(t.params, skip_if_exists=False)
-            requeued.add(t.number)
-    study.set_user_attr("requeued", sorted(requeued))
+    study = _open_study(name, url, space, metric, direction, _sampler(sampler, first.train.seed, trials),
+                        _pruner(pruner, pruner_startup))  # fmt: skip
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     remaining = max(0, trials - done)
-    runs = folder / "runs"
-    better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
-
-    def objective(trial: optuna.Trial) -> float:
-        values = {d.key: d.suggest(trial) for d in space.dimensions}
-        raw = space.config_for(values)
-        run_dir = runs / f"trial-{trial.number:04d}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        trial.set_user_attr("run", str(run_dir))
-        seen: list[float] = []
-
-        def on_eval(record: dict[str, Any]) -> bool:
-            value = float(record[metric])
-            seen.append(value)
-            trial.report(value, step=int(record["step"]))
-            if trial.should_prune():
-                raise _Pruned(record["step"])
-            return False
-
-        say(
-            f"trial {trial.number}: "
-            + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        )
-        try:
-            run = finetune(coerce(raw), run_dir=run_dir, on_eval=on_eval)
-        except _Pruned as exc:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            trial.set_user_attr("pruned_at_step", int(exc.args[0]))
-            say(f"trial {trial.number}: pruned at step {exc.args[0]} ({metric} {seen[-1]:.4f})")
-            raise optuna.TrialPruned() from None
-        except (Interrupted, KeyboardInterrupt):
-            trial.set_user_attr("interrupted", True)
-            raise
-        except TrainingDiverged as exc:
-            trial.set_user_attr("error", str(exc))
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        value = min(seen) if direction == "minimize" else max(seen)
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"trial {trial.number}: {metric} is {value}")
-        from tunesmith.tuning.seeds import flatten_metrics
-
-        trial.set_user_attr("metrics", {k: v for k, v in flatten_metrics(run.metrics).items() if "/" not in k})
-        trial.set_user_attr("seconds", run.manifest.get("timings_s", {}).get("total"))
-        try:
-            best_before = study.best_trial
-        except ValueError:
-            best_before = None
-        if best_before is not None and best_before.value is not None and not better(value, best_before.value):
-            _drop_weights(run_dir)
-        elif best_before is not None:
-            previous = Path(best_before.user_attrs.get("run", ""))
-            if previous.is_dir() and previous.parent == runs:
-                _drop_weights(previous)
-        say(f"trial {trial.number}: {metric} {value:.4f}")
-        return value
-
     if remaining:
         say(f"study {name}: {done} trial(s) finished, running {remaining} more (storage {url})")
         study.optimize(
-            objective,
+            Objective(study, space, folder / "runs", metric, direction, say),
             n_trials=remaining,
             timeout=timeout,
             catch=(TrainingDiverged,),
@@ -247,6 +163,112 @@ def tune(
 
     result.report = write_report(study, result)
     return result
+
+
+def _open_study(name: str, url: str, space: SearchSpace, metric: str, direction: str, sampler: Any, pruner: Any):
+    """The study, created or loaded; refused when it was started with another search space. Trials cut short by
+    an interruption are queued to run again first, with the same values."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name, storage=_storage(url), sampler=sampler, pruner=pruner, direction=direction,
+        load_if_exists=True,
+    )  # fmt: skip
+    signature = _space_signature(space)
+    stored = study.user_attrs.get("search_space")
+    if stored is None:
+        study.set_user_attr("search_space", signature)
+        study.set_user_attr("metric", metric)
+        study.set_user_attr("config", json.dumps(space.base))
+    elif stored != signature:
+        raise ConfigError(
+            f"study {name!r} in {url} was started with another search space; give this search a new --study name"
+        )
+    requeued = set(study.user_attrs.get("requeued", []))
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.user_attrs.get("interrupted") and t.number not in requeued:
+            study.enqueue_trial(t.params, skip_if_exists=False)
+            requeued.add(t.number)
+    study.set_user_attr("requeued", sorted(requeued))
+    return study
+
+
+class Objective:
+    """One trial: train the suggested config as a normal run, report each evaluation to the pruner, keep the
+    weights of the best trial only."""
+
+    def __init__(self, study: Any, space: SearchSpace, runs: Path, metric: str, direction: str, say: Any):
+        self.study, self.space, self.runs, self.metric, self.say = study, space, runs, metric, say
+        self.minimize = direction == "minimize"
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from tunesmith.config import coerce
+        from tunesmith.pipeline.finetune import finetune
+        from tunesmith.train.loop import Interrupted
+
+        values = {d.key: d.suggest(trial) for d in self.space.dimensions}
+        run_dir = self.runs / f"trial-{trial.number:04d}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        trial.set_user_attr("run", str(run_dir))
+        seen: list[float] = []
+        self.say(f"trial {trial.number}: " + ", ".join(_setting(k, v) for k, v in values.items()))
+        try:
+            run = finetune(coerce(self.space.config_for(values)), run_dir=run_dir, on_eval=self._reporter(trial, seen))
+        except _Pruned as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            trial.set_user_attr("pruned_at_step", int(exc.args[0]))
+            self.say(f"trial {trial.number}: pruned at step {exc.args[0]} ({self.metric} {seen[-1]:.4f})")
+            raise optuna.TrialPruned() from None
+        except (Interrupted, KeyboardInterrupt):
+            trial.set_user_attr("interrupted", True)
+            raise
+        except TrainingDiverged as exc:
+            trial.set_user_attr("error", str(exc))
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        value = min(seen) if self.minimize else max(seen)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"trial {trial.number}: {self.metric} is {value}")
+        from tunesmith.tuning.seeds import flatten_metrics
+
+        trial.set_user_attr("metrics", {k: v for k, v in flatten_metrics(run.metrics).items() if "/" not in k})
+        trial.set_user_attr("seconds", run.manifest.get("timings_s", {}).get("total"))
+        self._keep_best_weights(run_dir, value)
+        self.say(f"trial {trial.number}: {self.metric} {value:.4f}")
+        return value
+
+    def _reporter(self, trial: Any, seen: list[float]) -> Any:
+        def on_eval(record: dict[str, Any]) -> bool:
+            value = float(record[self.metric])
+            seen.append(value)
+            trial.report(value, step=int(record["step"]))
+            if trial.should_prune():
+                raise _Pruned(record["step"])
+            return False
+
+        return on_eval
+
+    def _keep_best_weights(self, run_dir: Path, value: float) -> None:
+        try:
+            best_before = self.study.best_trial
+        except ValueError:
+            return
+        if best_before.value is not None and not (
+            value < best_before.value if self.minimize else value > best_before.value
+        ):
+            _drop_weights(run_dir)
+            return
+        previous = Path(best_before.user_attrs.get("run", ""))
+        if previous.is_dir() and previous.parent == self.runs:
+            _drop_weights(previous)
+
+
+def _setting(key: str, value: Any) -> str:
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
 
 
 def summarize_study(

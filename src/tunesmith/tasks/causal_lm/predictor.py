@@ -3,7 +3,6 @@ answers, prediction files, evaluation on a file, per-example answer losses for t
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.conversations import read_split
+from tunesmith.data.readers import parse_jsonl
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import DataError, InputError, Problem
 from tunesmith.eval.text_metrics import score_all
-from tunesmith.files import jsonl_lines, read_jsonl, write_jsonl
+from tunesmith.files import read_jsonl, write_jsonl
 from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import check_output
 from tunesmith.inference.weights import load_trained
@@ -142,16 +142,9 @@ class Generator(Predictor):
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{p}: cannot be read as UTF-8 text ({exc})") from None
-        prompts, rows, problems = [], [], []
-        for i, line in jsonl_lines(text):
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg}", str(p), i))
-                continue
-            if not isinstance(obj, dict):
-                problems.append(Problem("error", "not_object", "expected a JSON object", str(p), i))
-                continue
+        prompts, rows = [], []
+        parsed, problems = parse_jsonl(str(p), text)
+        for i, obj in parsed:
             prompt = _prompt_field(obj)
             if prompt is None:
                 problems.append(

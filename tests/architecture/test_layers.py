@@ -1,0 +1,45 @@
+"""The import rule holds for the package, and the check catches a planted upward import and a cycle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.architecture.layers import check, layer_of
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_no_upward_import_and_no_cycle():
+    problems = check(SRC)
+    assert problems == [], "\n".join(map(str, problems))
+
+
+def test_every_module_has_a_layer():
+    assert layer_of("tunesmith.tasks.causal_lm.predictor") > layer_of("tunesmith.tasks.causal_lm.task")
+    assert layer_of("tunesmith.config") < layer_of("tunesmith.train.loop") < layer_of("tunesmith.methods.lora")
+    assert layer_of("tunesmith.api") < layer_of("tunesmith.cli")
+
+
+def _copy(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    shutil.copytree(SRC / "tunesmith", src / "tunesmith", ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def test_a_planted_upward_import_fails(tmp_path):
+    src = _copy(tmp_path)
+    target = src / "tunesmith" / "train" / "optim.py"
+    target.write_text(target.read_text() + "\n\ndef _planted():\n    from tunesmith.api import load  # noqa\n")
+    problems = check(src)
+    assert [(p.module, p.imported) for p in problems] == [("tunesmith.train.optim", "tunesmith.api")]
+    assert "upward import (components -> api)" in str(problems[0])
+
+
+def test_a_planted_cycle_fails(tmp_path):
+    src = _copy(tmp_path)
+    a, b = src / "tunesmith" / "eval" / "svg.py", src / "tunesmith" / "eval" / "metrics.py"
+    a.write_text(a.read_text() + "\nfrom tunesmith.eval import metrics  # noqa\n")
+    b.write_text(b.read_text() + "\nfrom tunesmith.eval import svg  # noqa\n")
+    problems = check(src)
+    assert any("import cycle" in str(p) and "tunesmith.eval.svg" in str(p) for p in problems)

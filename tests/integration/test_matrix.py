@@ -1,0 +1,57 @@
+"""Every task with every method it allows, on tiny random models: the same pipeline, run directory and
+predictor for each pair, and the contract's facts agree with the config's task table."""
+
+from __future__ import annotations
+
+import pytest
+
+import tunesmith
+from tests.conftest import image_config, llm_config, tiny_config
+from tunesmith.config import TASK_DEFAULTS
+from tunesmith.inference import predictor_class
+from tunesmith.methods import method_names
+from tunesmith.tasks import get_task, task_names
+
+PAIRS = [(task, method) for task in task_names() for method in get_task(task).methods]
+
+
+def test_the_matrix_covers_every_task_and_method():
+    assert set(task_names()) == {"text-classification", "image-classification", "causal-lm"}
+    assert {m for _, m in PAIRS} == set(method_names())
+    assert len(PAIRS) == 8
+
+
+@pytest.mark.parametrize("task", task_names())
+def test_config_task_table_agrees_with_the_task(task):
+    cls, row = get_task(task), TASK_DEFAULTS[task]
+    assert (row["model"], row["method"], row["methods"]) == (cls.default_model, cls.methods[0], cls.methods)
+    assert (row["metric"], row["metrics"], row["lora_dropout"]) == (cls.metrics[0], cls.metrics, cls.lora_dropout)
+    assert predictor_class(task).__module__.endswith(f"{cls.__module__.rsplit('.', 1)[0]}.predictor")
+
+
+@pytest.mark.parametrize(("task", "method"), PAIRS)
+def test_every_task_trains_with_every_method(
+    task, method, tiny_model, toy_data, tiny_llama, chat_data, tiny_vit, image_data, tmp_path, cache_dir
+):
+    out = tmp_path / "runs"
+    one = {"train__epochs": 1, "method": method}
+    if task == "text-classification":
+        cfg, inputs = tiny_config(tiny_model, *toy_data, out, **one), ["good fine", "bad awful"]
+    elif task == "causal-lm":
+        cfg, inputs = llm_config(tiny_llama, *chat_data, out, **one), None
+    else:
+        cfg, inputs = image_config(tiny_vit, *image_data, out, **one), None
+    run = tunesmith.finetune(cfg)
+    m = run.manifest
+    assert (m["status"], m["task"], m["method"]) == ("complete", task, method)
+    assert m["fit"]["steps"] > 0 and (run.path / "report.html").is_file() and (run.path / "config.yaml").is_file()
+    assert not (run.path / "checkpoints").exists()
+    folder = m["export"].get("path") or m["export"].get("adapter")
+    assert (run.path / folder).is_dir()
+    predictor = tunesmith.load(run.path)
+    assert type(predictor) is predictor_class(task)
+    if inputs is not None:
+        preds = predictor.predict(inputs)
+        assert len(preds) == 2 and all(p.label in predictor.labels for p in preds)
+    if task == "causal-lm":
+        assert isinstance(predictor.generate("What does a cat say?", max_new_tokens=4), str)
