@@ -353,7 +353,7 @@ def _check_range(value: Any, meta: dict, path: str) -> None:
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{path}: got {value!r}; allowed: {', '.join(map(str, meta['choices']))}")
     if "gt" in meta and not value > meta["gt"]:
-        raise ConfigError(f"{path}: got {value!r}; allowed: a number > {meta['gt']}")
+        raise ConfigError(f"{path}: got {value!r}; allowed: a number > {meta['gt']:g}")
     if "min" in meta and value < meta["min"]:
         raise ConfigError(f"{path}: got {value!r}; allowed: a number >= {meta['min']}")
     if "max" in meta and value > meta["max"]:

@@ -91,3 +91,10 @@ def test_describe_documents_every_key():
     keys = {r[0] for r in rows}
     assert {"data.train", "train.epochs", "lora.r", "eval.slice_columns", "model"} <= keys
     assert all(r[2] for r in rows if r[0] != "full"), "every key has help text"
+
+
+@pytest.mark.parametrize("key", ["train.learning_rate", "head.learning_rate"])
+def test_a_zero_learning_rate_is_refused_not_replaced(key):
+    with pytest.raises(ConfigError, match=rf"{key}: got 0.0; allowed: a number > 0$"):
+        config.from_dict({"data": {"train": "t.csv"}}, [f"{key}=0"])
+    assert config.coerce({"data": {"train": "t.csv"}}, [f"{key}=1e-9"]) is not None

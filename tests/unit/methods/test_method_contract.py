@@ -1,0 +1,39 @@
+"""What the methods tell the planner and the defaults, without a branch on their names elsewhere."""
+
+from __future__ import annotations
+
+from tunesmith import config
+from tunesmith.methods import get_method, method_names
+from tunesmith.models.facts import ModelFacts
+
+MINILM = ModelFacts(params=22_700_000, hidden=384, layers=6, heads=12, vocab=30522)
+
+
+def test_every_method_is_registered():
+    assert method_names() == ["full", "head", "lora"]
+
+
+def test_trainable_parameters_and_activations():
+    full, head, lora = (get_method(n) for n in ("full", "head", "lora"))
+    assert full.trainable_params(MINILM, 8, 2, 2) == MINILM.params
+    assert head.trainable_params(MINILM, 8, 2, 2) == 1280 * 2
+    assert lora.trainable_params(MINILM, 8, 2, 2) == 6 * 2 * 2 * 8 * 384
+    assert (full.keeps_activations, head.keeps_activations) == (True, False)
+    assert (full.epochs_key, head.epochs_key) == ("train.epochs", "head.epochs")
+
+
+def test_lora_fills_its_own_open_keys():
+    lora = get_method("lora")
+    open_cfg = config.from_dict({"data": {"train": "t"}, "method": "lora"})
+    assert {d.key: d.value for d in lora.open_defaults(open_cfg, 500)} == {"lora.r": 4, "lora.alpha": 8}
+    set_r = config.from_dict({"data": {"train": "t"}, "method": "lora", "lora": {"r": 32}})
+    assert {d.key: d.value for d in lora.open_defaults(set_r, 500)} == {"lora.alpha": 64}
+    assert get_method("full").open_defaults(open_cfg, 500) == []
+
+
+def test_descriptions_of_a_resolved_config():
+    cfg = config.from_dict(
+        {"data": {"train": "t"}, "method": "lora", "train": {"epochs": 3, "learning_rate": 5e-4}, "lora": {"r": 8}}
+    )
+    assert get_method("lora").describe(cfg) == ["3 epochs", "lr 0.0005", "r 8"]
+    assert get_method("head").describe(cfg)[0] == "40 head epochs"

@@ -1,0 +1,36 @@
+"""The Task contract: every task declares its facts; optional hooks have working defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith import config
+from tunesmith.errors import ConfigError
+from tunesmith.tasks import get_task, task_names
+from tunesmith.tasks.base import Task
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_every_task_declares_its_facts(name):
+    cls = get_task(name)
+    assert issubclass(cls, Task) and cls.name == name
+    assert cls.methods and cls.metrics and cls.default_model
+    target, low, high = cls.epoch_rule
+    assert target > 0 and 1 <= low <= high
+    assert cls.learning_rate_for("full", 10**6) is not None and cls.learning_rate_for("head", 10**6) is None
+    order, why = cls.method_preference(100)
+    assert set(order) == set(cls.methods) and why
+
+
+def test_classification_tasks_share_pieces_without_subclassing_each_other():
+    text, image = get_task("text-classification"), get_task("image-classification")
+    assert not issubclass(image, text) and not issubclass(text, image)
+    assert text.method_preference(100)[0] == image.method_preference(100)[0] == ["head", "lora", "full"]
+
+
+def test_a_task_without_a_head_refuses_the_head_method_clearly():
+    cfg = config.from_dict({"task": "causal-lm", "data": {"train": "t.jsonl"}})
+    task = get_task("causal-lm")(cfg)
+    with pytest.raises(ConfigError, match="causal-lm has no head"):
+        task.feature_head(object())
+    assert task.lora_modules_to_save(object()) is None and task.data_files is not None
