@@ -12,6 +12,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,33 +39,20 @@ class Default:
         return f"{self.key}={self.value}"
 
 
-# What each task allows and picks when the config is silent (kept here so config needs no task import).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "text-classification": {
-        "model": "minilm-l6",
-        "method": "full",
-        "methods": ("full", "head", "lora"),
-        "metric": "macro_f1",
-        "metrics": ("macro_f1", "accuracy", "loss"),
-        "lora_dropout": 0.1,
-    },
-    "image-classification": {
-        "model": "efficientnet-lite0",
-        "method": "full",
-        "methods": ("full", "head", "lora"),
-        "metric": "macro_f1",
-        "metrics": ("macro_f1", "accuracy", "loss"),
-        "lora_dropout": 0.1,
-    },
-    "causal-lm": {
-        "model": "smollm2-135m",
-        "method": "lora",
-        "methods": ("lora", "full"),
-        "metric": "loss",
-        "metrics": ("loss",),
-        "lora_dropout": 0.0,
-    },
-}
+def _task_defaults() -> dict[str, dict[str, Any]]:
+    """What each task allows and picks when the config is silent, from its folder's ``defaults.yaml`` (data, so
+    the config needs no task import; the Task classes read the same files)."""
+    root = resources.files("tunesmith") / "tasks"
+    out = {}
+    for folder in sorted(root.iterdir(), key=lambda f: f.name):
+        spec = folder / "defaults.yaml"
+        if spec.is_file():
+            raw = yaml.safe_load(spec.read_text(encoding="utf-8"))
+            out[raw["name"]] = {**raw, "methods": tuple(raw["methods"]), "metrics": tuple(raw["metrics"])}
+    return out
+
+
+TASK_DEFAULTS: dict[str, dict[str, Any]] = _task_defaults()
 
 
 @dataclass(frozen=True)
@@ -274,7 +262,7 @@ class Config:
         if self.model is None:
             object.__setattr__(self, "model", defaults["model"])
         if self.method is None:
-            object.__setattr__(self, "method", defaults["method"])
+            object.__setattr__(self, "method", defaults["methods"][0])
         if self.method not in defaults["methods"]:
             raise ConfigError(
                 f"method: got {self.method!r}; allowed for task {self.task}: {', '.join(defaults['methods'])}"
@@ -282,7 +270,7 @@ class Config:
         if self.lora.dropout is None:
             object.__setattr__(self, "lora", dataclasses.replace(self.lora, dropout=defaults["lora_dropout"]))
         if self.train.metric is None:
-            object.__setattr__(self, "train", dataclasses.replace(self.train, metric=defaults["metric"]))
+            object.__setattr__(self, "train", dataclasses.replace(self.train, metric=defaults["metrics"][0]))
         elif self.train.metric not in defaults["metrics"]:
             raise ConfigError(
                 f"train.metric: got {self.train.metric!r}; allowed for task {self.task}: "

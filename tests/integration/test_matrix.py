@@ -7,6 +7,7 @@ import pytest
 
 import tunesmith
 from tests.conftest import image_config, llm_config, tiny_config
+from tunesmith import config
 from tunesmith.config import TASK_DEFAULTS
 from tunesmith.inference import predictor_class
 from tunesmith.methods import method_names
@@ -22,10 +23,12 @@ def test_the_matrix_covers_every_task_and_method():
 
 
 @pytest.mark.parametrize("task", task_names())
-def test_config_task_table_agrees_with_the_task(task):
+def test_the_config_reads_the_task_folders_defaults(task):
     cls, row = get_task(task), TASK_DEFAULTS[task]
-    assert (row["model"], row["method"], row["methods"]) == (cls.default_model, cls.methods[0], cls.methods)
-    assert (row["metric"], row["metrics"], row["lora_dropout"]) == (cls.metrics[0], cls.metrics, cls.lora_dropout)
+    assert (row["model"], row["methods"], row["metrics"]) == (cls.default_model, cls.methods, cls.metrics)
+    assert row["lora_dropout"] == cls.lora_dropout and cls.__module__.endswith(row["name"].replace("-", "_") + ".task")
+    cfg = config.from_dict({"task": task, "data": {"train": "t"}})
+    assert (cfg.model, cfg.method, cfg.train.metric) == (cls.default_model, cls.methods[0], cls.metrics[0])
     assert predictor_class(task).__module__.endswith(f"{cls.__module__.rsplit('.', 1)[0]}.predictor")
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from tunesmith.files import atomic_path
+
 
 def cache_root(configured: str | None = None) -> Path:
     root = configured or os.environ.get("TUNESMITH_CACHE") or Path.home() / ".cache" / "tunesmith"
@@ -44,12 +46,8 @@ class ArrayCache:
             return None
 
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path(key))
+        with atomic_path(self.path(key)) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
 
 
 def pack_ragged(seqs: list[list[int]]) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tunesmith.config import Config
+from tunesmith.config import TASK_DEFAULTS, Config
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import ConfigError
 from tunesmith.methods.base import ParityCheck
@@ -64,10 +64,11 @@ class Task:
     """Base of every task. Subclasses set the class facts and implement the hooks that have no default."""
 
     name: ClassVar[str]
+    # From the task folder's defaults.yaml (the config reads the same file): see __init_subclass__.
     default_model: ClassVar[str]
     methods: ClassVar[tuple[str, ...]]  # allowed methods, the default first
     metrics: ClassVar[tuple[str, ...]]  # allowed selection metrics, the default first
-    lora_dropout: ClassVar[float] = 0.1
+    lora_dropout: ClassVar[float]
     peft_task_type: ClassVar[str | None] = None
     unit: ClassVar[str] = "examples"  # what one example is called in messages ("rows", "images")
     # glibc mmap threshold while training: big activations under it are fresh mmaps and page faults.
@@ -81,6 +82,12 @@ class Task:
     generates_at_evaluation: ClassVar[bool] = False  # evaluation answers held-out prompts (eval.generate_examples)
     gate_metric: ClassVar[str] = "accuracy"  # what the promotion gate compares per example
     gate_lower_is_better: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = TASK_DEFAULTS[cls.name]
+        cls.default_model, cls.methods, cls.metrics = spec["model"], spec["methods"], spec["metrics"]
+        cls.lora_dropout = spec["lora_dropout"]
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

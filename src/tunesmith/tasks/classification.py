@@ -37,6 +37,8 @@ class ClassificationPrepared(Prepared):
     train_inputs: Any
     val_inputs: Any
     keys: tuple[str, str]
+    predict: Predict  # class probabilities of a model on inputs like these
+    features: Features  # the frozen body's features of inputs like these
 
     @property
     def labels(self) -> list[str]:
@@ -89,8 +91,8 @@ class FrozenFeatures:
     """Features of the frozen pre-trained body, computed once per (data, model, input size) and cached: the
     linear-probe baseline reads their mean, the head method their first token."""
 
-    def __init__(self, features: Features, model: Any, model_fp: str, prep: ClassificationPrepared, cfg: Config):
-        self.features, self.model = features, model
+    def __init__(self, model: Any, model_fp: str, prep: ClassificationPrepared, cfg: Config):
+        self.features, self.model = prep.features, model
         self.inputs = {"train": prep.train_inputs, "val": prep.val_inputs}
         self.key = (model_fp, *prep.keys, prep.input_size)
         self.cache_dir = cfg.cache_dir
@@ -123,36 +125,45 @@ class FrozenFeatures:
         return {"probs": probs, "C": c, "features": "mean-pooled last hidden state of the frozen pre-trained model"}
 
 
-def frozen_baseline(
-    features: Features, model: Any, prep: ClassificationPrepared, source: ModelSource, cfg: Config, main: bool
-) -> FrozenFeatures:
-    """Frozen features read before any weight changes (computed now when the probe needs them)."""
-    frozen = FrozenFeatures(features, model, source.fingerprint, prep, cfg)
-    if cfg.eval.probe and main:
+# --- the Task hooks every classification task shares; a task binds them as its methods (composition) ---------
+def before_training(task: Any, model: Any, prep: ClassificationPrepared, source: ModelSource, main: bool) -> Any:
+    """Frozen pre-trained features (cached), read before any weight changes: the linear-probe baseline and the
+    head method's inputs (computed now when the probe needs them)."""
+    frozen = FrozenFeatures(model, source.fingerprint, prep, task.cfg)
+    if task.cfg.eval.probe and main:
         frozen.get()
         release_memory()
     return frozen
 
 
-def evaluator(predict: Predict, prep: ClassificationPrepared, batch_size: int) -> Callable[[Any], dict[str, float]]:
+def method_features(task: Any, baseline: FrozenFeatures) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    return baseline.for_method
+
+
+def evaluator(task: Any, prep: ClassificationPrepared) -> Callable[[Any], dict[str, float]]:
     from tunesmith.eval.metrics import classification_metrics
 
-    val_y = prep.val_y
+    val_y, batch_size = prep.val_y, task.cfg.eval.batch_size
     val_tokens = sum(len(x) for x in prep.val_inputs) if isinstance(prep.val_inputs, list) else 0
 
     def evaluate(m: Any) -> dict[str, float]:
         with meter.measure("forward", "validation", len(val_y), val_tokens):
-            probs = predict(m, prep.val_inputs, batch_size)
+            probs = prep.predict(m, prep.val_inputs, batch_size)
         res = classification_metrics(val_y, probs, prep.labels)
         return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
 
     return evaluate
 
 
-def validation_probabilities(predict: Predict, model: Any, prep: ClassificationPrepared, batch_size: int) -> Any:
+def parity_check(task: Any, prep: ClassificationPrepared) -> ParityCheck:
+    golden = prep.val_inputs[:256]
+    return probability_parity(lambda m: prep.predict(m, golden, task.cfg.eval.batch_size))
+
+
+def validation_probabilities(model: Any, prep: ClassificationPrepared, batch_size: int) -> np.ndarray:
     tokens = sum(len(x) for x in prep.val_inputs) if isinstance(prep.val_inputs, list) else 0
     with meter.measure("forward", "validation", len(prep.val_items), tokens):
-        return predict(model, prep.val_inputs, batch_size)
+        return prep.predict(model, prep.val_inputs, batch_size)
 
 
 def write_report(

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from tunesmith.files import atomic_path
+
 MANIFEST = "manifest.json"
 
 
@@ -104,9 +106,6 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 
 def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
-    """Atomically: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp))
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    """Atomically (files.atomic_path): temp file, fsync, rename."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(tmp))

@@ -59,10 +59,6 @@ class CausalLM(Task):
     """Inputs are conversations, prompt/completion pairs or documents; the model learns to write the answers."""
 
     name = "causal-lm"
-    default_model = "smollm2-135m"
-    methods = ("lora", "full")
-    metrics = ("loss",)
-    lora_dropout = 0.0
     peft_task_type = "CAUSAL_LM"
     # Packed rows of a 576-wide model make many 1-4 MB activations: with fit()'s default 1 MiB glibc mmap
     # threshold each one is a fresh mmap and page faults (SmolLM2 LoRA: 127 against 222-243 tokens/s at 4-16 MiB).

@@ -16,11 +16,10 @@ from tunesmith.config import Config
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
 from tunesmith.data.images import check_images, read_images
 from tunesmith.data.validate import DataReport, Examples
-from tunesmith.methods.base import ParityCheck
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import classification as clf
 from tunesmith.tasks.base import TASKS, Task, TaskData
-from tunesmith.tasks.classification import ClassificationPrepared, FrozenFeatures
+from tunesmith.tasks.classification import ClassificationPrepared
 from tunesmith.tasks.image_classification.vision import (
     EFFICIENTNET,
     EFFICIENTNET_PREPROCESS,
@@ -40,9 +39,6 @@ GALLERY = 24
 @TASKS.register("image-classification")
 class ImageClassification(Task):
     name = "image-classification"
-    default_model = "efficientnet-lite0"
-    methods = ("full", "head", "lora")
-    metrics = ("macro_f1", "accuracy", "loss")
     unit = "images"
     # 224x224 conv activations are tens of MB each: under fit()'s 1 MiB glibc mmap threshold every one was a
     # fresh mmap, and the Fashion-MNIST demo spent 5m49s of system time in page faults against 8m50s of user time.
@@ -114,6 +110,8 @@ class ImageClassification(Task):
             train_inputs=tr,
             val_inputs=va,
             keys=keys,
+            predict=lambda model, px, batch_size: probabilities(model, px, preprocessor, batch_size),
+            features=lambda model, px: _frozen_features(model, px, preprocessor),
             preprocess=preprocessor,
         )
 
@@ -178,29 +176,17 @@ class ImageClassification(Task):
     def feature_head(self, model: Any) -> Any:
         return model.head
 
-    @staticmethod
-    def _predict(prep: ImagePrepared) -> clf.Predict:
-        return lambda model, px, batch_size: probabilities(model, px, prep.preprocess, batch_size)
-
-    def before_training(self, model: Any, prep: Any, source: ModelSource, main: bool) -> FrozenFeatures:
-        def features(m: Any, px: np.ndarray) -> dict[str, np.ndarray]:
-            feats = run_batched(m, px, prep.preprocess, lambda mm, x: mm.features(x))
-            return {"first": feats, "mean": feats}
-
-        return clf.frozen_baseline(features, model, prep, source, self.cfg, main)
-
-    def method_features(self, baseline: FrozenFeatures) -> Any:
-        return baseline.for_method
-
-    def evaluator(self, prep: Any) -> Any:
-        return clf.evaluator(self._predict(prep), prep, self.cfg.eval.batch_size)
+    before_training = clf.before_training
+    method_features = clf.method_features
+    evaluator = clf.evaluator
+    parity_check = clf.parity_check
 
     def finish(
         self, run: Path, cfg: Config, model: Any, prep: Any, baseline: Any, report: DataReport, fit: FitResult
     ) -> dict[str, Any]:
         from safetensors.numpy import save_file
 
-        probs = clf.validation_probabilities(self._predict(prep), model, prep, cfg.eval.batch_size)
+        probs = clf.validation_probabilities(model, prep, cfg.eval.batch_size)
         # Golden images for a later `tunesmith export --merge` parity check (the sources may be array rows).
         save_file({"pixels": np.ascontiguousarray(prep.val_inputs[:64])}, str(run / "golden_images.safetensors"))
         val = prep.data.val
@@ -209,10 +195,6 @@ class ImageClassification(Task):
         return clf.write_report(
             run, cfg, prep, probs, baseline, report, fit, samples, gallery=gallery, sample_key="image"
         )
-
-    def parity_check(self, prep: Any) -> ParityCheck:
-        golden = prep.val_inputs[:256]
-        return clf.probability_parity(lambda m: probabilities(m, golden, prep.preprocess, self.cfg.eval.batch_size))
 
     def manifest_extras(self, prep: Any) -> dict[str, Any]:
         pre = prep.preprocess
@@ -246,6 +228,12 @@ class ImageClassification(Task):
 @dataclass
 class ImagePrepared(ClassificationPrepared):
     preprocess: Preprocess = EFFICIENTNET_PREPROCESS
+
+
+def _frozen_features(model: Any, pixels: np.ndarray, pre: Preprocess) -> dict[str, np.ndarray]:
+    """The pooled features of the frozen body (one reading serves both the head and the probe)."""
+    feats = run_batched(model, pixels, pre, lambda m, x: m.features(x))
+    return {"first": feats, "mean": feats}
 
 
 def _gallery(pixels: np.ndarray, val: Examples, probs: np.ndarray, labels: list[str]) -> str:

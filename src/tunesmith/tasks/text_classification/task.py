@@ -20,12 +20,11 @@ from tunesmith.data.validate import (
     settle_max_length,
 )
 from tunesmith.errors import DataError, InputError
-from tunesmith.methods.base import ParityCheck
 from tunesmith.methods.lora import head_module_names
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import classification as clf
 from tunesmith.tasks.base import TASKS, Task, TaskData
-from tunesmith.tasks.classification import ClassificationPrepared, FrozenFeatures
+from tunesmith.tasks.classification import ClassificationPrepared
 from tunesmith.train.batching import length_batches
 from tunesmith.train.result import FitResult
 
@@ -66,9 +65,6 @@ class TextClassification(Task):
     """Inputs are strings, targets one label per text."""
 
     name = "text-classification"
-    default_model = "minilm-l6"
-    methods = ("full", "head", "lora")
-    metrics = ("macro_f1", "accuracy", "loss")
     peft_task_type = "SEQ_CLS"
     unit = "rows"
     learning_rates = {
@@ -177,34 +173,22 @@ class TextClassification(Task):
             train_inputs=train_ids,
             val_inputs=val_ids,
             keys=keys,
+            predict=lambda model, ids, batch_size: predict_proba(model, ids, pad_id, batch_size),
+            features=lambda model, ids: frozen_features(model, ids, pad_id),
         )
 
-    def _predict(self, prep: ClassificationPrepared) -> clf.Predict:
-        return lambda model, ids, batch_size: predict_proba(model, ids, prep.pad_id, batch_size)
-
-    def before_training(self, model: Any, prep: Any, source: ModelSource, main: bool) -> FrozenFeatures:
-        """Frozen pre-trained features (cached), read before any weight changes: the linear-probe baseline and
-        the head method's inputs."""
-        features = lambda m, ids: frozen_features(m, ids, prep.pad_id)  # noqa: E731
-        return clf.frozen_baseline(features, model, prep, source, self.cfg, main)
-
-    def method_features(self, baseline: FrozenFeatures) -> Any:
-        return baseline.for_method
-
-    def evaluator(self, prep: Any) -> Any:
-        return clf.evaluator(self._predict(prep), prep, self.cfg.eval.batch_size)
+    before_training = clf.before_training
+    method_features = clf.method_features
+    evaluator = clf.evaluator
+    parity_check = clf.parity_check
 
     def finish(
         self, run: Path, cfg: Config, model: Any, prep: Any, baseline: Any, report: DataReport, fit: FitResult
     ) -> dict[str, Any]:
-        probs = clf.validation_probabilities(self._predict(prep), model, prep, cfg.eval.batch_size)
+        probs = clf.validation_probabilities(model, prep, cfg.eval.batch_size)
         val = prep.data.val
         samples = [(x, ln) for x, ln in zip(val.inputs, val.lines)]
         return clf.write_report(run, cfg, prep, probs, baseline, report, fit, samples)
-
-    def parity_check(self, prep: Any) -> ParityCheck:
-        golden = prep.val_inputs[:256]
-        return clf.probability_parity(lambda m: predict_proba(m, golden, prep.pad_id, self.cfg.eval.batch_size))
 
     def manifest_extras(self, prep: Any) -> dict[str, Any]:
         return {
