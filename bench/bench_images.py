@@ -30,10 +30,10 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 def write_pngs(out: Path, n: int) -> Path:
     from PIL import Image
 
-    from tunesmith.data.images import _open_idx
+    from tunesmith.data.images import open_idx
 
-    images = _open_idx(FASHION / "train-images-idx3-ubyte.gz")[:n]
-    labels = _open_idx(FASHION / "train-labels-idx1-ubyte.gz")[:n]
+    images = open_idx(FASHION / "train-images-idx3-ubyte.gz")[:n]
+    labels = open_idx(FASHION / "train-labels-idx1-ubyte.gz")[:n]
     for i, (img, y) in enumerate(zip(images, labels)):
         (out / str(int(y))).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(out / str(int(y)) / f"{i}.png")

@@ -78,3 +78,140 @@ def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -
     from tunesmith.pipeline.onnx_export import export_onnx as export
 
     return export(run_dir, quantize=quantize, limit=limit)
+
+
+# --- what the command line (and the dashboard) use beyond training and prediction --------------------------
+def resolve_config(config: ConfigLike, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A validated Config from a file, a mapping or a Config, with ``a.b=value`` overrides."""
+    return cfgmod.coerce(config, overrides)
+
+
+def run_directory(config: Config, resume: bool | str | Path = False, run_dir: str | Path | None = None) -> Path:
+    """Where a run of ``config`` writes: ``run_dir``, the run to resume, or a new folder under output_dir."""
+    from tunesmith.rundir import locate_run
+
+    return locate_run(config.output_dir, config.task, config.method, resume, run_dir)
+
+
+def manifest(run: str | Path) -> dict[str, Any]:
+    """A run's manifest (a run directory or a registered reference)."""
+    from tunesmith.rundir import read_manifest
+    from tunesmith.store import resolve_run
+
+    return read_manifest(resolve_run(run))
+
+
+def summary_lines(manifest: dict[str, Any], run_dir: str | Path) -> list[str]:
+    """The task's short terminal summary of a finished run."""
+    from tunesmith.tasks import get_task
+
+    return get_task(manifest["task"]).summary_lines(manifest, Path(run_dir))
+
+
+def base_models() -> list[dict[str, str]]:
+    """The catalog of packaged base models, with whether each is installed."""
+    from tunesmith.models.catalog import list_models
+
+    return list_models()
+
+
+def config_reference() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every config key."""
+    return cfgmod.describe()
+
+
+def registry(root: str | Path | None = None) -> Any:
+    """The model store (registered versions, aliases, lineage, evaluations)."""
+    from tunesmith.store import ModelStore
+
+    return ModelStore(root) if root is not None else ModelStore()
+
+
+def promote(ref: str, alias: str, max_regression: float | None = None, force: bool = False) -> dict[str, Any]:
+    """Move ``alias`` to ``ref`` through the promotion gate (measuring any missing evaluation first)."""
+    from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION
+    from tunesmith.lifecycle.promote import promote_checked
+
+    limit = DEFAULT_MAX_REGRESSION if max_regression is None else max_regression
+    return promote_checked(registry(), ref, alias, limit, force)
+
+
+def update(ref: str, data: str, validation: str | None = None, *, max_regression: float | None = None, **kw: Any):
+    """Fine-tune a registered version on new data with replay, gate it against every earlier evaluation set and
+    register the child (see lifecycle.update)."""
+    from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION
+    from tunesmith.lifecycle.update import update as run_update
+
+    limit = DEFAULT_MAX_REGRESSION if max_regression is None else max_regression
+    return run_update(ref, data, validation, max_regression=limit, **kw)
+
+
+def regression_units(metric: str) -> str:
+    from tunesmith.lifecycle.gate import regression_units as units
+
+    return units(metric)
+
+
+def plan(raw: dict[str, Any], **options: Any) -> Any:
+    """Every candidate model x method probed and predicted, one recommended (see planning.plan.make_plan)."""
+    from tunesmith.planning.plan import make_plan
+
+    return make_plan(raw, **options)
+
+
+def write_plan(plan: Any, path: str | Path) -> Path:
+    from tunesmith.planning.plan import write_config
+
+    return write_config(plan, Path(path))
+
+
+def parse_duration(text: str) -> float:
+    from tunesmith.planning.plan import parse_duration as parse
+
+    return parse(text)
+
+
+def format_duration(seconds: float) -> str:
+    from tunesmith.planning.plan import format_duration as fmt
+
+    return fmt(seconds)
+
+
+def tune(config: str | Path, overrides: list[str] | tuple[str, ...] = (), **options: Any) -> Any:
+    """An Optuna search over the config's search space, resumable (see tuning.study.tune)."""
+    from tunesmith.tuning.study import tune as run
+
+    return run(config, overrides, **options)
+
+
+def trials_table(result: Any) -> str:
+    from tunesmith.tuning.study import trials_table as table
+
+    return table(result)
+
+
+def train_seeds(config: ConfigLike, seeds: int, overrides: list[str] | tuple[str, ...] = (), progress: Any = None):
+    """The config trained with N seeds; every metric's mean, std, min and max."""
+    from tunesmith.tuning.seeds import run_seeds
+
+    return run_seeds(cfgmod.coerce(config, overrides), seeds, progress=progress)
+
+
+def seeds_table(result: dict[str, Any]) -> str:
+    from tunesmith.tuning.seeds import seeds_table as table
+
+    return table(result)
+
+
+def server(run: str | Path, host: str, token_file: str | None, backend: str = "auto", **limits: Any) -> Any:
+    """(app, predictor, token, where the token came from) for serving ``run``; ``limits`` are ServeSettings
+    fields (a None leaves the default: 16 MiB bodies for image models, 1 MiB otherwise)."""
+    from tunesmith.serve import ServeSettings, create_app
+    from tunesmith.serve.security import load_token
+
+    token, source = load_token(host, token_file)
+    model = load(run, backend=backend)
+    if limits.get("max_body_bytes") is None:
+        limits["max_body_bytes"] = (16 << 20) if model.input_kind == "image" else (1 << 20)
+    app = create_app(model, str(run), ServeSettings(token=token, **limits))
+    return app, model, token, source

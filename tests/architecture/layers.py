@@ -42,6 +42,8 @@ LAYERS: list[tuple[str, list[str]]] = [
 # A task's predictor (tasks/<task>/predictor.py) sits in the inference layer: it uses the loaders and runtimes
 # there, and nothing in the task layer imports it.
 OVERRIDES = {"tunesmith.tasks.*.predictor": "inference"}
+# Front ends parse, call the facade and print: besides their own modules they import only these.
+FRONT_ENDS = {"tunesmith.cli*": ["tunesmith.api", "tunesmith.config", "tunesmith.errors", "tunesmith.cli*"]}
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ def check(src: Path) -> list[Violation]:
             if layer_of(target) > layer_of(module):
                 below, above = LAYERS[layer_of(module)][0], LAYERS[layer_of(target)][0]
                 out.append(Violation(module, target, line, f"upward import ({below} -> {above})"))
+            for front, allowed in FRONT_ENDS.items():
+                if fnmatch.fnmatchcase(module, front) and not any(fnmatch.fnmatchcase(target, a) for a in allowed):
+                    out.append(Violation(module, target, line, "a front end uses the api facade, not " + target))
     out.extend(Violation(c[0], c[1], 0, "import cycle: " + " -> ".join([*c, c[0]])) for c in cycles(graph))
     return out
 

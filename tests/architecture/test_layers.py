@@ -46,3 +46,14 @@ def test_a_planted_cycle_fails(tmp_path):
     b.write_text(b.read_text() + "\nfrom tunesmith.eval import svg  # noqa\n")
     problems = check(src)
     assert any("import cycle" in str(p) and "tunesmith.eval.svg" in str(p) for p in problems)
+
+
+def test_the_command_line_goes_through_the_facade(tmp_path):
+    src = _copy(tmp_path)
+    target = src / "tunesmith" / "cli" / "models.py"
+    target.write_text(target.read_text() + "\n\ndef _planted():\n    from tunesmith.store import ModelStore  # noqa\n")
+    problems = check(src)
+    assert [str(p) for p in problems] == [
+        f"tunesmith.cli.models:{len(target.read_text().splitlines())} imports tunesmith.store: a front end uses the "
+        "api facade, not tunesmith.store"
+    ]

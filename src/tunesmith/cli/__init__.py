@@ -160,12 +160,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.nproc > 1 and os.environ.get("LOCAL_RANK") is None:
         # Check in this process (nothing written on a fatal problem), then start the workers on one run dir.
-        from tunesmith.config import coerce
-        from tunesmith.rundir import locate_run
-
-        cfg = coerce(args.config, args.set)
+        cfg = api.resolve_config(args.config, args.set)
         api.validate(cfg)
-        run_dir = args.run_dir or str(locate_run(cfg.output_dir, cfg.task, cfg.method, args.resume, None))
+        run_dir = args.run_dir or str(api.run_directory(cfg, args.resume))
         cmd = [
             sys.executable,
             "-m",
@@ -186,9 +183,7 @@ def _train(args: argparse.Namespace) -> int:
         code = subprocess.call(cmd)
         if code != 0:
             return 2 if code == 2 else 1
-        from tunesmith.rundir import read_manifest
-
-        _print_summary(read_manifest(Path(run_dir)), Path(run_dir))
+        _print_summary(api.manifest(run_dir), Path(run_dir))
         print(run_dir)
         return 0
     run = api.finetune(args.config, args.set, resume=args.resume, run_dir=args.run_dir)
@@ -199,9 +194,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _print_summary(manifest: dict, run_dir: Path) -> None:
-    from tunesmith.tasks import get_task
+    from tunesmith import api
 
-    for line in get_task(manifest["task"]).summary_lines(manifest, run_dir):
+    for line in api.summary_lines(manifest, run_dir):
         print(line)
 
 
@@ -279,7 +274,7 @@ def _models(args: argparse.Namespace) -> int:
 
     if args.models_command not in (None, "catalog"):
         return run_models(args)
-    from tunesmith.models.catalog import list_models
+    from tunesmith.api import base_models as list_models
 
     print(f"{'name':<14}{'task':<22}{'params':<8}{'installed':<10}description")
     for r in list_models():
@@ -288,7 +283,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from tunesmith.config import describe
+    from tunesmith.api import config_reference as describe
 
     for key, default, help_ in describe():
         print(f"| `{key}` | `{default}` | {help_} |" if args.markdown else f"{key:<34}{default:<14}{help_}")
@@ -299,25 +294,19 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tunesmith import api
-    from tunesmith.serve import ServeSettings, create_app
-    from tunesmith.serve.security import load_token
 
-    token, source = load_token(args.host, args.token_file)
-    model = api.load(args.run, backend=args.backend)
-    image = model.input_kind == "image"
-    settings = ServeSettings(
-        token=token,
-        max_body_bytes=args.max_body_bytes or ((16 << 20) if image else (1 << 20)),
-        max_inputs=args.max_inputs,
-        max_input_chars=args.max_input_chars,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue,
-        timeout_s=args.timeout,
-    )
-    app = create_app(model, str(args.run), settings)
+    limits = {
+        "max_body_bytes": args.max_body_bytes,
+        "max_inputs": args.max_inputs,
+        "max_input_chars": args.max_input_chars,
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+        "max_queue": args.max_queue,
+        "timeout_s": args.timeout,
+    }
+    app, model, token, source = api.server(args.run, args.host, args.token_file, args.backend, **limits)
     print(
-        f"serving {args.run} ({model.manifest.get('task')}, backend {getattr(model, 'backend', 'torch')}) on "
+        f"serving {args.run} ({model.manifest.get('task')}, backend {model.backend}) on "
         f"http://{args.host}:{args.port}; token from {source}",
         file=sys.stderr,
     )

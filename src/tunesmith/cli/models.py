@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from tunesmith.store import ModelStore
+from tunesmith import api
 
 
 def _when(t: float | None) -> str:
@@ -19,7 +19,7 @@ def _num(x: Any) -> str:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    store = ModelStore()
+    store = api.registry()
     cmd = args.models_command
     if cmd == "register":
         row = store.register(args.run, args.name)
@@ -31,11 +31,7 @@ def run_models(args: argparse.Namespace) -> int:
             print(f"{row['name']}@{args.promote} -> v{row['version']}")
         return 0
     if cmd == "promote":
-        from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION
-        from tunesmith.lifecycle.promote import promote_checked
-
-        limit = DEFAULT_MAX_REGRESSION if args.max_regression is None else args.max_regression
-        moved = promote_checked(store, args.ref, args.to, limit, args.force)
+        moved = api.promote(args.ref, args.to, args.max_regression, args.force)
         for c in moved["comparisons"]:
             print(f"  {c['eval_set']:<28} {c['metric']} {c['old']:.4f} -> {c['new']:.4f}")
         forced = " (gate overridden with --force: " + "; ".join(moved["gate"]["reasons"]) + ")"
@@ -100,27 +96,24 @@ def run_models(args: argparse.Namespace) -> int:
     raise AssertionError(cmd)
 
 
-def _config_of(store: ModelStore, ref: str) -> dict[str, Any]:
+def _config_of(store: Any, ref: str) -> dict[str, Any]:
     import yaml
 
     return yaml.safe_load((store.run_dir(ref) / "config.yaml").read_text(encoding="utf-8"))
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, regression_units
-    from tunesmith.lifecycle.update import update
-
-    limit = DEFAULT_MAX_REGRESSION if args.max_regression is None else args.max_regression
-    res = update(
+    res = api.update(
         args.ref,
         args.data,
         args.validation,
         replay_ratio=args.replay,
-        max_regression=limit,
+        max_regression=args.max_regression,
         alias=args.alias,
         force=args.force,
         overrides=args.set,
     )
+    limit = res.max_regression
     print(f"\n{'evaluation set':<28}{'n':>6}{'old':>10}{'new':>10}   new - old (95% CI)")
     for c in res.comparisons:
         k = 1 if c.metric == "loss" else 100
@@ -132,7 +125,7 @@ def run_update(args: argparse.Namespace) -> int:
     print(f"replay: {res.replay}")
     print(f"registered {res.version} (parent {res.parent}); report: {res.run / 'update_report.html'}")
     if res.passed:
-        print(f"gate passed ({res.metric}, at most {limit:g} {regression_units(res.metric)} worse on earlier sets)")
+        print(f"gate passed ({res.metric}, at most {limit:g} {api.regression_units(res.metric)} worse on earlier sets)")
     else:
         print("gate refused: " + "; ".join(res.reasons))
     if res.alias:

@@ -75,16 +75,15 @@ def _raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    from tunesmith.hardware import GIB
-    from tunesmith.planning.plan import format_duration, make_plan, parse_duration, write_config
+    from tunesmith import api
 
     raw, out = _raw_config(args)
-    budget = parse_duration(args.budget) if args.budget else None
+    budget = api.parse_duration(args.budget) if args.budget else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    plan = make_plan(raw, methods=methods, budget_s=budget, price_per_hour=args.price_per_hour,
+    plan = api.plan(raw, methods=methods, budget_s=budget, price_per_hour=args.price_per_hour,
                      timeout=args.probe_timeout, progress=None if args.json else _say)  # fmt: skip
     if plan.recommended is not None:
-        write_config(plan, out)
+        api.write_plan(plan, out)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2, default=str))
         return 0 if plan.recommended else 1
@@ -107,8 +106,8 @@ def plan_command(args: argparse.Namespace) -> int:
     p = plan.recommended.prediction
     assert p is not None
     seconds = plan.seconds if plan.seconds is not None else p.seconds
-    print(f"recommended: {plan.recommended.name} (about {format_duration(seconds)}, "
-          f"peak {p.peak_bytes / GIB:.2f} GiB)")  # fmt: skip
+    print(f"recommended: {plan.recommended.name} (about {api.format_duration(seconds)}, "
+          f"peak {p.peak_bytes / 2**30:.2f} GiB)")  # fmt: skip
     for r in plan.reasons:
         print(f"  - {r}")
     for dflt in plan.kept_defaults():
@@ -118,10 +117,9 @@ def plan_command(args: argparse.Namespace) -> int:
 
 
 def tune_command(args: argparse.Namespace) -> int:
-    from tunesmith.tuning.seeds import seeds_table
-    from tunesmith.tuning.study import trials_table, tune
+    from tunesmith import api
 
-    result = tune(
+    result = api.tune(
         args.config,
         args.set,
         trials=args.trials,
@@ -134,7 +132,7 @@ def tune_command(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         progress=_say,
     )
-    print(trials_table(result))
+    print(api.trials_table(result))
     if result.best is None:
         print("no trial finished")
         return 1
@@ -143,18 +141,17 @@ def tune_command(args: argparse.Namespace) -> int:
     print(f"best run: {result.best['run']}")
     if result.seeds:
         print()
-        print(seeds_table(result.seeds))
+        print(api.seeds_table(result.seeds))
     print(f"report: {result.report}")
     return 0
 
 
 def train_seeds(args: argparse.Namespace) -> int:
-    from tunesmith.config import coerce
-    from tunesmith.tuning.seeds import run_seeds, seeds_table
+    from tunesmith import api
 
     if args.resume or args.nproc > 1 or args.run_dir:
         raise ConfigError("--seeds: runs each seed from the start in this process; leave out --resume and --nproc")
-    result = run_seeds(coerce(args.config, args.set), args.seeds, progress=_say)
-    print(seeds_table(result))
+    result = api.train_seeds(args.config, args.seeds, args.set, progress=_say)
+    print(api.seeds_table(result))
     print(result["folder"])
     return 0
