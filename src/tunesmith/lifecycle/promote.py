@@ -13,7 +13,7 @@ from tunesmith.lifecycle.gate import (
     regression_amount,
     verdict,
 )
-from tunesmith.lifecycle.scoring import example_scores, gate_metric
+from tunesmith.lifecycle.scoring import gate_metric
 from tunesmith.store import ModelStore, Ref, parse_ref
 
 
@@ -67,8 +67,8 @@ def _compare(store: ModelStore, old: Ref, new: Ref) -> list[SetComparison]:
         examples = evaluation_examples(store, parse_ref(eval_set))
         for ref in (old, new):
             models.setdefault(str(ref), load(store.run_dir(ref)))
-        so = example_scores(models[str(old)], task, examples)
-        sn = example_scores(models[str(new)], task, examples)
+        so = models[str(old)].example_scores(examples)
+        sn = models[str(new)].example_scores(examples)
         comp = compare_scores(eval_set, metric, so, sn, DEFAULT_MAX_REGRESSION, gated=True)
         store.add_evaluation(new, eval_set, {"n": comp.n, metric: comp.new})
         out.append(comp)

@@ -1,20 +1,11 @@
-"""Per-example scores of a loaded model on an evaluation set, so two versions can be compared pairwise."""
+"""What the promotion gate compares: the task's gate metric. Per-example scores come from each version's
+predictor (``Predictor.example_scores``), so two versions are compared pairwise on the same examples."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from tunesmith.data.validate import Examples
-from tunesmith.inference.base import Predictor
 from tunesmith.tasks import get_task
 
 
 def gate_metric(task: str) -> str:
-    """The metric the promotion gate watches (the task's: accuracy for classifiers, answer-token loss for
-    generators)."""
+    """Accuracy for classifiers, answer-token loss for generators: the task's own ``gate_metric``."""
     return get_task(task).gate_metric
-
-
-def example_scores(model: Predictor, task: str, examples: Examples) -> np.ndarray:
-    """One number per example whose mean is ``gate_metric(task)`` (the predictor's own scoring)."""
-    return model.example_scores(examples)

@@ -15,7 +15,7 @@ from tunesmith.data.validate import Examples
 from tunesmith.errors import InputError
 from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, SetComparison, compare_scores, verdict
 from tunesmith.lifecycle.report import write_update_report
-from tunesmith.lifecycle.scoring import example_scores, gate_metric
+from tunesmith.lifecycle.scoring import gate_metric
 from tunesmith.rundir import read_manifest
 from tunesmith.store import ModelStore, Ref, parse_ref
 from tunesmith.tasks.classification import label_list
@@ -80,8 +80,9 @@ def update(
     overrides: list[str] | tuple[str, ...] = (),
     store: ModelStore | str | Path | None = None,
 ) -> UpdateResult:
-    from tunesmith import config as cfgmod
-    from tunesmith.config import coerce
+    """Fine-tune the version ``ref`` on new data (with replay of every earlier version's training data), compare
+    old and new on every earlier evaluation set and the new data, register the child, move ``alias`` if the
+    gate passes (or ``force``)."""
     from tunesmith.inference import load
     from tunesmith.pipeline.finetune import finetune
     from tunesmith.tasks import get_task
@@ -89,27 +90,75 @@ def update(
     st = store if isinstance(store, ModelStore) else ModelStore(store)
     parsed = parse_ref(ref)
     parent = st.version(parsed)
-    name, pv = parent["name"], parent["version"]
+    name = parent["name"]
     alias = alias or parsed.alias
-    parent_ref = Ref(name, version=pv)
+    parent_ref = Ref(name, version=parent["version"])
     parent_run = st.run_dir(parent_ref)
     manifest = read_manifest(parent_run)
-    task_name = manifest["task"]
     if not Path(data).exists():
         raise InputError(f"--data {data}: no such file or folder")
+    sets, exclude_file = _earlier_sets(st, name)
+    cfg = _child_config(st, parent_ref, parent_run, manifest, data, validation, replay_ratio, exclude_file, overrides)
+    new_val = _read_new_data(cfg, manifest, get_task)
+    child = finetune(cfg)
 
-    # --- earlier evaluation sets: every registered version's validation data -----------------------------
+    metric = gate_metric(manifest["task"])
+    old_model, new_model = load(parent_run), load(child.path)
+    comparisons = [
+        compare_scores(eval_set, metric, old_model.example_scores(ex), new_model.example_scores(ex), max_regression,
+                       gated=True)
+        for eval_set, ex in sets.items()
+    ]  # fmt: skip
+    new_old, new_new = old_model.example_scores(new_val), new_model.example_scores(new_val)
+    comparisons.append(compare_scores("new data", metric, new_old, new_new, max_regression, gated=False))
+    passed, reasons = verdict(comparisons, max_regression)
+    result = UpdateResult(
+        parent=str(parent_ref),
+        version="",
+        run=child.path,
+        metric=metric,
+        max_regression=max_regression,
+        comparisons=comparisons,
+        passed=passed,
+        reasons=reasons,
+        alias=alias,
+        promoted=alias is not None and (passed or force),
+        forced=force and not passed,
+        replay=json.loads((child.path / "data_report.json").read_text())["stats"].get("replay", "no replay"),
+    )
+    write_update_report(child.path, result)
+    _register(st, name, parent_ref, result)
+    return result
+
+
+def _earlier_sets(st: ModelStore, name: str) -> tuple[dict[str, Examples], Path]:
+    """Every registered version's validation data, and a file of their example fingerprints (left out of replay,
+    so no held-out example is trained on)."""
     earlier = [r for r in st.list(name) if r["data"].get("validation_set")]
     sets = {f"{name}@v{r['version']}": evaluation_examples(st, Ref(name, version=r["version"])) for r in earlier}
     exclude = sorted({f for ex in sets.values() for f in ex.fingerprints()})
     exclude_file = st.root / "replay" / f"{hashlib.sha256(json.dumps(exclude).encode()).hexdigest()[:24]}.json"
     exclude_file.parent.mkdir(parents=True, exist_ok=True)
     exclude_file.write_text(json.dumps(exclude), encoding="utf-8")
+    return sets, exclude_file
 
-    # --- the child's config: the parent's, on the new data, starting from the parent's weights ---------------
+
+def _child_config(
+    st: ModelStore,
+    parent_ref: Ref,
+    parent_run: Path,
+    manifest: dict[str, Any],
+    data: str | Path,
+    validation: str | Path | None,
+    replay_ratio: float | None,
+    exclude_file: Path,
+    overrides: list[str] | tuple[str, ...],
+) -> Any:
+    """The parent's config, on the new data with replay, starting from the parent's weights (or adapter)."""
+    from tunesmith import config as cfgmod
+
     cfg = yaml.safe_load((parent_run / "config.yaml").read_text(encoding="utf-8"))
-    lineage = st.lineage(parent_ref)
-    replay = [str(p) for v in lineage if (p := st.data_path(v, "train")) is not None]
+    replay = [str(p) for v in st.lineage(parent_ref) if (p := st.data_path(v, "train")) is not None]
     cfg["data"].update(
         train=str(data),
         validation=str(validation) if validation else None,
@@ -125,48 +174,19 @@ def update(
         cfg["lora"]["init_adapter"] = str(parent_run / export["adapter"])
     else:
         cfg["model"] = str(parent_run / export["path"])
-    resolved = cfgmod.from_dict(cfg, list(overrides))
-    new_val = _read_new_data(resolved, manifest, get_task)
+    return cfgmod.from_dict(cfg, list(overrides))
 
-    child = finetune(coerce(resolved))
 
-    # --- old against new on every earlier set, and on the new data ------------------------------------------
-    metric = gate_metric(task_name)
-    old_model, new_model = load(parent_run), load(child.path)
-    comparisons = []
-    for eval_set, ex in sets.items():
-        old, new = example_scores(old_model, task_name, ex), example_scores(new_model, task_name, ex)
-        comparisons.append(compare_scores(eval_set, metric, old, new, max_regression, gated=True))
-    new_old = example_scores(old_model, task_name, new_val)
-    new_new = example_scores(new_model, task_name, new_val)
-    comparisons.append(compare_scores("new data", metric, new_old, new_new, max_regression, gated=False))
-    passed, reasons = verdict(comparisons, max_regression)
-    promote = alias is not None and (passed or force)
-
-    result = UpdateResult(
-        parent=str(parent_ref),
-        version="",
-        run=child.path,
-        metric=metric,
-        max_regression=max_regression,
-        comparisons=comparisons,
-        passed=passed,
-        reasons=reasons,
-        alias=alias,
-        promoted=promote,
-        forced=force and not passed,
-        replay=json.loads((child.path / "data_report.json").read_text())["stats"].get("replay", "no replay"),
-    )
-    write_update_report(child.path, result)
-    row = st.register(child.path, name, parent=str(parent_ref))
+def _register(st: ModelStore, name: str, parent_ref: Ref, result: UpdateResult) -> None:
+    """The child as the next version with its parent, both sides' figures per evaluation set, the alias if due."""
+    row = st.register(result.run, name, parent=str(parent_ref))
     result.version = f"{name}@v{row['version']}"
-    for c in comparisons:
+    for c in result.comparisons:
         eval_set = result.version if c.eval_set == "new data" else c.eval_set
-        st.add_evaluation(result.version, eval_set, {"n": c.n, metric: c.new})
-        st.add_evaluation(parent_ref, eval_set, {"n": c.n, metric: c.old})
-    if promote:
-        st.promote(result.version, alias)
-    return result
+        st.add_evaluation(result.version, eval_set, {"n": c.n, result.metric: c.new})
+        st.add_evaluation(parent_ref, eval_set, {"n": c.n, result.metric: c.old})
+    if result.promoted:
+        st.promote(result.version, result.alias)
 
 
 def _read_new_data(cfg: Any, manifest: dict[str, Any], get_task: Any) -> Examples:
