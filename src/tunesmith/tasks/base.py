@@ -85,7 +85,9 @@ class Task:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        spec = TASK_DEFAULTS[cls.name]
+        spec = TASK_DEFAULTS.get(cls.name)
+        if spec is None:
+            raise TypeError(f"task {cls.name!r}: its folder needs a defaults.yaml naming it (see docs/design.md)")
         cls.default_model, cls.methods, cls.metrics = spec["model"], spec["methods"], spec["metrics"]
         cls.lora_dropout = spec["lora_dropout"]
 
