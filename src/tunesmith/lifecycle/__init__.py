@@ -1,1 +1,1 @@
-"""Keeping a registered model current: per-example scoring, the promotion gate, updates on new data."""
+"""Keeping a registered model current: the promotion gate (each predictor scores its examples), updates on new data."""

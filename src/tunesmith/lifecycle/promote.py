@@ -13,8 +13,8 @@ from tunesmith.lifecycle.gate import (
     regression_amount,
     verdict,
 )
-from tunesmith.lifecycle.scoring import gate_metric
 from tunesmith.store import ModelStore, Ref, parse_ref
+from tunesmith.tasks import get_task
 
 
 class GateRefused(TunesmithError):
@@ -53,7 +53,7 @@ def _compare(store: ModelStore, old: Ref, new: Ref) -> list[SetComparison]:
     from tunesmith.lifecycle.update import evaluation_examples
 
     task = store.version(old)["task"]
-    metric = gate_metric(task)
+    metric = get_task(task).gate_metric
     e_old, e_new = store.evaluations(old), store.evaluations(new)
     out, models = [], {}
     for eval_set, m_old in e_old.items():

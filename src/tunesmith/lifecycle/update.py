@@ -15,9 +15,9 @@ from tunesmith.data.validate import Examples
 from tunesmith.errors import InputError
 from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, SetComparison, compare_scores, verdict
 from tunesmith.lifecycle.report import write_update_report
-from tunesmith.lifecycle.scoring import gate_metric
 from tunesmith.rundir import read_manifest
 from tunesmith.store import ModelStore, Ref, parse_ref
+from tunesmith.tasks import get_task
 from tunesmith.tasks.classification import label_list
 
 
@@ -59,7 +59,6 @@ def version_config(store: ModelStore, ref: str | Ref) -> dict[str, Any]:
 def evaluation_examples(store: ModelStore, ref: str | Ref) -> Examples:
     """The validation examples a version was checked on, read again from the stored data (same split, seed)."""
     from tunesmith import config as cfgmod
-    from tunesmith.tasks import get_task
 
     row = store.version(ref)
     if not row["data"].get("validation_set"):
@@ -85,7 +84,6 @@ def update(
     gate passes (or ``force``)."""
     from tunesmith.inference import load
     from tunesmith.pipeline.finetune import finetune
-    from tunesmith.tasks import get_task
 
     st = store if isinstance(store, ModelStore) else ModelStore(store)
     parsed = parse_ref(ref)
@@ -99,10 +97,10 @@ def update(
         raise InputError(f"--data {data}: no such file or folder")
     sets, exclude_file = _earlier_sets(st, name)
     cfg = _child_config(st, parent_ref, parent_run, manifest, data, validation, replay_ratio, exclude_file, overrides)
-    new_val = _read_new_data(cfg, manifest, get_task)
+    new_val = _read_new_data(cfg, manifest)
     child = finetune(cfg)
 
-    metric = gate_metric(manifest["task"])
+    metric = get_task(manifest["task"]).gate_metric
     old_model, new_model = load(parent_run), load(child.path)
     comparisons = [
         compare_scores(eval_set, metric, old_model.example_scores(ex), new_model.example_scores(ex), max_regression,
@@ -189,7 +187,7 @@ def _register(st: ModelStore, name: str, parent_ref: Ref, result: UpdateResult) 
         st.promote(result.version, result.alias)
 
 
-def _read_new_data(cfg: Any, manifest: dict[str, Any], get_task: Any) -> Examples:
+def _read_new_data(cfg: Any, manifest: dict[str, Any]) -> Examples:
     """Read and check the update's data before anything is written; returns its validation examples. A classifier
     keeps its label set: the new training data (with replay) must hold exactly its classes."""
     data = get_task(cfg.task)(cfg).read()

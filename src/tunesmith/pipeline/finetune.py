@@ -11,9 +11,10 @@ The task supplies every task-specific step (tasks/base.py), the method what trai
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,29 +57,29 @@ class Timer:
     start: float = field(default_factory=time.perf_counter)
     phases: dict[str, float] = field(default_factory=dict)
 
-    def phase(self, name: str) -> Any:
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a phase (manifest ``timings_s``) and tell the work meter which phase its work belongs to."""
         meter.phase(name)
-        timer = self
-
-        class _Phase:
-            def __enter__(self) -> None:
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc: Any) -> None:
-                timer.phases[name] = time.perf_counter() - self.t
-
-        return _Phase()
+        t = time.perf_counter()
+        yield
+        self.phases[name] = time.perf_counter() - t
 
 
-def check(cfg: Config, select: Select | None = None) -> Checked:
-    """Read and check the data, load the preprocessor, resolve every open key. Writes nothing."""
+def inspect(cfg: Config, select: Select | None = None) -> tuple[Task, TaskData, ModelSource, Any, int]:
+    """Every data check: (task, data, model source, preprocessor, input size); DataError on fatal problems."""
     task = get_task(cfg.task)(cfg)
     data = task.read()
     if select is not None:
         data.train, data.val = select(data.train, data.val)
     source = resolve(cfg.model, cfg.cache_dir)
     preprocessor = task.load_preprocessor(source, data)
-    input_size = task.check_inputs(preprocessor, data)
+    return task, data, source, preprocessor, task.check_inputs(preprocessor, data)
+
+
+def check(cfg: Config, select: Select | None = None) -> Checked:
+    """Read and check the data, load the preprocessor, resolve every open key. Writes nothing."""
+    task, data, source, preprocessor, input_size = inspect(cfg, select)
     chosen = data_driven_defaults(cfg, len(data.labels), source, len(data.train), input_size)
     resolved = resolve_config(cfg, chosen, input_size)
     task.bill_tokens(data.report, resolved)
@@ -87,10 +88,7 @@ def check(cfg: Config, select: Select | None = None) -> Checked:
 
 def validate(cfg: Config) -> DataReport:
     """Every data check of a run, without training: the report (warnings, stats); DataError on fatal ones."""
-    task = get_task(cfg.task)(cfg)
-    data = task.read()
-    task.check_inputs(task.load_preprocessor(resolve(cfg.model, cfg.cache_dir), data), data)
-    return data.report
+    return inspect(cfg)[1].report
 
 
 def finetune(

@@ -23,6 +23,7 @@ from tunesmith.hardware import GIB, Hardware, detect
 from tunesmith.methods import get_method
 from tunesmith.models.catalog import resolve
 from tunesmith.models.facts import model_facts
+from tunesmith.pipeline.finetune import inspect
 from tunesmith.pipeline.memory import estimate, trainable_params
 from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
 from tunesmith.planning.predict import Prediction, predict
@@ -153,10 +154,7 @@ def _data_summary(cfg: cfgmod.Config) -> tuple[dict[str, Any], int, Any]:
     """What the table says about the data, the max length, and what the task read (its label set)."""
     from collections import Counter
 
-    task = get_task(cfg.task)(cfg)
-    data = task.read()
-    preprocessor = task.load_preprocessor(resolve(cfg.model, cfg.cache_dir), data)
-    max_length = task.check_inputs(preprocessor, data)
+    _, data, _, _, max_length = inspect(cfg)
     counts = Counter(data.train.labels)
     summary: dict[str, Any] = {"train_examples": len(data.train), "validation_examples": len(data.val)}
     if data.labels:

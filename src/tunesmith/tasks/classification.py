@@ -53,11 +53,11 @@ class ClassificationPrepared(Prepared):
         return np.array([it["labels"] for it in self.train_items])
 
 
-def read_labelled(cfg: Config, report: DataReport, train_path: str, read_split: ReadSplit, unit: str) -> TaskData:
+def read_labelled(cfg: Config, report: DataReport, read_split: ReadSplit, unit: str) -> TaskData:
     """Both splits through ``read_split`` (problems go into ``report``), the seeded split and sampling, replay,
     and the labelled-data checks; DataError with every fatal problem."""
     d = cfg.data
-    train, fp_train = read_split(train_path)
+    train, fp_train = read_split(d.train)
     val, fp_val = read_split(d.validation) if d.validation is not None else (None, "")
     labels: list[str] = []
     if train is not None and len(train):

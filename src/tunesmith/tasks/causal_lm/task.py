@@ -50,8 +50,8 @@ class GenerationData(TaskData):
 
 @dataclass
 class GenerationPrepared(Prepared):
-    tokenizer: Any = None
-    golden: list[tuple[Any, str, int]] | None = None  # held-out (prompt, reference, line) answered at evaluation
+    tokenizer: Any
+    golden: list[tuple[Any, str, int]]  # held-out (prompt, reference, line) answered at evaluation
 
 
 @TASKS.register("causal-lm")
@@ -298,7 +298,7 @@ class CausalLM(Task):
         return evaluate
 
     def _generate(self, model: Any, prep: GenerationPrepared) -> list[str]:
-        golden, tok = prep.golden or [], prep.tokenizer
+        golden, tok = prep.golden, prep.tokenizer
         if not golden:
             return []
         refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in golden]
@@ -326,7 +326,7 @@ class CausalLM(Task):
 
     def parity_check(self, prep: Any) -> ParityCheck:
         """Golden prompts: the held-out prompts, or for plain text the opening of held-out documents."""
-        prompts = [p for p, _, _ in (prep.golden or [])[:16]]
+        prompts = [p for p, _, _ in prep.golden[:16]]
         if not prompts:
             prompts = [r["text"][:200] for r in prep.data.val.inputs[:16] if "text" in r]
         return greedy_parity(prep.tokenizer, prompts)

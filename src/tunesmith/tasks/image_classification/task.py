@@ -59,9 +59,7 @@ class ImageClassification(Task):
 
     def read(self) -> TaskData:
         report = DataReport()
-        return clf.read_labelled(
-            self.cfg, report, self.cfg.data.train, lambda p: self._read_split(p, report), self.unit
-        )
+        return clf.read_labelled(self.cfg, report, lambda p: self._read_split(p, report), self.unit)
 
     def load_preprocessor(self, source: ModelSource, data: TaskData) -> Preprocess:
         """Images have no tokenizer: the model's preprocessing plays that part."""
@@ -227,7 +225,7 @@ class ImageClassification(Task):
 
 @dataclass
 class ImagePrepared(ClassificationPrepared):
-    preprocess: Preprocess = EFFICIENTNET_PREPROCESS
+    preprocess: Preprocess
 
 
 def _frozen_features(model: Any, pixels: np.ndarray, pre: Preprocess) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.readers import read_table
-from tunesmith.data.validate import Examples, normalise_label
+from tunesmith.data.validate import DataReport, Examples, normalise_label, require_columns
 from tunesmith.errors import DataError, InputError, Problem
 from tunesmith.eval.metrics import classification_metrics
 from tunesmith.files import read_jsonl
@@ -88,7 +88,7 @@ class TextPredictor(Predictor):
     def read_texts(self, path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
         table = read_table(path)
         col = self._column("text_column")
-        _require(table, [col])
+        _require(table, ["data.text_column"], [col])
         problems = [
             Problem("error", "non_text", "expected non-empty text", table.path, ln, col)
             for row, ln in zip(table.rows, table.lines)
@@ -101,7 +101,7 @@ class TextPredictor(Predictor):
     def read_labelled(self, path: str | Path) -> tuple[list[str], list[str], list[int]]:
         table = read_table(path)
         tcol, lcol = self._column("text_column"), self._column("label_column")
-        _require(table, [tcol, lcol])
+        _require(table, ["data.text_column", "data.label_column"], [tcol, lcol])
         texts, labels, lines, problems = [], [], [], []
         for row, ln in zip(table.rows, table.lines):
             text, label = row.get(tcol), normalise_label(row.get(lcol))
@@ -150,13 +150,8 @@ class TextPredictor(Predictor):
         return len(records)
 
 
-def _require(table: Any, columns: list[str]) -> None:
-    problems = [
-        Problem(
-            "error", "missing_column", f"column {c!r} not found; columns: {', '.join(table.columns)}", table.path, 1
-        )
-        for c in columns
-        if c not in table.columns
-    ]
-    if problems:
-        raise DataError(problems)
+def _require(table: Any, keys: list[str], columns: list[str]) -> None:
+    """The columns the run was trained on (by the config keys that named them), or DataError."""
+    report = DataReport()
+    if not require_columns(table, list(zip(keys, columns)), report):
+        raise DataError(report.problems)

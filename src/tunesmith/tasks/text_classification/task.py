@@ -80,9 +80,7 @@ class TextClassification(Task):
     def read(self) -> TaskData:
         """Read and check the data; raise DataError with every fatal problem, before anything is written."""
         report = DataReport()
-        return clf.read_labelled(
-            self.cfg, report, self.cfg.data.train, lambda p: self._read_split(p, report), self.unit
-        )
+        return clf.read_labelled(self.cfg, report, lambda p: self._read_split(p, report), self.unit)
 
     def _read_split(self, path: str, report: DataReport) -> tuple[Examples | None, str]:
         try:
