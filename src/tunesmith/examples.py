@@ -2,6 +2,10 @@
 
 python -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 3000 --validation 1000
 python -m tunesmith.examples chatterbot --out data/chatterbot --train 600 --validation 150
+
+The recipe suite (docs/defaults.md) adds: intents (chat questions in 21 topics), python-faq (a few-shot set of
+~180 FAQ questions in 8 sections), python-docs (documentation passages of ~2,000 characters in 6 parts),
+python-faq-chat (FAQ questions with their long answers), digits and fashion-mnist (images).
 """
 
 from __future__ import annotations
@@ -100,17 +104,56 @@ def chatterbot(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path
     return paths[0], paths[1]
 
 
-DATASETS = {"rotten-tomatoes": rotten_tomatoes, "chatterbot": chatterbot}
+from tunesmith.data.suite import (  # noqa: E402  (the suite's converters, one module per source)
+    digits,
+    fashion_mnist,
+    intents,
+    python_docs,
+    python_faq,
+    python_faq_chat,
+)
+
+DATASETS = {
+    "rotten-tomatoes": rotten_tomatoes,
+    "chatterbot": chatterbot,
+    "intents": intents,
+    "python-faq": python_faq,
+    "python-docs": python_docs,
+    "python-faq-chat": python_faq_chat,
+    "digits": digits,
+    "fashion-mnist": fashion_mnist,
+}
+
+# The recipe suite at the sizes the defaults are chosen and checked on (docs/defaults.md): name -> (kind, train,
+# validation). ``python -m tunesmith.examples suite --out data/suite`` writes every one into its own folder.
+SUITE: dict[str, tuple[str, int, int]] = {
+    "rotten-tomatoes": ("text", 2000, 1000),
+    "intents": ("text", 450, 300),
+    "python-faq": ("text", 120, 56),
+    "python-docs": ("text", 400, 300),
+    "fashion-mnist": ("images", 2000, 500),
+    "digits": ("images", 1000, 500),
+    "chatterbot": ("chat", 400, 100),
+    "python-faq-chat": ("chat", 120, 50),
+}
+
+
+def write_suite(out: Path, seed: int = 0) -> dict[str, tuple[Path, Path]]:
+    return {name: DATASETS[name](out / name, n_train, n_val, seed) for name, (_, n_train, n_val) in SUITE.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("dataset", choices=sorted(DATASETS))
+    p.add_argument("dataset", choices=[*sorted(DATASETS), "suite"], help="one dataset, or the whole recipe suite")
     p.add_argument("--out", required=True)
     p.add_argument("--train", type=int, default=3000)
     p.add_argument("--validation", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    if a.dataset == "suite":
+        for name, (train, val) in write_suite(Path(a.out), a.seed).items():
+            print(f"{name}: wrote {train} and {val}")
+        return
     train, val = DATASETS[a.dataset](Path(a.out), a.train, a.validation, a.seed)
     print(f"wrote {train} and {val}")
 

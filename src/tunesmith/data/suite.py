@@ -1,0 +1,249 @@
+"""The recipe suite's real datasets, written as plain files the way a user's own data would arrive.
+
+Each converter reads a source that ships inside a package (chatterbot-corpus, the Debian python3.11-doc pages,
+scikit-learn, the Debian Fashion-MNIST files), writes ``train`` and ``validation`` files into ``out`` and
+returns their paths. Splits are seeded and grouped so that no validation text repeats a training one (a FAQ
+question, a documentation page). ``python -m tunesmith.examples NAME --out DIR`` calls them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.util
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import InputError
+
+PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/_sources")
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+DOC_PARTS = ("c-api", "howto", "library", "reference", "tutorial", "whatsnew")
+FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+
+
+def _need(path: Path, package: str) -> Path:
+    if not path.exists():
+        raise InputError(f"{path} is missing: this dataset needs the Debian package {package} (make install does it)")
+    return path
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _grouped_split(
+    groups: dict[str, list[Any]], n_train: int, n_val: int, seed: int, label_of: Any, balanced: bool = False
+) -> tuple[list[Any], list[Any]]:
+    """Whole groups go to validation until each class has its share of ``n_val``, the rest to training (capped
+    at ``n_train``): related texts (one page, one question) never straddle the split. Shares follow the classes'
+    sizes, or are equal with ``balanced``."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(groups):
+        by_class[label_of(groups[key][0])].append(key)
+    total = sum(len(v) for v in groups.values())
+    train: list[Any] = []
+    val: list[Any] = []
+    for label in sorted(by_class):
+        keys = by_class[label]
+        rng.shuffle(keys)
+        share = 1 / len(by_class) if balanced else sum(len(groups[k]) for k in keys) / total
+        want_val = max(1, round(n_val * share))
+        want_train = max(2, round(n_train * share))
+        got_val: list[Any] = []
+        got_train: list[Any] = []
+        for k in keys:
+            if len(got_val) < want_val and len(keys) > 1 and k != keys[-1]:
+                got_val.extend(groups[k])
+            elif len(got_train) < want_train:
+                got_train.extend(groups[k])
+        val.extend(got_val[:want_val])
+        train.extend(got_train[:want_train])
+    order_t, order_v = rng.permutation(len(train)), rng.permutation(len(val))
+    return [train[i] for i in order_t], [val[i] for i in order_v]
+
+
+# --- chatterbot questions, labelled by their topic file (many classes) -------------------------------------------
+def intents(out: Path, n_train: int, n_val: int, seed: int = 0, min_questions: int = 8) -> tuple[Path, Path]:
+    """Every question of the English chatterbot corpus labelled by its topic (ai, food, history, ...): an intent
+    set in many classes. Questions asked word for word in two topics are dropped (no right answer), and so are
+    topics with fewer than ``min_questions`` questions (too few to both learn and test)."""
+    import yaml
+
+    spec = importlib.util.find_spec("chatterbot_corpus")
+    if spec is None or spec.origin is None:
+        raise InputError("this dataset needs `pip install --no-deps chatterbot-corpus==1.3.3` (make install)")
+    topics: dict[str, set[str]] = defaultdict(set)
+    shown: dict[str, str] = {}
+    for path in sorted((Path(spec.origin).parent / "data" / "english").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for conv in doc.get("conversations") or []:
+            if conv and isinstance(conv[0], str) and conv[0].strip():
+                text = " ".join(conv[0].split())
+                key = text.lower().rstrip("?.! ")
+                topics[key].add(path.stem)
+                shown.setdefault(key, text)
+    groups = {k: [{"text": shown[k], "label": next(iter(t))}] for k, t in topics.items() if len(t) == 1}
+    sizes: dict[str, int] = defaultdict(int)
+    for rows in groups.values():
+        sizes[rows[0]["label"]] += 1
+    groups = {k: v for k, v in groups.items() if sizes[v[0]["label"]] >= min_questions}
+    train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["label"])
+    return _write_csv(out / "train.csv", train, ["text", "label"]), _write_csv(
+        out / "validation.csv", val, ["text", "label"]
+    )
+
+
+# --- the Python documentation: FAQ questions and answers, long passages ------------------------------------------
+_ROLE = re.compile(r":[a-z:]+:`(?:[^`<]*<)?([^`>]*)>?`")
+_LINK = re.compile(r"`([^`<]+?)\s*<[^>]+>`_+")
+
+
+def plain_rst(text: str) -> str:
+    """reStructuredText as readable prose: roles reduced to their text, directives and markup dropped."""
+    keep = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(".. ") or re.fullmatch(r"[=\-~^*#+]{3,}", stripped):
+            continue
+        keep.append(line)
+    out = _LINK.sub(r"\1", _ROLE.sub(r"\1", "\n".join(keep)))
+    out = out.replace("``", "").replace("**", "").replace("::", ":")
+    return re.sub(r"[ \t]+", " ", out)
+
+
+def faq_entries() -> list[dict[str, str]]:
+    """Every question of the Python FAQ with its answer and its section (the FAQ page it is on)."""
+    root = _need(PYTHON_DOCS / "faq", "python3.11-doc")
+    entries = []
+    for page in sorted(root.glob("*.rst.txt")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        heads = [
+            i
+            for i in range(len(lines) - 1)
+            if lines[i].strip() and re.fullmatch(r"[-=]{3,}", lines[i + 1].strip()) and not lines[i].startswith("=")
+        ]
+        for n, i in enumerate(heads):
+            if not re.fullmatch(r"-{3,}", lines[i + 1].strip()):
+                continue  # a section title, not a question
+            end = heads[n + 1] if n + 1 < len(heads) else len(lines)
+            answer = "\n".join(lines[i + 2 : end])
+            paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", plain_rst(answer)) if p.strip()]
+            section = page.name.removesuffix(".rst.txt")
+            entries.append({"question": lines[i].strip(), "paragraphs": paragraphs, "section": section})
+    return [e for e in entries if e["paragraphs"]]
+
+
+def python_faq(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """A few-shot set: FAQ questions labelled by their section (general, programming, design, library,
+    extending, windows, gui, installed); under 200 examples in all."""
+    groups = {e["question"].lower(): [{"text": e["question"], "label": e["section"]}] for e in faq_entries()}
+    train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["label"])
+    return _write_csv(out / "train.csv", train, ["text", "label"]), _write_csv(
+        out / "validation.csv", val, ["text", "label"]
+    )
+
+
+def python_faq_chat(out: Path, n_train: int, n_val: int, seed: int = 0, words: int = 120) -> tuple[Path, Path]:
+    """Chat with long answers: each FAQ question and its answer (whole paragraphs, up to about ``words``
+    words), as chat JSONL with the section as a slice column."""
+    groups = {}
+    for e in faq_entries():
+        kept: list[str] = []
+        for p in e["paragraphs"]:
+            if kept and sum(len(k.split()) for k in kept) + len(p.split()) > words:
+                break
+            kept.append(p)
+        msgs = [{"role": "user", "content": e["question"]}, {"role": "assistant", "content": "\n\n".join(kept)}]
+        groups[e["question"].lower()] = [{"messages": msgs, "category": e["section"]}]
+    train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["category"])
+    return _write_jsonl(out / "train.jsonl", train), _write_jsonl(out / "validation.jsonl", val)
+
+
+def python_docs(out: Path, n_train: int, n_val: int, seed: int = 0, chars: int = 2000) -> tuple[Path, Path]:
+    """Long documents: the documentation pages cut into passages of about ``chars`` characters (whole
+    paragraphs), labelled by the part of the documentation they come from; split by page."""
+    root = _need(PYTHON_DOCS, "python3.11-doc")
+    groups: dict[str, list[dict[str, str]]] = {}
+    for part in DOC_PARTS:
+        for page in sorted((root / part).rglob("*.rst.txt")):
+            paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", plain_rst(page.read_text("utf-8")))]
+            passages, current = [], ""
+            for p in paragraphs:
+                if not p:
+                    continue
+                current = f"{current}\n\n{p}" if current else p
+                if len(current) >= chars:
+                    passages.append(current[: int(chars * 1.25)])
+                    current = ""
+            key = str(page.relative_to(root))
+            groups[key] = [{"text": t, "label": part} for t in passages]
+    groups = {k: v for k, v in groups.items() if v}
+    train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["label"], balanced=True)
+    return _write_csv(out / "train.csv", train, ["text", "label"]), _write_csv(
+        out / "validation.csv", val, ["text", "label"]
+    )
+
+
+# --- images ---------------------------------------------------------------------------------------------------------
+def _write_images(out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], names: list[str]) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, (images, labels) in splits.items():
+        path = out / f"{split}.npz"
+        np.savez_compressed(path, images=images, labels=np.array([names[i] for i in labels]))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _stratified(labels: np.ndarray, n_train: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    if n_train + n_val > len(labels):
+        raise InputError(f"asked for {n_train + n_val} images; the set has {len(labels)}")
+    return order[:n_train], order[n_train : n_train + n_val]
+
+
+def digits(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """scikit-learn's 1,797 hand-written digits (8x8, 17 grey levels) as 8-bit images in .npz files."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(d.images * (255 / 16), 0, 255).astype(np.uint8)
+    tr, va = _stratified(d.target, n_train, n_val, seed)
+    names = [str(i) for i in range(10)]
+    return _write_images(out, {"train": (images[tr], d.target[tr]), "validation": (images[va], d.target[va])}, names)
+
+
+def _idx(path: Path) -> np.ndarray:
+    data = gzip.decompress(path.read_bytes())
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def fashion_mnist(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """A seeded sample of Fashion-MNIST: training images from its training files, validation from its test."""
+    root = _need(FASHION, "dataset-fashion-mnist")
+    tr_x, tr_y = _idx(root / "train-images-idx3-ubyte.gz"), _idx(root / "train-labels-idx1-ubyte.gz")
+    te_x, te_y = _idx(root / "t10k-images-idx3-ubyte.gz"), _idx(root / "t10k-labels-idx1-ubyte.gz")
+    tr, _ = _stratified(tr_y, n_train, 0, seed)
+    va, _ = _stratified(te_y, n_val, 0, seed)
+    return _write_images(out, {"train": (tr_x[tr], tr_y[tr]), "validation": (te_x[va], te_y[va])}, FASHION_NAMES)
