@@ -32,7 +32,7 @@ class Default:
     """A value chosen for a key the config left open, and why (written into the run's manifest)."""
 
     key: str
-    value: int | float
+    value: int | float | str
     why: str
 
     def override(self) -> str:
@@ -98,6 +98,15 @@ class DataConfig:
         max=10.0,
     )
     validation_split: float = _f(0.2, help="share held out when no validation file is given", min=0.01, max=0.9)
+    selection_split: float = _f(
+        0.15,
+        help="share of the training data held out for the tool's own choices (early stopping, the best epoch, "
+        "keeping the frozen encoder's head when fine-tuning does not beat it), so that the validation figures "
+        "stay honest; 0: choices are made on the validation data (the report says so)",
+        min=0.0,
+        max=0.5,
+    )
+    max_selection_examples: int = _f(500, help="cap on the selection split's size", min=1)
     max_train_examples: int | None = _f(None, help="use at most this many training rows (stratified sample)", min=1)
     max_validation_examples: int | None = _f(None, help="use at most this many validation rows", min=1)
     min_examples_per_class: int = _f(2, help="fewer training examples of a class than this is fatal", min=1)
@@ -114,14 +123,20 @@ class TrainConfig:
         "classifiers, 1-10 epochs; 2,000 for causal-lm, 1-4 epochs; docs/planning.md)",
         min=1,
     )
-    batch_size: int = _f(32, help="examples per optimizer step across all processes", min=1)
+    batch_size: int | None = _f(
+        None,
+        help="examples per optimizer step across all processes; default: follows the data size (8 to 32, so "
+        "that small data still gets enough optimizer steps; docs/defaults.md)",
+        min=1,
+    )
     learning_rate: float | None = _f(
         None, help="peak learning rate; default: by method and model size (docs/planning.md)", gt=0.0
     )
     max_length: int | None = _f(
         None,
-        help="tokens per example; default: the 98th percentile of the data's lengths, capped by the model "
-        "(512 for classification, 2048 for causal-lm)",
+        help="tokens per example; default: the 98th percentile of the data's lengths, capped by cost (128 for "
+        "classification, where longer inputs cost more than they add: docs/defaults.md) and by the model "
+        "(2048 for causal-lm)",
         min=8,
     )
     packing: bool = _f(
@@ -152,7 +167,12 @@ class TrainConfig:
         help="validation metric that picks the best model; default macro_f1 (classification), loss (causal-lm)",
         choices=("macro_f1", "accuracy", "loss"),
     )
-    checkpoint_every: int = _f(0, help="save a checkpoint every N optimizer steps; 0 = at each evaluation", min=0)
+    checkpoint_every: int = _f(
+        0,
+        help="save a checkpoint every N optimizer steps; 0 = at the first evaluation after 5 minutes of training "
+        "since the last one (short runs write none; an interrupted run always saves one)",
+        min=0,
+    )
     keep_checkpoints: int = _f(2, help="complete checkpoints kept on disk", min=1)
     group_by_length: bool = _f(True, help="batch examples of similar length together to cut padding")
     freeze_batch_norm: bool = _f(
@@ -188,9 +208,29 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class ClassifierOptions:
+    pooling: str = _f(
+        "auto",
+        help="text-classification: how token vectors become one vector for the head: mean (attention-masked), "
+        "cls (the first token, through the model's pooler where it has one), max; auto: the model's own "
+        "sentence pooling where it declares one (sentence-transformers' 1_Pooling), else cls",
+        choices=("auto", "mean", "cls", "max"),
+    )
+    hidden: list[int] = _f([], help="hidden layer widths of an MLP head, e.g. [256]; empty: one linear layer")
+    dropout: float = _f(0.1, help="dropout before each layer of the head", min=0.0, max=0.9)
+    keep_better: bool = _f(
+        True,
+        help="when fine-tuning does not beat the frozen encoder with a trained head on the selection split, keep "
+        "the latter as the run's model (said at the top of the output and the report); false: keep the tuned one",
+    )
+
+
+@dataclass(frozen=True)
 class FullOptions:
-    warm_start_head: bool = _f(
-        False, help="first fit the head on cached frozen features (seconds), then fine-tune everything from there"
+    warm_start_head: bool | None = _f(
+        None,
+        help="first fit the head on cached frozen features (seconds), then fine-tune everything from there "
+        "(linear probing, then fine-tuning); default: on for classification (docs/defaults.md)",
     )
 
 
@@ -224,7 +264,10 @@ class LoraOptions:
         help="continue training this saved adapter (a run's adapter folder) instead of starting new adapters; "
         "`tunesmith update` sets it for LoRA versions",
     )
-    warm_start_head: bool = _f(False, help="first fit the head on cached frozen features, then train the adapters")
+    warm_start_head: bool | None = _f(
+        None,
+        help="first fit the head on cached frozen features, then train the adapters; default: on for classification",
+    )
 
 
 @dataclass(frozen=True)
@@ -249,6 +292,7 @@ class Config:
     train: TrainConfig = _f(None, help="training hyperparameters")
     eval: EvalConfig = _f(None, help="evaluation settings")
     augment: AugmentConfig = _f(None, help="training-image augmentation")
+    classifier: ClassifierOptions = _f(None, help="classification: the head on the model and what the run keeps")
     full: FullOptions = _f(None, help="options of the full method")
     head: HeadOptions = _f(None, help="options of the head method")
     lora: LoraOptions = _f(None, help="options of the lora method")
@@ -283,7 +327,7 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "augment": AugmentConfig}
-_SECTIONS |= {"full": FullOptions}
+_SECTIONS |= {"classifier": ClassifierOptions, "full": FullOptions}
 _SECTIONS |= {"head": HeadOptions, "lora": LoraOptions}
 
 

@@ -4,7 +4,7 @@ python -m tunesmith.examples rotten-tomatoes --out data/rotten_tomatoes --train 
 python -m tunesmith.examples chatterbot --out data/chatterbot --train 600 --validation 150
 
 The recipe suite (docs/defaults.md) adds: intents (chat questions in 21 topics), python-faq (a few-shot set of
-~180 FAQ questions in 8 sections), python-docs (documentation passages of ~2,000 characters in 6 parts),
+~180 FAQ questions in 8 sections), python-docs (library documentation passages of ~2,000 characters in 6 topics),
 python-faq-chat (FAQ questions with their long answers), digits and fashion-mnist (images).
 """
 
@@ -131,8 +131,8 @@ SUITE: dict[str, tuple[str, int, int]] = {
     "intents": ("text", 450, 300),
     "python-faq": ("text", 120, 56),
     "python-docs": ("text", 400, 300),
-    "fashion-mnist": ("images", 2000, 500),
-    "digits": ("images", 1000, 500),
+    "fashion-mnist": ("images", 1000, 500),
+    "digits": ("images", 500, 400),
     "chatterbot": ("chat", 400, 100),
     "python-faq-chat": ("chat", 120, 50),
 }

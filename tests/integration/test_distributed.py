@@ -55,11 +55,12 @@ def test_two_processes_match_one(tiny_model, toy_data, tmp_path, steps, toleranc
             train,
             val,
             tmp_path / f"runs{nproc}",
-            train__epochs=2,
+            train__epochs=3,
             train__learning_rate=1e-3,
             train__gradient_accumulation=2,
             train__precision="fp32",
             train__max_steps=steps,
+            train__early_stopping_patience=0,  # the step counts are compared
         )
         path = tmp_path / f"cfg{nproc}.yaml"
         path.write_text(yaml.safe_dump(cfg))

@@ -12,8 +12,9 @@ from safetensors.torch import load_file
 import tunesmith
 from tests.conftest import tiny_config
 
-# Adapters take a higher rate than full fine-tuning, as in practice.
-LR = {"full": {}, "head": {}, "lora": {"train__learning_rate": 1e-2}}
+# Adapters take a higher rate than full fine-tuning, as in practice. The LoRA runs keep their adapters even where
+# the frozen head scores as well (classifier.keep_better: false): these tests are about the adapter's files.
+LR = {"full": {}, "head": {}, "lora": {"train__learning_rate": 1e-2, "classifier__keep_better": False}}
 RUN_FILES = {
     "config.yaml",
     "manifest.json",
@@ -38,8 +39,8 @@ def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
         result["lora-merged"] = tunesmith.finetune(
             tiny_config(tiny_model, train, val, out, method="lora", lora__merge=True, **LR["lora"])
         )
-        result["full-warm"] = tunesmith.finetune(
-            tiny_config(tiny_model, train, val, out, method="full", full__warm_start_head=True)
+        result["full-cold"] = tunesmith.finetune(
+            tiny_config(tiny_model, train, val, out, method="full", full__warm_start_head=False)
         )
     return result
 
@@ -157,7 +158,7 @@ def test_second_run_reuses_the_token_cache(tiny_model, toy_data, tmp_path, monke
     tunesmith.finetune(cfg)
     tokens = sorted((tmp_path / "cache" / "tokens").iterdir())
     stamps = [p.stat().st_mtime_ns for p in tokens]
-    assert len(tokens) == 2  # train and validation
+    assert len(tokens) == 3  # train, selection and validation
     from tunesmith.tasks.text_classification.task import TextClassification
 
     calls = []
@@ -170,17 +171,28 @@ def test_second_run_reuses_the_token_cache(tiny_model, toy_data, tmp_path, monke
 
     monkeypatch.setattr(TextClassification, "encode", spy)
     tunesmith.finetune(cfg)
-    assert calls == [1, 2], "both splits came from the cache"
+    assert calls == [1, 2, 3], "every split came from the cache"
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache" / "tokens").iterdir())] == stamps
     tunesmith.finetune({**cfg, "train": {**cfg["train"], "max_length": 16}})
-    assert len(list((tmp_path / "cache" / "tokens").iterdir())) == 4, "a new max_length is a new entry"
+    assert len(list((tmp_path / "cache" / "tokens").iterdir())) == 6, "a new max_length is a new entry"
 
 
 def test_warm_start_fits_the_head_on_frozen_features_first(runs):
-    warm = runs["full-warm"].manifest["fit"]["warm_start"]
-    assert warm["head_steps"] > 0 and warm["head_only_validation"]["accuracy"] > 0.5
-    assert runs["full"].manifest["fit"]["warm_start"] is None, "off by default"
-    assert runs["full-warm"].metrics["accuracy"] >= 0.9
+    warm = runs["full"].manifest["fit"]["warm_start"]
+    assert warm["head_steps"] > 0 and warm["head_only_validation"]["accuracy"] > 0.5, "on by default"
+    assert runs["full"].metrics["accuracy"] >= 0.9
+    # Off, the head is still fitted (the candidate the fine-tuned model must beat), but fine-tuning starts fresh:
+    cold = runs["full-cold"]
+    assert cold.manifest["fit"]["warm_start"]["head_steps"] > 0
+    assert cold.manifest["kept"]["model"] in {"fine-tuned", "frozen encoder + head"}
+    first_cold = json_lines(cold.path)[0]["loss"]
+    first_warm = json_lines(runs["full"].path)[0]["loss"]
+    assert first_warm < first_cold, "a warm-started head starts from a lower loss"
+
+
+def json_lines(run) -> list[dict]:
+    log = (run / "logs" / "train.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, log) if r.get("kind") == "step" and r.get("phase", "train") == "train"]
 
 
 def test_a_different_seed_split_is_not_served_from_the_cache(tiny_model, toy_data, tmp_path, monkeypatch):
@@ -195,7 +207,7 @@ def test_a_different_seed_split_is_not_served_from_the_cache(tiny_model, toy_dat
         held_out.append({p["text"] for p in preds})
         tokens = len(list((tmp_path / "cache" / "tokens").iterdir()))
         features = len(list((tmp_path / "cache" / "features").iterdir()))
-        assert (tokens, features) == (2 * seed, 2 * seed), "new content, new cache entries"
+        assert (tokens, features) == (3 * seed, 3 * seed), "new content, new cache entries"
     assert held_out[0] != held_out[1] and len(held_out[0]) == len(held_out[1])
 
 
@@ -205,6 +217,7 @@ def test_export_merges_a_finished_lora_run_on_request(tiny_model, toy_data, tmp_
     monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
     train, val = toy_data
     run = tunesmith.finetune(tiny_config(tiny_model, train, val, tmp_path / "runs", method="lora", **LR["lora"]))
+    assert run.manifest["kept"]["model"] == "fine-tuned"
     texts = ["great moving story 3", "awful stale script 8"]
     with_adapter = tunesmith.load(run.path).predict_proba(texts)
     assert not (run.path / "model").exists()

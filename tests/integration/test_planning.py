@@ -42,10 +42,12 @@ def test_plan_predicts_the_run_it_recommends(tiny_model, toy_data, tmp_path, cac
     option = plan.recommended
     assert option is not None and option.status == "ok" and option.prediction is not None
     defaults = {d["key"]: d["value"] for d in option.defaults}
-    assert defaults["train.epochs"] == 10 and defaults["train.learning_rate"] == 5e-5  # 240 examples, tiny model
+    # 204 training rows (36 are the selection split) at batch 16: 13 steps an epoch, so the 5-epoch cap of the
+    # 100-step rule; the rate is the small-model 5e-5 at batch 8, x sqrt(16 / 8)
+    assert defaults["train.epochs"] == 5 and defaults["train.learning_rate"] == 7.1e-5
     path = write_config(plan, tmp_path / "plan.yaml")
     cfg = config.load(path)  # train accepts it as it is
-    assert cfg.train.epochs == 10 and cfg.method == "full" and cfg.model == str(tiny_model)
+    assert cfg.train.epochs == 5 and cfg.method == "full" and cfg.model == str(tiny_model)
 
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=False)

@@ -28,6 +28,25 @@ def stratified_split(labels: list[str], share: float, seed: int) -> tuple[list[i
     return sorted(keep), sorted(held)
 
 
+def selection_indices(labels: list[str], share: float, seed: int, keep_min: int = 3) -> tuple[list[int], list[int]]:
+    """Like ``stratified_split``, but a class gives examples only while ``keep_min`` stay for training (rare
+    classes keep every example: training on them matters more than choosing with them)."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_class[label].append(i)
+    keep, held = [], []
+    for label in sorted(by_class):
+        idx = np.array(by_class[label])
+        rng.shuffle(idx)
+        n_held = min(int(round(len(idx) * share)), max(len(idx) - keep_min, 0))
+        if n_held == 0 and len(idx) > keep_min and share > 0:
+            n_held = 1
+        held.extend(idx[:n_held].tolist())
+        keep.extend(idx[n_held:].tolist())
+    return sorted(keep), sorted(held)
+
+
 def stratified_sample(labels: list[str], n: int, seed: int) -> list[int]:
     """At most n indices with class shares kept; the order of the file is preserved."""
     if n >= len(labels):
@@ -49,6 +68,28 @@ def limit_and_split(train: Any, val: Any, data: Any, seed: int, report: Any, uni
     if val is not None and data.max_validation_examples:
         val = val.subset(stratified_sample(val.labels, data.max_validation_examples, seed))
     return train, val
+
+
+def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) -> tuple[Any, Any]:
+    """(train, selection): ``data.selection_split`` of the training examples (stratified, seeded, at most
+    ``data.max_selection_examples``) held out for the tool's own choices, so that none is made on the validation
+    data whose figures are reported. (train, None) when the share is 0 or the data too small to spare any."""
+    if data.selection_split <= 0 or len(train) < 20:
+        report.stats["selection"] = (
+            "no selection split (data.selection_split is 0)"
+            if data.selection_split <= 0
+            else f"no selection split: {len(train)} training {unit} are too few to spare any"
+        )
+        return train, None
+    share = min(data.selection_split, data.max_selection_examples / len(train))
+    keep, held = selection_indices(train.labels, share, seed + 1)
+    if not held:
+        return train, None
+    report.stats["selection"] = (
+        f"{len(held)} of the {len(train)} training {unit} held out for early stopping, the best epoch and the "
+        f"choice between the tuned model and the frozen encoder's head (stratified, seed {seed + 1})"
+    )
+    return train.subset(keep), train.subset(held, source=f"{train.source} (selection split)")
 
 
 def add_replay(train: Any, data: Any, seed: int, report: Any, read: Any, unit: str) -> Any:

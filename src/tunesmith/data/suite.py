@@ -23,7 +23,6 @@ from tunesmith.errors import InputError
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/_sources")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-DOC_PARTS = ("c-api", "howto", "library", "reference", "tutorial", "whatsnew")
 FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
 
@@ -177,13 +176,27 @@ def python_faq_chat(out: Path, n_train: int, n_val: int, seed: int = 0, words: i
     return _write_jsonl(out / "train.jsonl", train), _write_jsonl(out / "validation.jsonl", val)
 
 
-def python_docs(out: Path, n_train: int, n_val: int, seed: int = 0, chars: int = 2000) -> tuple[Path, Path]:
-    """Long documents: the documentation pages cut into passages of about ``chars`` characters (whole
-    paragraphs), labelled by the part of the documentation they come from; split by page."""
-    root = _need(PYTHON_DOCS, "python3.11-doc")
+def _toctree(page: Path) -> list[str]:
+    """The pages a reStructuredText page's toctree lists (``name.rst`` entries, relative to its folder)."""
+    return re.findall(r"^\s+([\w.-]+)\.rst\s*$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+
+
+def python_docs(
+    out: Path, n_train: int, n_val: int, seed: int = 0, chars: int = 2000, topics: int = 6
+) -> tuple[Path, Path]:
+    """Long documents by topic: the standard library's module pages cut into passages of about ``chars``
+    characters (whole paragraphs), labelled by the library chapter that lists the module (text processing,
+    internet protocols, concurrency, ...); the ``topics`` chapters with the most text, split by page."""
+    library = _need(PYTHON_DOCS / "library", "python3.11-doc")
     groups: dict[str, list[dict[str, str]]] = {}
-    for part in DOC_PARTS:
-        for page in sorted((root / part).rglob("*.rst.txt")):
+    for chapter in _toctree(library / "index.rst.txt"):
+        index = library / f"{chapter}.rst.txt"
+        if not index.is_file():
+            continue
+        for module in _toctree(index):
+            page = library / f"{module}.rst.txt"
+            if not page.is_file():
+                continue
             paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", plain_rst(page.read_text("utf-8")))]
             passages, current = [], ""
             for p in paragraphs:
@@ -193,9 +206,13 @@ def python_docs(out: Path, n_train: int, n_val: int, seed: int = 0, chars: int =
                 if len(current) >= chars:
                     passages.append(current[: int(chars * 1.25)])
                     current = ""
-            key = str(page.relative_to(root))
-            groups[key] = [{"text": t, "label": part} for t in passages]
-    groups = {k: v for k, v in groups.items() if v}
+            if passages:
+                groups[module] = [{"text": t, "label": chapter} for t in passages]
+    size: dict[str, int] = defaultdict(int)
+    for rows in groups.values():
+        size[rows[0]["label"]] += len(rows)
+    chosen = set(sorted(size, key=lambda c: (-size[c], c))[:topics])
+    groups = {k: v for k, v in groups.items() if v[0]["label"] in chosen}
     train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["label"], balanced=True)
     return _write_csv(out / "train.csv", train, ["text", "label"]), _write_csv(
         out / "validation.csv", val, ["text", "label"]

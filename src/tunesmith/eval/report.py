@@ -57,6 +57,7 @@ def build_report(
         )
     models["tuned"] = tuned
     slice_res = slice_metrics(val_y, probs, labels, slices) if slices else {}
+    general = "linear probe (frozen pre-trained)" if probe is not None else "majority class"
     summary = {
         "n": n,
         "accuracy": tuned["accuracy"],
@@ -71,7 +72,11 @@ def build_report(
             name: {m: {kk: c[m][kk] for kk in ("difference", "ci_low", "ci_high")} for m in ("accuracy", "macro_f1")}
             for name, c in comparisons.items()
         },
+        "kept": getattr(fit, "kept", None),
     }
+    summary["verdict"] = verdict(
+        tuned["accuracy"], models[general]["accuracy"], comparisons[general]["accuracy"], general, summary["kept"], ev
+    )
     full = {
         "summary": summary,
         "models": models,
@@ -150,6 +155,33 @@ def page(title: str, body: str) -> str:
     )
 
 
+GENERAL_NAMES = {
+    "linear probe (frozen pre-trained)": "the general model (a linear probe on the frozen pre-trained model)",
+    "majority class": "the majority class (no probe was run)",
+}
+
+
+def verdict(
+    tuned: float, general: float, diff: dict[str, Any], general_name: str, kept: dict[str, Any] | None, ev: Any
+) -> dict[str, Any]:
+    """One sentence: better than the general model or not, by how much, with the interval."""
+    lo, hi, d = diff["ci_low"] * 100, diff["ci_high"] * 100, diff["difference"] * 100
+    status = "better" if lo > 0 else ("worse" if hi < 0 else "not measurably better")
+    against = GENERAL_NAMES.get(general_name, general_name)
+    figures = (
+        f"accuracy {tuned * 100:.1f}% against {general * 100:.1f}%, {d:+.1f} points "
+        f"({int(ev.confidence * 100)}% CI {lo:+.1f} to {hi:+.1f})"
+    )
+    text = {
+        "better": f"Better than {against}: {figures}.",
+        "worse": f"Worse than {against}: {figures}.",
+        "not measurably better": f"Not measurably better than {against}: {figures}; the interval includes zero.",
+    }[status]
+    if kept and kept.get("model") == "frozen encoder + head" and "why" in kept and "did not beat" in kept["why"]:
+        text = f"Kept the frozen encoder with a trained head: {kept['why']}. {text}"
+    return {"status": status, "text": text, "against": general_name}
+
+
 def _verdict(s: dict[str, Any], comps: dict[str, Any]) -> str:
     verdict = []
     for name, c in comps.items():
@@ -160,8 +192,11 @@ def _verdict(s: dict[str, Any], comps: dict[str, Any]) -> str:
             f"({int(c['confidence'] * 100)}% CI {a['ci_low'] * 100:+.1f} to {a['ci_high'] * 100:+.1f}): "
             f"<b>{sig}</b></li>"
         )
+    v = s.get("verdict")
+    colour = {"better": "#e6f4ea", "worse": "#fce8e6"}.get(v["status"], "#fef7e0") if v else ""
+    top = f"<p class=big style='background:{colour};padding:8px'><b>{escape(v['text'])}</b></p>" if v else ""
     return (
-        f"<p class=big>Tuned model: accuracy <b>{_pct(s['accuracy'])}%</b>, macro-F1 "
+        f"{top}<p class=big>Tuned model: accuracy <b>{_pct(s['accuracy'])}%</b>, macro-F1 "
         f"<b>{_pct(s['macro_f1'])}%</b> on {s['n']} held-out examples.</p><ul>{''.join(verdict)}</ul>"
     )
 

@@ -42,7 +42,7 @@ class Job:
     task: TaskHooks
     model: Any
     train_items: list[dict[str, Any]]
-    val_items: list[dict[str, Any]]
+    val_items: list[dict[str, Any]]  # what choices are made on: the selection split, else the validation data
     lengths: list[int] | None
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]]
     evaluate: Callable[[Any], dict[str, float]]
@@ -50,9 +50,11 @@ class Job:
     resume: bool
     accelerator: Any
     labels: list[str]  # class names (classification), for the head's own evaluation
-    features: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # cached frozen (train, val) features
+    features: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # cached frozen (train, choice) features
     warm_start: FitResult | None = None  # a head fitted to frozen features before fine-tuning, if any
     on_eval: Callable[[dict[str, Any]], bool] | None = None  # after each evaluation; True stops (search pruning)
+    rebuild: Callable[[], Any] | None = None  # a fresh pre-trained model (for keeping the frozen encoder's head)
+    kept: dict[str, Any] | None = None  # which model the run keeps and why (fine_tune's comparison)
 
 
 @dataclass

@@ -12,13 +12,70 @@ from tunesmith.train.loop import fit
 from tunesmith.train.result import FitResult
 
 
-def fine_tune(job: Job, warm_start_head: bool, wrap: Callable[[Any], Any] | None = None) -> FitResult:
-    """Optionally fit the head on cached frozen features first (on the plain model), then ``wrap`` the model
-    (adapters), then run fit() at the resolved ``train.learning_rate``."""
-    if warm_start_head and job.features is not None:
+def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any] | None = None) -> FitResult:
+    """Fit the head on cached frozen features first where the task has them (the frozen encoder with a trained
+    head: the candidate fine-tuning must beat), start fine-tuning from it (``warm_start_head``) or from the fresh
+    head, ``wrap`` the model (adapters), run fit() at the resolved ``train.learning_rate``, then keep the better
+    of the two on the selection split (``classifier.keep_better``)."""
+    frozen_head = None
+    if job.features is not None:
+        head = job.task.feature_head(job.model)
+        fresh = None if warm_start_head is not False else _copy(head.state_dict())  # None: on by default
         job.warm_start = train_head(job, job.cfg.head.learning_rate, job.cfg.head.epochs, None)
+        frozen_head = _copy(head.state_dict())
+        if fresh is not None:
+            head.load_state_dict(fresh)
     if wrap is not None:
         job.model = wrap(job.model)
+    result = _fit(job)
+    if frozen_head is not None and job.warm_start is not None:
+        keep_frozen = _choose(job, result, job.warm_start)
+        if keep_frozen and job.cfg.classifier.keep_better and job.rebuild is not None:
+            job.model = job.rebuild()
+            job.task.feature_head(job.model).load_state_dict(frozen_head)
+        result.kept = job.kept
+    return result
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _choose(job: Job, tuned: FitResult, frozen: FitResult) -> bool:
+    """Records in ``job.kept`` which model is better on the selection split: the fine-tuned one must beat the
+    frozen encoder with its trained head on the selection metric (ties go to its loss). True: keep the latter."""
+    metric = job.cfg.train.metric
+    t, f = tuned.best, frozen.best
+    if t is None or f is None or metric not in t or metric not in f:
+        job.kept = {"model": "fine-tuned", "why": "no selection figures to compare"}
+        return False
+    key = (lambda r: (-r[metric],)) if metric == "loss" else (lambda r: (r[metric], -r["loss"]))
+    better = key(t) > key(f)
+    figures = f"{metric} {_fmt(t[metric], metric)} fine-tuned against {_fmt(f[metric], metric)} frozen with a head"
+    if t[metric] == f[metric] and metric != "loss":
+        figures += f"; tied, so the selection loss decided: {t['loss']:.4f} against {f['loss']:.4f}"
+    if better:
+        job.kept = {
+            "model": "fine-tuned",
+            "why": f"fine-tuning beat the frozen encoder with a trained head ({figures})",
+        }
+        return False
+    keep = job.cfg.classifier.keep_better
+    job.kept = {
+        "model": "frozen encoder + head" if keep else "fine-tuned",
+        "why": f"fine-tuning did not beat the frozen encoder with a trained head on the selection split ({figures})"
+        + ("" if keep else "; kept the fine-tuned model as classifier.keep_better is false"),
+        "fine_tuned_selection": {k: t[k] for k in t if isinstance(t[k], float)},
+        "frozen_selection": {k: f[k] for k in f if isinstance(f[k], float)},
+    }
+    return True
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{value:.4f}" if metric == "loss" else f"{100 * value:.1f}%"
+
+
+def _fit(job: Job) -> FitResult:
     return fit(
         job.model,
         job.train_items,

@@ -24,7 +24,7 @@ from tunesmith.config import Config, Default
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.files import write_json
 from tunesmith.methods import get_method
-from tunesmith.methods.base import Job, Method
+from tunesmith.methods.base import Job, Method, export_transformers
 from tunesmith.models.catalog import ModelSource, resolve
 from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
 from tunesmith.rundir import Run, locate_run, package_versions
@@ -82,6 +82,7 @@ def check(cfg: Config, select: Select | None = None) -> Checked:
     task, data, source, preprocessor, input_size = inspect(cfg, select)
     chosen = data_driven_defaults(cfg, len(data.labels), source, len(data.train), input_size)
     resolved = resolve_config(cfg, chosen, input_size)
+    task.cfg = resolved  # from here on every hook reads the resolved config
     task.bill_tokens(data.report, resolved)
     return Checked(task, get_method(cfg.method), data, source, preprocessor, input_size, chosen, resolved)
 
@@ -130,7 +131,10 @@ def finetune(
     with timer.phase("evaluate"):
         results = c.task.finish(run, c.resolved, model, prep, baseline, c.data.report, fit)
     meter.phase("export")
-    export = c.method.export(model, run / "model", c.resolved, check=c.task.parity_check(prep))
+    if job.kept and job.kept["model"] != "fine-tuned":  # the frozen encoder with its head: plain weights
+        export = export_transformers(model, run / "model")
+    else:
+        export = c.method.export(model, run / "model", c.resolved, check=c.task.parity_check(prep))
     for folder in ("model", "adapter"):
         if (run / folder).is_dir():
             c.task.save_preprocessor(c.preprocessor, run / folder)
@@ -156,7 +160,7 @@ def make_job(
         task=c.task,
         model=model,
         train_items=prep.train_items,
-        val_items=prep.val_items,
+        val_items=prep.choice_items,
         lengths=prep.lengths,
         collate=prep.collate,
         evaluate=c.task.evaluator(prep),
@@ -166,6 +170,7 @@ def make_job(
         labels=c.data.labels,
         features=c.task.method_features(baseline),
         on_eval=on_eval,
+        rebuild=lambda: c.task.build_model(c.source, c.data),
     )
 
 
@@ -217,6 +222,7 @@ def build_manifest(
         "device": str(accelerator.device),
         "timings_s": {k: round(v, 2) for k, v in timer.phases.items()},
         "fit": fit_summary(fit, job.warm_start),
+        "kept": job.kept or {"model": "fine-tuned" if c.method.keeps_activations else "frozen encoder + head"},
         "metrics": results["summary"],
         "report": "report.html",
     }

@@ -18,8 +18,11 @@ def data_driven_defaults(
 ) -> list[Default]:
     """Values for the keys the config left open that follow the data and the machine (docs/planning.md);
     ``hardware`` defaults to this machine's."""
-    facts = model_facts(source, get_task(cfg.task).default_image_size)
-    return data_driven(cfg, n_train, facts, max_length, hardware or detect(), classes or 2)
+    task = get_task(cfg.task)
+    facts = model_facts(source, task.default_image_size)
+    return task(cfg).open_defaults(cfg, source) + data_driven(
+        cfg, n_train, facts, max_length, hardware or detect(), classes or 2
+    )
 
 
 def resolve_config(cfg: Config, chosen: list[Default], input_size: int) -> Config:

@@ -77,6 +77,8 @@ def _scale(record: dict[str, Any], probe: dict[str, Any], evaluations: float) ->
     if record["kind"] == "generate":
         per_call = max(1, sizes["generations"])
         return full["generations"] / per_call if record["n"] else 1.0
+    if record["split"] == "selection":  # a fixed share of the training data: it grows with it
+        return full["train"] / max(1, sizes["train"]) * (evaluations if record["phase"] == "train" else 1.0)
     split = "train" if record["split"] == "train" else "validation"
     full_tokens = full.get("tokens", {}).get(split)
     if record.get("tokens") and full_tokens:  # the subset's lengths differ from the data's: scale by tokens

@@ -13,7 +13,7 @@ import numpy as np
 
 from tunesmith.config import Config
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
-from tunesmith.data.split import add_replay, limit_and_split
+from tunesmith.data.split import add_replay, carve_selection, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, check_labelled
 from tunesmith.errors import DataError
 from tunesmith.methods.base import ParityCheck
@@ -30,7 +30,7 @@ Features = Callable[[Any, Any], dict[str, np.ndarray]]  # (model, inputs) -> {"f
 ReadSplit = Callable[[str], tuple[Examples | None, str]]  # path -> (examples, content fingerprint)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClassificationPrepared(Prepared):
     """Model inputs of both splits (token ids, or resized pixels) and their content keys (cache keys)."""
 
@@ -39,10 +39,20 @@ class ClassificationPrepared(Prepared):
     keys: tuple[str, str]
     predict: Predict  # class probabilities of a model on inputs like these
     features: Features  # the frozen body's features of inputs like these
+    select_inputs: Any = None
+    select_key: str = ""
 
     @property
     def labels(self) -> list[str]:
         return self.data.labels
+
+    @property
+    def choice_inputs(self) -> Any:
+        return self.select_inputs if self.select_inputs is not None else self.val_inputs
+
+    @property
+    def choice_y(self) -> np.ndarray:
+        return np.array([it["labels"] for it in self.choice_items])
 
     @property
     def val_y(self) -> np.ndarray:
@@ -60,18 +70,22 @@ def read_labelled(cfg: Config, report: DataReport, read_split: ReadSplit, unit: 
     train, fp_train = read_split(d.train)
     val, fp_val = read_split(d.validation) if d.validation is not None else (None, "")
     labels: list[str] = []
+    select = None
     if train is not None and len(train):
         train, val = limit_and_split(train, val, d, cfg.train.seed, report, unit)
+        train, select = carve_selection(train, d, cfg.train.seed, report, unit)
         train = add_replay(train, d, cfg.train.seed, report, lambda p: read_split(p)[0], unit)
+        everything = train if select is None else train.concat(select)  # checks read all the training data
         labels = check_labelled(
-            train, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
+            everything, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
         )
     elif train is not None and not report.errors:
         report.add("error", "empty_file", f"no usable training {unit}", train.source)
     if report.errors:
         raise DataError(report.problems)
     assert train is not None and val is not None
-    return TaskData(train, val, report, "+".join(f[:16] for f in (fp_train, fp_val) if f), labels)
+    fingerprint = "+".join(f[:16] for f in (fp_train, fp_val) if f)
+    return TaskData(train, val, report, fingerprint, labels, select=select)
 
 
 def label_items(labels: list[str], names: list[str], inputs: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -89,12 +103,16 @@ def label_list(label_map: dict[str, str] | dict[int, str]) -> list[str]:
 
 class FrozenFeatures:
     """Features of the frozen pre-trained body, computed once per (data, model, input size) and cached: the
-    linear-probe baseline reads their mean, the head method their first token."""
+    linear-probe baseline reads their mean, the head the reading its pooling names (the first token for
+    transformers' own head)."""
 
     def __init__(self, model: Any, model_fp: str, prep: ClassificationPrepared, cfg: Config):
         self.features, self.model = prep.features, model
         self.inputs = {"train": prep.train_inputs, "val": prep.val_inputs}
-        self.key = (model_fp, *prep.keys, prep.input_size)
+        if prep.select_inputs is not None:
+            self.inputs["select"] = prep.select_inputs
+        self.head_reads = {"mean": "mean", "max": "max"}.get(getattr(model, "pooling", "cls"), "first")
+        self.key = (model_fp, *prep.keys, prep.select_key, prep.input_size)
         self.cache_dir = cfg.cache_dir
         self._feats: dict[str, dict[str, np.ndarray]] | None = None
 
@@ -103,7 +121,7 @@ class FrozenFeatures:
             cache = ArrayCache(cache_root(self.cache_dir), "features")
             self._feats = {}
             for split, inputs in self.inputs.items():
-                key = cache_key("frozen", split, *self.key)
+                key = cache_key("frozen2", split, *self.key)
                 hit = cache.get(key)
                 if hit is None:
                     tokens = sum(len(x) for x in inputs) if isinstance(inputs, list) else 0  # images: no tokens
@@ -114,8 +132,10 @@ class FrozenFeatures:
         return self._feats
 
     def for_method(self) -> tuple[np.ndarray, np.ndarray]:
+        """(training, choice) features as the head reads them; choices are made on the selection split."""
         feats = self.get()
-        return feats["train"]["first"], feats["val"]["first"]
+        choice = feats["select"] if "select" in feats else feats["val"]
+        return feats["train"][self.head_reads], choice[self.head_reads]
 
     def probe(self, train_y: np.ndarray, seed: int) -> dict[str, Any]:
         from tunesmith.eval.compare import linear_probe
@@ -141,15 +161,16 @@ def method_features(task: Any, baseline: FrozenFeatures) -> Callable[[], tuple[n
 
 
 def evaluator(task: Any, prep: ClassificationPrepared) -> Callable[[Any], dict[str, float]]:
+    """Metrics during training, on the selection split (the validation data when none was carved)."""
     from tunesmith.eval.metrics import classification_metrics
 
-    val_y, batch_size = prep.val_y, task.cfg.eval.batch_size
-    val_tokens = sum(len(x) for x in prep.val_inputs) if isinstance(prep.val_inputs, list) else 0
+    y, inputs, batch_size = prep.choice_y, prep.choice_inputs, task.cfg.eval.batch_size
+    tokens = sum(len(x) for x in inputs) if isinstance(inputs, list) else 0
 
     def evaluate(m: Any) -> dict[str, float]:
-        with meter.measure("forward", "validation", len(val_y), val_tokens):
-            probs = prep.predict(m, prep.val_inputs, batch_size)
-        res = classification_metrics(val_y, probs, prep.labels)
+        with meter.measure("forward", "selection", len(y), tokens):
+            probs = prep.predict(m, inputs, batch_size)
+        res = classification_metrics(y, probs, prep.labels)
         return {"loss": res["loss"], "accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
 
     return evaluate
@@ -237,8 +258,10 @@ def method_preference(n_train: int) -> tuple[list[str], str]:
 def summary_lines(manifest: dict[str, Any], run_dir: Path) -> list[str]:
     m = manifest["metrics"]
     rows = [(name, b["accuracy"], b["macro_f1"]) for name, b in m["baselines"].items()]
-    rows.append(("tuned", m["accuracy"], m["macro_f1"]))
-    out = [f"\n{'model':<38}{'accuracy':>10}{'macro-F1':>10}"]
+    kept = (manifest.get("kept") or {}).get("model", "fine-tuned")
+    rows.append(("tuned" if kept == "fine-tuned" else f"kept: {kept}", m["accuracy"], m["macro_f1"]))
+    out = [f"\n{m['verdict']['text']}"] if m.get("verdict") else []
+    out += [f"\n{'model':<38}{'accuracy':>10}{'macro-F1':>10}"]
     out += [f"{name:<38}{acc * 100:>9.1f}%{f1 * 100:>9.1f}%" for name, acc, f1 in rows]
     for name, c in m["tuned_minus"].items():
         a = c["accuracy"]

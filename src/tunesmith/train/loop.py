@@ -100,6 +100,9 @@ def _stop_on_signals(flag: dict[str, Any]):
             signal.signal(s, h)
 
 
+CHECKPOINT_SECONDS = 300.0  # train.checkpoint_every 0: at the first evaluation after this much training
+
+
 @dataclass
 class FitState:
     """Where training is: what a checkpoint saves and resume restores."""
@@ -117,7 +120,9 @@ class _Loop:
 
     def __init__(self, model: torch.nn.Module, n: int, cfg: TrainConfig, accelerator: Any, run_dir: Path | None,
                  desc: str, mmap_threshold: int) -> None:  # fmt: skip
-        open_keys = [k for k in ("epochs", "learning_rate", "gradient_accumulation") if getattr(cfg, k) is None]
+        open_keys = [
+            k for k in ("epochs", "batch_size", "learning_rate", "gradient_accumulation") if getattr(cfg, k) is None
+        ]
         if open_keys:
             raise ValueError(f"fit() takes a resolved config (pipeline.resolve); open: {', '.join(open_keys)}")
         acc = accelerator or make_accelerator()
@@ -128,7 +133,11 @@ class _Loop:
         planned = self.steps_per_epoch * self.epochs
         self.total = planned if cfg.max_steps is None else min(cfg.max_steps, planned)
         self.eval_every = cfg.eval_every if cfg.eval_every > 0 else self.steps_per_epoch  # 0: once an epoch
-        self.ckpt_every = cfg.checkpoint_every if cfg.checkpoint_every > 0 else self.eval_every  # 0: at each evaluation
+        self.ckpt_every = cfg.checkpoint_every if cfg.checkpoint_every > 0 else self.eval_every  # 0: at evaluations
+        # With checkpoint_every 0, an evaluation writes a checkpoint only once CHECKPOINT_SECONDS of training passed
+        # since the last one: a crash loses at most that much, and a short run spends no time writing state.
+        self.ckpt_seconds = 0.0 if cfg.checkpoint_every > 0 else CHECKPOINT_SECONDS
+        self.last_ckpt = time.perf_counter()
         self.ckpt_root = run_dir / "checkpoints" if run_dir is not None else None
         self.on_cpu = acc.device.type == "cpu"
         self.bf16 = resolve_precision(cfg.precision, not self.on_cpu) == "bf16"
@@ -157,7 +166,11 @@ class _Loop:
         self.logger.event("resume", checkpoint=str(ckpt), step=restored.step)
         return restored
 
+    def checkpoint_due(self, st: FitState) -> bool:
+        return st.step % self.ckpt_every == 0 and time.perf_counter() - self.last_ckpt >= self.ckpt_seconds
+
     def checkpoint(self, st: FitState, res: FitResult) -> None:
+        self.last_ckpt = time.perf_counter()
         if self.ckpt_root is None:
             return
         if self.main:
@@ -331,7 +344,7 @@ def fit(
                 if epoch_done:
                     st.epoch, st.batch = st.epoch + 1, 0
                 finished = end_of_run or res.stopped != "completed"
-                if stop_flag or (st.step % loop.ckpt_every == 0 and not finished):
+                if stop_flag or (loop.checkpoint_due(st) and not finished):
                     loop.checkpoint(st, res)  # a finished run is exported instead; resuming it would redo the steps
                 if stop_flag:
                     progress.close()

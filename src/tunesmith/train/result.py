@@ -12,6 +12,7 @@ class FitResult:
     epochs_run: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
+    kept: dict[str, Any] | None = None  # which model the run keeps and why (methods/training.py), when it chose
     best_step: int = 0
     stopped: str = "completed"
     train_seconds: float = 0.0

@@ -26,9 +26,10 @@ def _parts():
 @pytest.mark.parametrize(
     ("given", "open_keys"),
     [
-        ({"epochs": 1, "gradient_accumulation": 1}, "learning_rate"),
-        ({"learning_rate": 0.1, "gradient_accumulation": 1}, "epochs"),
-        ({"epochs": 1}, "learning_rate, gradient_accumulation"),
+        ({"epochs": 1, "batch_size": 4, "gradient_accumulation": 1}, "learning_rate"),
+        ({"learning_rate": 0.1, "batch_size": 4, "gradient_accumulation": 1}, "epochs"),
+        ({"epochs": 1, "batch_size": 4}, "learning_rate, gradient_accumulation"),
+        ({"epochs": 1, "learning_rate": 0.1, "gradient_accumulation": 1}, "batch_size"),
     ],
 )
 def test_open_keys_are_refused(given, open_keys):
@@ -39,7 +40,7 @@ def test_open_keys_are_refused(given, open_keys):
 
 def test_an_evaluation_needs_the_metric_that_picks_the_best():
     model, items, collate, loss_fn = _parts()
-    cfg = config.TrainConfig(epochs=1, learning_rate=0.1, gradient_accumulation=1, threads=1)
+    cfg = config.TrainConfig(epochs=1, batch_size=4, learning_rate=0.1, gradient_accumulation=1, threads=1)
     with pytest.raises(ValueError, match="needs train.metric"):
         fit(model, items, collate=collate, loss_fn=loss_fn, cfg=cfg, evaluate=lambda m: {"loss": 1.0})
 

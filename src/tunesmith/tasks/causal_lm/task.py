@@ -18,7 +18,7 @@ import numpy as np
 
 from tunesmith.config import Config
 from tunesmith.data.conversations import check_generation_data, describe_lines, read_split
-from tunesmith.data.split import add_replay, limit_and_split
+from tunesmith.data.split import add_replay, carve_selection, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, settle_max_length
 from tunesmith.errors import ConfigError, DataError, InputError
 from tunesmith.methods.base import ParityCheck
@@ -48,7 +48,7 @@ class GenerationData(TaskData):
     items: dict[str, list[dict[str, Any]]] | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GenerationPrepared(Prepared):
     tokenizer: Any
     golden: list[tuple[Any, str, int]]  # held-out (prompt, reference, line) answered at evaluation
@@ -63,7 +63,7 @@ class CausalLM(Task):
     # Packed rows of a 576-wide model make many 1-4 MB activations: with fit()'s default 1 MiB glibc mmap
     # threshold each one is a fresh mmap and page faults (SmolLM2 LoRA: 127 against 222-243 tokens/s at 4-16 MiB).
     mmap_threshold = 16 << 20
-    epoch_rule = (2_000, 1, 4)
+    epoch_rule = (80, 1, 4)  # optimizer steps; language models memorise their training answers quickly
     learning_rates = {
         "full": [(200e6, 5e-5), (1e9, 2e-5), (math.inf, 1e-5)],
         "lora": [(1e9, 5e-4), (math.inf, 2e-4)],
@@ -89,6 +89,7 @@ class CausalLM(Task):
     # --- data -------------------------------------------------------------------------------
     def read(self) -> GenerationData:
         d, report = self.cfg.data, DataReport()
+        select = None
         train, fmt, fp_train = read_split(d.train, d.format, report)
         val, fp_val = None, ""
         if d.validation is not None:
@@ -97,10 +98,11 @@ class CausalLM(Task):
                 report.add("error", "format", f"validation data is {val_fmt} but training data is {fmt}", d.validation)
         if train is not None and len(train):
             train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "examples")
+            train, select = carve_selection(train, d, self.cfg.train.seed, report, "examples")
             train = add_replay(
                 train, d, self.cfg.train.seed, report, lambda p: read_split(p, fmt, report)[0], "examples"
             )
-            check_generation_data(train, val, report, d.min_examples)
+            check_generation_data(train if select is None else train.concat(select), val, report, d.min_examples)
         elif train is not None:
             report.add("error", "empty_file", "no usable training examples", train.source)
         report.stats["format"] = fmt
@@ -108,7 +110,7 @@ class CausalLM(Task):
             raise DataError(report.problems)
         assert train is not None and val is not None
         fingerprint = "+".join(f[:16] for f in (fp_train, fp_val) if f)
-        return GenerationData(train, val, report, fingerprint, format=fmt)
+        return GenerationData(train, val, report, fingerprint, format=fmt, select=select)
 
     def load_preprocessor(self, source: ModelSource, data: TaskData) -> Any:
         from transformers import AutoTokenizer
@@ -130,17 +132,25 @@ class CausalLM(Task):
         tokenizer, train, val, report = preprocessor, data.train, data.val, data.report
         limit = int(getattr(tokenizer, "model_max_length", 0) or 0)
         limit = limit if 0 < limit < 1_000_000 else MAX_LENGTH_CAP
-        rendered = {}
-        for split, ex in (("train", train), ("validation", val)):
-            rendered[split] = [render(tokenizer, r) for r in ex.inputs]
-        lengths = [len(ids) for ids, _ in rendered["train"]]
+        splits = [("train", train), ("validation", val)]
+        if data.select is not None:
+            splits.append(("selection", data.select))
+        rendered = {split: [render(tokenizer, r) for r in ex.inputs] for split, ex in splits}
+        lengths = [len(ids) for ids, _ in rendered["train"] + rendered.get("selection", [])]
         max_length = settle_max_length(self.cfg.train.max_length, lengths, limit, report, MAX_LENGTH_CAP)
         data.items = {}
         stats = {}
-        for split, ex in (("train", train), ("validation", val)):
+        for split, ex in splits:
             items, split_stats = self._fit_to_length(rendered[split], ex, max_length, report, data.format)
             data.items[split] = items
             stats[split] = split_stats
+        if data.select is not None:  # the checks speak of the training data as given: the selection put back
+            scratch = DataReport()
+            union = rendered["train"] + rendered["selection"]
+            _, stats["train"] = self._fit_to_length(union, data.all_train, max_length, scratch, data.format)
+            mine = (train.source, data.select.source)
+            report.problems = [p for p in report.problems if p.check != "too_long" or p.file not in mine]
+            report.problems += scratch.problems
         report.stats["tokens"] = stats
         if self.cfg.train.epochs is not None:  # else once the data-driven default is chosen (finetune)
             self.bill_tokens(report, self.cfg)
@@ -276,6 +286,7 @@ class CausalLM(Task):
         return GenerationPrepared(
             train_items=train_items,
             val_items=data.items["validation"],
+            select_items=data.items.get("selection") or None,
             lengths=lengths,
             collate=collate,
             pad_id=pad_id,
@@ -285,14 +296,18 @@ class CausalLM(Task):
             golden=_golden(data.val, self.cfg.eval.generate_examples, self.cfg.train.seed),
         )
 
-    def _validation_loss(self, model: Any, prep: GenerationPrepared) -> tuple[float, int]:
+    def _validation_loss(self, model: Any, prep: GenerationPrepared, choice: bool = False) -> tuple[float, int]:
+        """Mean answer-token loss on the validation data, or (``choice``) on the selection split."""
+        items, split = (prep.choice_items, "selection") if choice else (prep.val_items, "validation")
         collate = make_collate(prep.pad_id, max(prep.input_size, PACK_MIN), True)
-        with meter.measure("forward", "validation", len(prep.val_items), token_count(prep.val_items)):
-            return validation_loss(model, prep.val_items, collate, self.cfg.eval.batch_size)
+        with meter.measure("forward", split, len(items), token_count(items)):
+            return validation_loss(model, items, collate, self.cfg.eval.batch_size)
 
     def evaluator(self, prep: Any) -> Any:
+        """Loss during training, on the selection split (the validation data when none was carved)."""
+
         def evaluate(m: Any) -> dict[str, float]:
-            loss, _ = self._validation_loss(m, prep)
+            loss, _ = self._validation_loss(m, prep, choice=True)
             return {"loss": loss, "perplexity": float(np.exp(min(loss, 50.0)))}
 
         return evaluate

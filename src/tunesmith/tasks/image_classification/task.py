@@ -72,7 +72,7 @@ class ImageClassification(Task):
         """Image checks per split; the input size is the side of the model's square input."""
         size, report = preprocessor.size, data.report
         report.stats["images"] = {
-            "train": check_images(data.train, size, report),
+            "train": check_images(data.all_train, size, report),
             "validation": check_images(data.val, size, report),
             "model_input": f"{size}x{size} RGB, (pixel - {preprocessor.mean[0]:g}) / {preprocessor.std[0]:g}",
         }
@@ -97,9 +97,14 @@ class ImageClassification(Task):
     def prepare(self, preprocessor: Preprocess, data: TaskData, input_size: int) -> ImagePrepared:
         keys = (data.train.content_key(), data.val.content_key())
         tr, va = self._pixels(data.train, input_size, keys[0]), self._pixels(data.val, input_size, keys[1])
+        sel = data.select
+        select_key = sel.content_key() if sel is not None else ""
         return ImagePrepared(
             train_items=clf.label_items(data.train.labels, data.labels),
             val_items=clf.label_items(data.val.labels, data.labels),
+            select_items=None if sel is None else clf.label_items(sel.labels, data.labels),
+            select_inputs=None if sel is None else self._pixels(sel, input_size, select_key),
+            select_key=select_key,
             lengths=None,
             collate=self._train_collate(tr, preprocessor),
             pad_id=0,
@@ -223,7 +228,7 @@ class ImageClassification(Task):
         return files
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImagePrepared(ClassificationPrepared):
     preprocess: Preprocess
 

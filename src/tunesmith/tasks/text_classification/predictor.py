@@ -36,19 +36,24 @@ class TextPredictor(Predictor):
     def load(cls, run: Path, manifest: dict[str, Any]) -> TextPredictor:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        def base() -> Any:
-            id2label = dict(enumerate(label_list(manifest["label_map"])))
-            return AutoModelForSequenceClassification.from_pretrained(
-                manifest["base_model"]["path"],
-                num_labels=len(id2label),
-                id2label=id2label,
-                label2id={v: k for k, v in id2label.items()},
-                use_safetensors=True,
+        from tunesmith.models.pooled import PooledClassifier, is_pooled
+        from tunesmith.tasks.text_classification.task import build_classifier
+
+        head = manifest.get("classifier") or {"pooling": "cls", "hidden": [], "dropout": 0.0}
+
+        def base() -> Any:  # the pre-trained model an adapter was trained on, with the run's head
+            labels = label_list(manifest["label_map"])
+            path = manifest["base_model"]["path"]
+            return build_classifier(
+                path, labels, head["pooling"], head["hidden"], head["dropout"], use_safetensors=True
             )
 
-        model, folder = load_trained(
-            run, manifest, lambda f: AutoModelForSequenceClassification.from_pretrained(f, use_safetensors=True), base
-        )
+        def full(folder: Path) -> Any:
+            if is_pooled(folder):
+                return PooledClassifier.from_pretrained(folder)
+            return AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+
+        model, folder = load_trained(run, manifest, full, base)
         return cls(run, manifest, model, AutoTokenizer.from_pretrained(folder))
 
     def use_onnx(self) -> None:

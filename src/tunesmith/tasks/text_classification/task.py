@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.config import Config
+from tunesmith.config import Config, Default
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root, pack_ragged, unpack_ragged
 from tunesmith.data.readers import Table, read_table
 from tunesmith.data.validate import (
@@ -22,11 +22,24 @@ from tunesmith.data.validate import (
 from tunesmith.errors import DataError, InputError
 from tunesmith.methods.lora import head_module_names
 from tunesmith.models.catalog import ModelSource
+from tunesmith.models.pooled import (
+    PooledClassifier,
+    declared_pooling,
+    is_pooled,
+    needs_pooled,
+    pool,
+    resolve_pooling,
+)
 from tunesmith.tasks import classification as clf
 from tunesmith.tasks.base import TASKS, Task, TaskData
 from tunesmith.tasks.classification import ClassificationPrepared
 from tunesmith.train.batching import length_batches
 from tunesmith.train.result import FitResult
+
+# Longest input the defaults choose (train.max_length may go up to the model's limit). Classifying a long text
+# rarely needs all of it, and the cost of every step grows with the length: docs/defaults.md has the
+# measurement behind this figure.
+DEFAULT_LENGTH_CAP = 128
 
 
 def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examples | None:
@@ -71,6 +84,7 @@ class TextClassification(Task):
         "full": [(60e6, 5e-5), (200e6, 3e-5), (1e9, 2e-5), (math.inf, 1e-5)],
         "lora": [(1e9, 5e-4), (math.inf, 2e-4)],
     }
+    lr_reference_batch = {"full": 8}  # the Trainer's default batch, at which 5e-5 is the usual BERT-size rate
 
     def __init__(self, cfg: Config):
         super().__init__(cfg)
@@ -99,8 +113,8 @@ class TextClassification(Task):
         """Token-length statistics per split; picks max_length from the data when the config leaves it open."""
         tokenizer, report = preprocessor, data.report
         limit = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-        train_len = token_lengths(tokenizer, data.train.inputs)
-        max_length = settle_max_length(self.cfg.train.max_length, train_len, limit, report)
+        train_len = token_lengths(tokenizer, data.all_train.inputs)
+        max_length = settle_max_length(self.cfg.train.max_length, train_len, limit, report, DEFAULT_LENGTH_CAP)
         report.stats["tokens"] = {
             "train": length_stats(train_len, max_length, report, data.train.source),
             "validation": length_stats(token_lengths(tokenizer, data.val.inputs), max_length, report, data.val.source),
@@ -127,20 +141,30 @@ class TextClassification(Task):
         return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
 
     # --- model ------------------------------------------------------------------------------
-    def build_model(self, source: ModelSource, data: TaskData) -> Any:
-        from transformers import AutoModelForSequenceClassification
-
-        id2label = dict(enumerate(data.labels))
-        return AutoModelForSequenceClassification.from_pretrained(
-            source.path,
-            num_labels=len(data.labels),
-            id2label=id2label,
-            label2id={v: k for k, v in id2label.items()},
-            trust_remote_code=self.cfg.trust_remote_code,
-            use_safetensors=None if self.cfg.trust_remote_code else _safetensors_pref(source),
+    def open_defaults(self, cfg: Config, source: ModelSource) -> list[Default]:
+        """``classifier.pooling: auto`` becomes the model's own sentence pooling, or cls."""
+        if cfg.classifier.pooling != "auto":
+            return []
+        declared = declared_pooling(source.path) if source.local else None
+        why = (
+            f"the model declares {declared} pooling (sentence-transformers' Pooling module)"
+            if declared
+            else "the model declares no sentence pooling: transformers' own head on the first token"
         )
+        return [Default("classifier.pooling", declared or "cls", why)]
+
+    def build_model(self, source: ModelSource, data: TaskData) -> Any:
+        c = self.cfg.classifier
+        pooling = resolve_pooling(c.pooling, source.path)
+        load = {
+            "trust_remote_code": self.cfg.trust_remote_code,
+            "use_safetensors": None if self.cfg.trust_remote_code else _safetensors_pref(source),
+        }
+        return build_classifier(source.path, data.labels, pooling, c.hidden, c.dropout, **load)
 
     def lora_modules_to_save(self, model: Any) -> list[str]:
+        if isinstance(model, PooledClassifier):
+            return ["classifier"]  # the encoder's own pooler is not read
         return head_module_names(model)
 
     def loss(self, model: Any, batch: dict[str, Any]) -> Any:
@@ -159,10 +183,16 @@ class TextClassification(Task):
         keys = (data.train.content_key(), data.val.content_key())
         train_ids = self.encode(tokenizer, data.train.inputs, input_size, keys[0])
         val_ids = self.encode(tokenizer, data.val.inputs, input_size, keys[1])
+        sel = data.select
+        select_key = sel.content_key() if sel is not None else ""
+        select_ids = None if sel is None else self.encode(tokenizer, sel.inputs, input_size, select_key)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         return ClassificationPrepared(
             train_items=clf.label_items(data.train.labels, data.labels, train_ids),
             val_items=clf.label_items(data.val.labels, data.labels, val_ids),
+            select_items=None if sel is None else clf.label_items(sel.labels, data.labels, select_ids),
+            select_inputs=select_ids,
+            select_key=select_key,
             lengths=[len(x) for x in train_ids],
             collate=make_collate(pad_id),
             pad_id=pad_id,
@@ -189,9 +219,11 @@ class TextClassification(Task):
         return clf.write_report(run, cfg, prep, probs, baseline, report, fit, samples)
 
     def manifest_extras(self, prep: Any) -> dict[str, Any]:
+        c = self.cfg.classifier
         return {
             "data": {"text_column": self.cfg.data.text_column, "label_column": self.cfg.data.label_column},
             "label_map": dict(enumerate(prep.labels)),
+            "classifier": {"pooling": c.pooling, "hidden": list(c.hidden), "dropout": c.dropout},
         }
 
     summary_lines = staticmethod(clf.summary_lines)
@@ -199,6 +231,25 @@ class TextClassification(Task):
     @classmethod
     def method_preference(cls, n_train: int) -> tuple[list[str], str]:
         return clf.method_preference(n_train)
+
+
+def build_classifier(path: str, labels: list[str], pooling: str, hidden: list[int], dropout: float, **load: Any) -> Any:
+    """transformers' own sequence classifier for cls pooling with a linear head, else a PooledClassifier. A saved
+    PooledClassifier (an earlier version, when updating) keeps its trained head where the labels and the head's
+    shape are the same."""
+    if needs_pooled(pooling, hidden):
+        if is_pooled(path):
+            saved = PooledClassifier.from_pretrained(path, trust_remote_code=load.get("trust_remote_code", False))
+            same = saved.spec["labels"] == list(labels) and saved.spec["hidden"] == list(hidden)
+            if same and saved.spec["pooling"] == pooling:
+                return saved.train()
+        return PooledClassifier.from_encoder(path, pooling, hidden, dropout, labels, **load)
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(labels))
+    return AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()}, **load
+    )
 
 
 def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
@@ -272,35 +323,36 @@ def _body(model: Any) -> Any:
 
 
 def frozen_features(model: Any, ids: list[np.ndarray], pad_id: int, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """The frozen body's last hidden state read two ways: the first token (what the head sees) and the
-    attention-masked mean (the strongest frozen reading of sentence encoders, used by the linear probe)."""
+    """The frozen body's last hidden state read three ways: the first token, the attention-masked mean (the
+    strongest frozen reading of sentence encoders, used by the linear probe) and the max; the head reads the
+    one its pooling names."""
     import torch
 
     body = _body(model)
     collate = make_collate(pad_id)
     order = np.argsort([-len(x) for x in ids], kind="stable")
-    first = mean = None
+    out: dict[str, np.ndarray] = {}
     body.eval()
     with torch.inference_mode():
         for s in range(0, len(ids), batch_size):
             sel = order[s : s + batch_size]
             batch = collate([{"input_ids": ids[i]} for i in sel])
             hidden = body(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            if first is None:
-                first = np.zeros((len(ids), hidden.shape[-1]), dtype=np.float32)
-                mean = np.zeros_like(first)
-            first[sel] = hidden[:, 0].numpy()
-            mean[sel] = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
-    return {"first": first, "mean": mean}
+            for how, key in (("cls", "first"), ("mean", "mean"), ("max", "max")):
+                pooled = pool(hidden, batch["attention_mask"], how).numpy()
+                out.setdefault(key, np.zeros((len(ids), pooled.shape[-1]), dtype=np.float32))[sel] = pooled
+    return out
 
 
 class FeatureHead:
-    """Runs the model's own head (pooler if any, dropout, classifier) on cached first-token features."""
+    """Runs the model's own head on cached features: a PooledClassifier's head reads its pooled features as
+    they are; transformers' head (pooler if any, dropout, classifier) reads the first token."""
 
     def __new__(cls, model: Any) -> Any:
         import torch
 
+        if isinstance(model, PooledClassifier):
+            return model.classifier
         body = _body(model)
         pooler = getattr(body, "pooler", None)
         classifier = getattr(model, "classifier", None)
