@@ -119,8 +119,8 @@ class DataConfig:
 class TrainConfig:
     epochs: int | None = _f(
         None,
-        help="passes over the training data; default: follows the data size (about 8,000 examples seen for "
-        "classifiers, 1-10 epochs; 2,000 for causal-lm, 1-4 epochs; docs/planning.md)",
+        help="passes over the training data; default: follows the data size (about 100 optimizer steps for "
+        "classifiers, 1-5 epochs; 80 for causal-lm, 1-4 epochs; docs/planning.md)",
         min=1,
     )
     batch_size: int | None = _f(
@@ -130,7 +130,7 @@ class TrainConfig:
         min=1,
     )
     learning_rate: float | None = _f(
-        None, help="peak learning rate; default: by method and model size (docs/planning.md)", gt=0.0
+        None, help="peak learning rate; default: by method, model size and batch size (docs/planning.md)", gt=0.0
     )
     max_length: int | None = _f(
         None,

@@ -285,6 +285,8 @@ def _models(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     from tunesmith.api import config_reference as describe
 
+    if args.markdown:
+        print("| key | default | meaning |\n|---|---|---|")
     for key, default, help_ in describe():
         print(f"| `{key}` | `{default}` | {help_} |" if args.markdown else f"{key:<34}{default:<14}{help_}")
     return 0

@@ -67,6 +67,7 @@ def build_generation_report(
         "n_loss_tokens": tuned["tokens"],
         "n_generated": len(golden),
     }
+    summary["verdict"] = generation_verdict(models, comparisons, cfg.eval.confidence)
     samples = [
         {
             "line": line,
@@ -101,6 +102,29 @@ def build_generation_report(
     return full
 
 
+def generation_verdict(models: dict[str, Any], comparisons: dict[str, Any], confidence: float) -> dict[str, Any]:
+    """One sentence: are the tuned model's generated answers better than the base model's (token F1, with the
+    interval); without generated answers, the held-out loss alone."""
+    b, t = models["base"], models["tuned"]
+    if "token_f1" not in comparisons:
+        better = t["loss"] < b["loss"]
+        text = (
+            f"{'Lower' if better else 'No lower'} held-out loss than the base model: {t['loss']:.3f} against "
+            f"{b['loss']:.3f} (no answers were generated, so answer quality is not measured)."
+        )
+        return {"status": "better" if better else "not measurably better", "text": text, "against": "base"}
+    c = comparisons["token_f1"]
+    lo, hi = c["ci_low"] * 100, c["ci_high"] * 100
+    status = "better" if lo > 0 else ("worse" if hi < 0 else "not measurably better")
+    figures = (
+        f"token F1 of the generated answers {t['token_f1'] * 100:.1f}% against {b['token_f1'] * 100:.1f}%, "
+        f"{c['difference'] * 100:+.1f} points ({int(confidence * 100)}% CI {lo:+.1f} to {hi:+.1f}, {c['n']} prompts)"
+    )
+    lead = {"better": "Better than", "worse": "Worse than", "not measurably better": "Not measurably better than"}
+    tail = "; the interval includes zero." if status == "not measurably better" else "."
+    return {"status": status, "text": f"{lead[status]} the base model: {figures}{tail}", "against": "base"}
+
+
 def _fmt(x: float | None, pct: bool = True) -> str:
     if x is None:
         return "-"
@@ -111,6 +135,10 @@ def render_html(full: dict[str, Any], samples: list[dict[str, Any]], log: list[d
     s, models = full["summary"], full["models"]
     b, t = models["base"], models["tuned"]
     parts = [f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"]
+    v = s.get("verdict")
+    if v:
+        colour = {"better": "#e6f4ea", "worse": "#fce8e6"}.get(v["status"], "#fef7e0")
+        parts.append(f"<p class=big style='background:{colour};padding:8px'><b>{escape(v['text'])}</b></p>")
     verdict = [
         f"<li>held-out perplexity <b>{b['perplexity']:.2f} → {t['perplexity']:.2f}</b> "
         f"(loss {b['loss']:.3f} → {t['loss']:.3f} on {s['n_loss_tokens']} answer tokens)</li>"

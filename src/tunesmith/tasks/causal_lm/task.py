@@ -361,7 +361,8 @@ class CausalLM(Task):
     @staticmethod
     def summary_lines(manifest: dict[str, Any], run_dir: Path) -> list[str]:
         m = manifest["metrics"]
-        out = [f"\n{'model':<10}{'val loss':>10}{'perplexity':>12}{'token F1':>10}{'ROUGE-L':>9}"]
+        out = [f"\n{m['verdict']['text']}"] if m.get("verdict") else []
+        out += [f"\n{'model':<10}{'val loss':>10}{'perplexity':>12}{'token F1':>10}{'ROUGE-L':>9}"]
         for name in ("base", "tuned"):
             r = m[name]
             f1 = f"{r['token_f1'] * 100:>9.1f}%" if r.get("token_f1") is not None else f"{'-':>10}"
