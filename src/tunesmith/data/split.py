@@ -8,29 +8,9 @@ from typing import Any
 import numpy as np
 
 
-def stratified_split(labels: list[str], share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices (keep, held_out): each class contributes ``share`` of its rows (at least one when it has two)."""
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[int]] = defaultdict(list)
-    for i, label in enumerate(labels):
-        by_class[label].append(i)
-    keep, held = [], []
-    for label in sorted(by_class):
-        idx = np.array(by_class[label])
-        rng.shuffle(idx)
-        n_held = int(round(len(idx) * share))
-        if len(idx) >= 2:
-            n_held = min(max(n_held, 1), len(idx) - 1)
-        else:
-            n_held = 0
-        held.extend(idx[:n_held].tolist())
-        keep.extend(idx[n_held:].tolist())
-    return sorted(keep), sorted(held)
-
-
-def selection_indices(labels: list[str], share: float, seed: int, keep_min: int = 3) -> tuple[list[int], list[int]]:
-    """Like ``stratified_split``, but a class gives examples only while ``keep_min`` stay for training (rare
-    classes keep every example: training on them matters more than choosing with them)."""
+def stratified_split(labels: list[str], share: float, seed: int, keep_min: int = 1) -> tuple[list[int], list[int]]:
+    """Indices (keep, held_out): each class contributes ``share`` of its rows, at least one while more than
+    ``keep_min`` would stay, never leaving fewer than ``keep_min`` (a class of ``keep_min`` rows keeps them all)."""
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
@@ -82,7 +62,7 @@ def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) ->
         )
         return train, None
     share = min(data.selection_split, data.max_selection_examples / len(train))
-    keep, held = selection_indices(train.labels, share, seed + 1)
+    keep, held = stratified_split(train.labels, share, seed + 1, keep_min=3)  # rare classes train on all
     if not held:
         return train, None
     report.stats["selection"] = (

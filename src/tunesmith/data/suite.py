@@ -9,9 +9,7 @@ question, a documentation page). ``python -m tunesmith.examples NAME --out DIR``
 from __future__ import annotations
 
 import csv
-import gzip
 import importlib.util
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -19,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.data.images import open_idx
 from tunesmith.errors import InputError
+from tunesmith.files import write_jsonl
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html/_sources")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -38,12 +38,6 @@ def _write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Pat
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    return path
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
 
 
@@ -173,7 +167,10 @@ def python_faq_chat(out: Path, n_train: int, n_val: int, seed: int = 0, words: i
         msgs = [{"role": "user", "content": e["question"]}, {"role": "assistant", "content": "\n\n".join(kept)}]
         groups[e["question"].lower()] = [{"messages": msgs, "category": e["section"]}]
     train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["category"])
-    return _write_jsonl(out / "train.jsonl", train), _write_jsonl(out / "validation.jsonl", val)
+    paths = out / "train.jsonl", out / "validation.jsonl"
+    write_jsonl(paths[0], train)
+    write_jsonl(paths[1], val)
+    return paths
 
 
 def _toctree(page: Path) -> list[str]:
@@ -249,18 +246,11 @@ def digits(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Pa
     return _write_images(out, {"train": (images[tr], d.target[tr]), "validation": (images[va], d.target[va])}, names)
 
 
-def _idx(path: Path) -> np.ndarray:
-    data = gzip.decompress(path.read_bytes())
-    dims = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
 def fashion_mnist(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
     """A seeded sample of Fashion-MNIST: training images from its training files, validation from its test."""
     root = _need(FASHION, "dataset-fashion-mnist")
-    tr_x, tr_y = _idx(root / "train-images-idx3-ubyte.gz"), _idx(root / "train-labels-idx1-ubyte.gz")
-    te_x, te_y = _idx(root / "t10k-images-idx3-ubyte.gz"), _idx(root / "t10k-labels-idx1-ubyte.gz")
+    tr_x, tr_y = open_idx(root / "train-images-idx3-ubyte.gz"), open_idx(root / "train-labels-idx1-ubyte.gz")
+    te_x, te_y = open_idx(root / "t10k-images-idx3-ubyte.gz"), open_idx(root / "t10k-labels-idx1-ubyte.gz")
     tr, _ = _stratified(tr_y, n_train, 0, seed)
     va, _ = _stratified(te_y, n_val, 0, seed)
     return _write_images(out, {"train": (tr_x[tr], tr_y[tr]), "validation": (te_x[va], te_y[va])}, FASHION_NAMES)

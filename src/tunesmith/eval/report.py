@@ -177,7 +177,7 @@ def verdict(
         "worse": f"Worse than {against}: {figures}.",
         "not measurably better": f"Not measurably better than {against}: {figures}; the interval includes zero.",
     }[status]
-    if kept and kept.get("model") == "frozen encoder + head" and "why" in kept and "did not beat" in kept["why"]:
+    if kept and kept.get("model") == "frozen encoder + head" and "why" in kept:  # fine_tune chose it over tuning
         text = f"Kept the frozen encoder with a trained head: {kept['why']}. {text}"
     return {"status": status, "text": text, "against": general_name}
 

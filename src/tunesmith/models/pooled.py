@@ -28,8 +28,9 @@ def declared_pooling(folder: str | Path) -> str | None:
     """The pooling a folder declares: a saved PooledClassifier's own, or a sentence-transformers folder's
     (``modules.json`` -> its Pooling module's config); None for a plain transformers model."""
     folder = Path(folder)
-    if is_pooled(folder):
-        return str(json.loads((folder / "config.json").read_text(encoding="utf-8"))[HEAD_KEY]["pooling"])
+    saved = saved_head(folder)
+    if saved is not None:
+        return str(saved["pooling"])
     modules = folder / "modules.json"
     if not modules.is_file():
         return None
@@ -57,9 +58,14 @@ def needs_pooled(pooling: str, hidden: list[int]) -> bool:
     return pooling != "cls" or bool(hidden)
 
 
-def is_pooled(folder: str | Path) -> bool:
+def saved_head(folder: str | Path) -> dict[str, Any] | None:
+    """The head a saved PooledClassifier folder declares in its config.json; None for any other folder."""
     config = Path(folder) / "config.json"
-    return config.is_file() and HEAD_KEY in json.loads(config.read_text(encoding="utf-8"))
+    return json.loads(config.read_text(encoding="utf-8")).get(HEAD_KEY) if config.is_file() else None
+
+
+def is_pooled(folder: str | Path) -> bool:
+    return saved_head(folder) is not None
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:

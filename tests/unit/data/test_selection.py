@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from types import SimpleNamespace
 
-from tunesmith.data.split import carve_selection, selection_indices
+from tunesmith.data.split import carve_selection, stratified_split
 from tunesmith.data.validate import DataReport, Examples
 
 
@@ -16,7 +16,7 @@ def examples(labels: list[str]) -> Examples:
 
 def test_rare_classes_keep_their_examples_for_training():
     labels = ["big"] * 100 + ["mid"] * 10 + ["rare"] * 3 + ["two"] * 2
-    keep, held = selection_indices(labels, 0.15, seed=1)
+    keep, held = stratified_split(labels, 0.15, seed=1, keep_min=3)
     assert sorted(keep + held) == list(range(len(labels))) and not set(keep) & set(held)
     held_counts = Counter(labels[i] for i in held)
     assert held_counts == {"big": 15, "mid": 2}  # 'rare' and 'two' would fall under 3 training examples

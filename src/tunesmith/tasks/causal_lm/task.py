@@ -141,16 +141,14 @@ class CausalLM(Task):
         data.items = {}
         stats = {}
         for split, ex in splits:
-            items, split_stats = self._fit_to_length(rendered[split], ex, max_length, report, data.format)
+            # With a selection split, the training data's warnings and figures come from the union below.
+            said = DataReport() if data.select is not None and split != "validation" else report
+            items, split_stats = self._fit_to_length(rendered[split], ex, max_length, said, data.format)
             data.items[split] = items
             stats[split] = split_stats
         if data.select is not None:  # the checks speak of the training data as given: the selection put back
-            scratch = DataReport()
             union = rendered["train"] + rendered["selection"]
-            _, stats["train"] = self._fit_to_length(union, data.all_train, max_length, scratch, data.format)
-            mine = (train.source, data.select.source)
-            report.problems = [p for p in report.problems if p.check != "too_long" or p.file not in mine]
-            report.problems += scratch.problems
+            _, stats["train"] = self._fit_to_length(union, data.all_train, max_length, report, data.format)
         report.stats["tokens"] = stats
         if self.cfg.train.epochs is not None:  # else once the data-driven default is chosen (finetune)
             self.bill_tokens(report, self.cfg)
