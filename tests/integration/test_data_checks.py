@@ -80,7 +80,7 @@ def test_unseen_validation_label(tmp_path, tiny_model, cache_dir, capsys):
     val = write_csv(tmp_path / "val.csv", val_rows)
     problems, _ = _fatal(tmp_path, tiny_model, cache_dir, train, val, capsys)
     p = _one(problems, "unseen_label")
-    assert (p.file, p.line) == (str(val), 6) and "'meh'" in p.message and "neg, pos" in p.message
+    assert (p.file, p.line) == (str(val), 6) and "'meh'" in p.message and "pos, neg" in p.message
 
 
 def test_single_class(tmp_path, tiny_model, cache_dir, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -113,3 +114,24 @@ def test_idx_and_npz_arrays_read_with_label_names(tmp_path, tiny_vit, cache_dir)
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz: file not found"):
         api.validate(_cfg(tmp_path, tiny_vit, tmp_path / "train-images-idx3-ubyte.gz", None))
+
+
+def test_label_names_keep_the_users_ids(tmp_path, tiny_vit, cache_dir):
+    """IDX labels 0..2 named by data.label_names: the saved id 0 is the dataset's 0, not the alphabetically first
+    name (Fashion-MNIST's 0 is t-shirt, which must not become ankle-boot)."""
+    names = ["t-shirt", "trouser", "ankle-boot"]
+    labels = np.repeat(np.arange(3), 12)
+    images = np.stack([make_image(("red", "green", "blue")[y], i)[:, :, 0] for i, y in enumerate(labels)])
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    cfg = _cfg(tmp_path, tiny_vit, tmp_path / "train-images-idx3-ubyte.gz", None, data__label_names=names,
+               method="head", head__epochs=2)  # fmt: skip
+    assert list(api.validate(cfg).stats["class_counts"]) == names
+    run = api.finetune(cfg)
+    saved = json.loads((run.path / "manifest.json").read_text())["label_map"]
+    assert saved == {"0": "t-shirt", "1": "trouser", "2": "ankle-boot"}
+    pred = api.load(run.path)
+    assert pred.labels == names
+    preds = [json.loads(x) for x in (run.path / "validation_predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6  # 20% held out, stratified
+    assert all(p["label"] == names[labels[p["line"] - 1]] for p in preds), "row n's label is the name of its id"

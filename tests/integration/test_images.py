@@ -4,6 +4,7 @@ predict on image files through the CLI and the Python API, a checked LoRA merge,
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -58,7 +59,9 @@ def test_run_directory_report_and_gallery(runs):
     assert "tokens_per_s" not in man["fit"] and man["fit"]["samples_per_s"] > 0
     assert man["label_map"] == {"0": "blue", "1": "green", "2": "red"}
     html = (run.path / "report.html").read_text()
-    assert "Misclassified validation images" in html
+    assert html.count("<h2>Most confident mistakes") == 1, "the gallery replaces the mistakes table"
+    if "<figure" in html:  # each mistake says where the image came from
+        assert re.search(r"<figcaption>[^<]+\.png \(line \d+\)<br>true", html)
     preds = [json.loads(x) for x in (run.path / "validation_predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 30 and preds[0]["image"].endswith(".png")
     assert (run.path / "model" / "tunesmith_image_model.json").is_file()

@@ -64,7 +64,7 @@ def test_predict_matches_the_model_and_describes_it(classifier):
         assert [g["label"] for g in got] == [w.label for w in want]
         assert got[0]["probabilities"]["pos"] == pytest.approx(want[0].probabilities["pos"], abs=1e-6)
         info = c.get("/v1/model", headers=AUTH).json()
-        assert info["labels"] == ["neg", "pos"] and info["task"] == "text-classification"
+        assert info["labels"] == ["pos", "neg"] and info["task"] == "text-classification"
         assert info["metrics"]["accuracy"] == classifier.manifest["metrics"]["accuracy"]
         assert c.post("/v1/generate", headers=AUTH, json={"prompt": "hi"}).status_code == 400
 

@@ -13,16 +13,61 @@ from typing import Any
 
 from tunesmith.cli.plan import add_parsers as add_plan_parsers
 from tunesmith.cli.plan import plan_command, train_seeds, tune_command
+from tunesmith.cli.table import table
 from tunesmith.errors import ConfigError, DataError, TunesmithError
+
+EXAMPLES = """examples:
+  tunesmith validate examples/text-classification.yaml       check the data first; nothing is written
+  tunesmith train my.yaml --set train.epochs=2               fine-tune; prints the verdict and the run folder
+  tunesmith eval runs/RUN --data new_labelled.csv             score a run on other labelled data
+  tunesmith predict runs/RUN --input new.csv --output out.jsonl
+  tunesmith serve runs/RUN                                    HTTP on 127.0.0.1:8000 with a bearer token
+  tunesmith config                                            every config key, its default and meaning
+
+A config's relative data paths are read from the folder you run tunesmith in, not the config's folder.
+`tunesmith COMMAND --help` describes each command."""
+
+TRAIN_EXAMPLES = """examples:
+  tunesmith train my.yaml
+  tunesmith train my.yaml --set method=lora --set train.epochs=2
+  tunesmith train my.yaml --resume                 continue the newest unfinished run
+  tunesmith train my.yaml --nproc 2                two processes (torchrun) on one run directory"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean" for a misspelled command."""
+
+    def error(self, message: str) -> Any:
+        import difflib
+        import re
+
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            choices = re.findall(r"'([^']*)'", bad.group(2))
+            close = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        return super().error(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune a pre-trained model for your task.")
+    p = Parser(
+        prog="tunesmith",
+        description="Fine-tune a pre-trained model for your task, and check it against the general model.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--store", help="model store folder (default $TUNESMITH_STORE or ~/.local/share/tunesmith/store)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    t = sub.add_parser("train", help="check the data, fine-tune, evaluate, write a run directory")
-    t.add_argument("config")
+    t = sub.add_parser(
+        "train",
+        help="check the data, fine-tune, evaluate, write a run directory",
+        description="Check the data, fine-tune, evaluate against the general model and write a run directory.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.add_argument("config", help="the YAML config (see examples/ and `tunesmith config`)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     t.add_argument(
         "--resume",
@@ -37,29 +82,29 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--run-dir", help=argparse.SUPPRESS)
 
     v = sub.add_parser("validate", help="run the data checks only")
-    v.add_argument("config")
-    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("config", help="the YAML config whose data to check")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    v.add_argument("--json", action="store_true", help="the full report as JSON")
 
     e = sub.add_parser("eval", help="metrics of a run's model on a labelled file")
-    e.add_argument("run")
-    e.add_argument("--data", required=True)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("run", help="a run directory or a registered model (NAME@ALIAS)")
+    e.add_argument("--data", required=True, help="labelled data in the run's training format")
+    e.add_argument("--json", action="store_true", help="the metrics as JSON")
 
     pr = sub.add_parser("predict", help="predict labels (or generate answers) for every row of a file")
-    pr.add_argument("run")
-    pr.add_argument("--input", required=True)
-    pr.add_argument("--output", required=True)
+    pr.add_argument("run", help="a run directory or a registered model (NAME@ALIAS)")
+    pr.add_argument("--input", required=True, help="rows to predict (CSV, JSONL, Parquet; images: a folder too)")
+    pr.add_argument("--output", required=True, help="where to write one JSON line per input row")
     _generation_options(pr)
 
     g = sub.add_parser("generate", help="answer a prompt with a causal-lm run, streaming to the terminal")
-    g.add_argument("run")
+    g.add_argument("run", help="a causal-lm run directory or registered model")
     g.add_argument("--prompt", required=True, help="the user's message (or raw prompt for prompt/completion runs)")
     g.add_argument("--system", help="a system message (chat runs)")
     _generation_options(g)
 
     x = sub.add_parser("export", help="merge a LoRA adapter into full weights, or export a classifier to ONNX")
-    x.add_argument("run")
+    x.add_argument("run", help="a run directory")
     how = x.add_mutually_exclusive_group(required=True)
     how.add_argument("--merge", action="store_true", help="merge the adapter into the base weights (RUN/model)")
     how.add_argument("--onnx", action="store_true", help="ONNX export (RUN/onnx), kept only after a parity check")
@@ -98,38 +143,40 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     add_plan_parsers(sub)
     c = sub.add_parser("config", help="list every config key with its default and meaning")
-    c.add_argument("--markdown", action="store_true")
+    c.add_argument("--markdown", action="store_true", help="as a Markdown table (docs/config.md)")
     return p
 
 
 def _models_parser(sub: Any) -> None:
     m = sub.add_parser("models", help="registered versions (register, promote, list, show, diff, rm) and the catalog")
-    ms = m.add_subparsers(dest="models_command")
+    ms = m.add_subparsers(dest="models_command", parser_class=Parser)
     ms.add_parser("catalog", help="the offline model catalog (also `tunesmith models` alone)")
     r = ms.add_parser("register", help="store a finished run as the next version of NAME")
-    r.add_argument("run")
-    r.add_argument("--name", required=True)
+    r.add_argument("run", help="a finished run directory")
+    r.add_argument("--name", required=True, help="the model's name, e.g. support-intents")
     r.add_argument("--promote", metavar="ALIAS", help="also point NAME@ALIAS at the new version")
     p = ms.add_parser("promote", help="point an alias (prod, staging, ...) at a version, through the gate")
     p.add_argument("ref", help="e.g. support-intents@v3")
-    p.add_argument("--to", required=True, metavar="ALIAS")
-    p.add_argument("--max-regression", type=float, default=None)
+    p.add_argument("--to", required=True, metavar="ALIAS", help="the alias to move, e.g. prod")
+    p.add_argument(
+        "--max-regression", type=float, default=None, help="largest allowed drop on an earlier evaluation set"
+    )
     p.add_argument("--force", action="store_true", help="move the alias even when the gate refuses")
     li = ms.add_parser("list", help="registered versions")
-    li.add_argument("name", nargs="?")
+    li.add_argument("name", nargs="?", help="only this model's versions")
     li.add_argument("--all", action="store_true", help="include removed versions")
-    li.add_argument("--json", action="store_true")
+    li.add_argument("--json", action="store_true", help="as JSON")
     sh = ms.add_parser("show", help="config, metrics, data fingerprints, lineage and history of a version")
-    sh.add_argument("ref")
-    sh.add_argument("--json", action="store_true")
+    sh.add_argument("ref", help="NAME@vN or NAME@ALIAS")
+    sh.add_argument("--json", action="store_true", help="as JSON")
     d = ms.add_parser("diff", help="metrics of two versions side by side on every evaluation set either has seen")
-    d.add_argument("a")
-    d.add_argument("b")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("a", help="the first version, NAME@vN or NAME@ALIAS")
+    d.add_argument("b", help="the second version")
+    d.add_argument("--json", action="store_true", help="as JSON")
     rm = ms.add_parser("rm", help="remove a version (soft: `restore` brings it back)")
-    rm.add_argument("ref")
+    rm.add_argument("ref", help="NAME@vN")
     rs = ms.add_parser("restore", help="bring back a removed version")
-    rs.add_argument("ref")
+    rs.add_argument("ref", help="NAME@vN")
 
 
 def _generation_options(p: argparse.ArgumentParser) -> None:
@@ -218,16 +265,32 @@ def _eval(args: argparse.Namespace) -> int:
     m = api.evaluate(args.run, args.data)
     if args.json:
         print(json.dumps(m))
-    elif "perplexity" in m:
-        scores = " ".join(f"{k}={m[k]:.4f}" for k in ("token_f1", "rouge_l", "exact_match") if k in m)
-        print(f"n={m['n']} loss={m['loss']:.4f} perplexity={m['perplexity']:.2f} {scores}".rstrip())
+        return 0
+    ci = m.get("intervals", {})
+
+    def figure(key: str) -> str:
+        lo_hi = ci.get(key)
+        return f"{100 * m[key]:5.1f}%" + (f"  (95% CI {100 * lo_hi[0]:.1f} to {100 * lo_hi[1]:.1f})" if lo_hi else "")
+
+    if "perplexity" in m:
+        print(f"{m['n']} examples: loss {m['loss']:.4f}, perplexity {m['perplexity']:.2f}")
+        for key in ("token_f1", "rouge_l", "exact_match"):
+            if key in m:
+                print(f"  {key:<12}{figure(key)}  on {m['n_generated']} generated answers")
     else:
-        print(f"n={m['n']} accuracy={m['accuracy']:.4f} macro_f1={m['macro_f1']:.4f} ece={m['ece']:.4f}")
+        print(f"{m['n']} examples")
+        print(f"  {'accuracy':<12}{figure('accuracy')}\n  {'macro-F1':<12}{figure('macro_f1')}")
+        print(f"  {'ECE':<12}{m['ece']:.3f}")
+        width = max(len(lab) for lab in m["per_class"]) + 2
+        print(f"\n  {'class':<{width}}{'precision':>10}{'recall':>8}{'F1':>8}{'n':>7}")
         for lab, r in m["per_class"].items():
             print(
-                f"  {lab:<20} precision={r['precision']:.3f} recall={r['recall']:.3f} f1={r['f1']:.3f} "
-                f"support={r['support']}"
+                f"  {lab:<{width}}{100 * r['precision']:>9.1f}%{100 * r['recall']:>7.1f}%{100 * r['f1']:>7.1f}%"
+                f"{r['support']:>7}"
             )
+    n = m.get("n_generated", m["n"])
+    if n < 100:
+        print(f"\nnote: only {n} examples: the intervals are wide; small differences between models are noise.")
     return 0
 
 
@@ -276,19 +339,21 @@ def _models(args: argparse.Namespace) -> int:
         return run_models(args)
     from tunesmith.api import base_models as list_models
 
-    print(f"{'name':<14}{'task':<22}{'params':<8}{'installed':<10}description")
-    for r in list_models():
-        print(f"{r['name']:<14}{r['task']:<22}{r['params']:<8}{r['installed']:<10}{r['description']}")
+    rows = [[r["name"], r["task"], r["params"], r["installed"], r["description"]] for r in list_models()]
+    print(table(["name", "task", "params", "installed", "description"], rows, right=[2]))
     return 0
 
 
 def _config(args: argparse.Namespace) -> int:
     from tunesmith.api import config_reference as describe
 
+    rows = describe()
     if args.markdown:
         print("| key | default | meaning |\n|---|---|---|")
-    for key, default, help_ in describe():
-        print(f"| `{key}` | `{default}` | {help_} |" if args.markdown else f"{key:<34}{default:<14}{help_}")
+        for key, default, help_ in rows:
+            print(f"| `{key}` | `{default}` | {help_} |")
+        return 0
+    print(table(["key", "default", "meaning"], rows))
     return 0
 
 
@@ -307,13 +372,21 @@ def _serve(args: argparse.Namespace) -> int:
         "timeout_s": args.timeout,
     }
     app, model, token, source = api.server(args.run, args.host, args.token_file, args.backend, **limits)
-    print(
-        f"serving {args.run} ({model.manifest.get('task')}, backend {model.backend}) on "
-        f"http://{args.host}:{args.port}; token from {source}",
-        file=sys.stderr,
+    url = f"http://{args.host}:{args.port}"
+    generates = bool(getattr(model, "generates", False))
+    example = '"<base64 PNG or JPEG>"' if getattr(model, "input_kind", "text") == "image" else '"an example"'
+    route, body = (
+        ("/v1/generate", '{"prompt": "Hello"}') if generates else ("/v1/predict", f'{{"inputs": [{example}]}}')
     )
-    if source == "generated for this run":
-        print(f"token: {token}", file=sys.stderr)
+    shown = token if source == "generated for this run" else "$TOKEN"
+    lines = [
+        f"serving {args.run} ({model.manifest.get('task')}, backend {model.backend}) at {url}",
+        f"token: {token if source == 'generated for this run' else '(not shown)'}  (from {source})",
+        "try:",
+        f"  curl -s {url}{route} -H 'Authorization: Bearer {shown}' -H 'Content-Type: application/json' -d '{body}'",
+        f"schema: {url}/openapi.json (the same token); health: {url}/health",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -355,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the output went to a pager or `head` that stopped reading
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

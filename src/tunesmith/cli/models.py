@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from tunesmith import api
+from tunesmith.cli.table import table
 
 
 def _when(t: float | None) -> str:
@@ -46,12 +47,18 @@ def run_models(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, default=str))
             return 0
-        print(f"{'version':<30}{'task':<22}{'method':<8}{'created':<18}{'parent':<24}aliases")
-        for r in rows:
-            ref = f"{r['name']}@v{r['version']}" + (" (removed)" if r["deleted_at"] else "")
-            aliases = " ".join(f"@{a}" for a in r["aliases"])
-            created = _when(r["created_at"])
-            print(f"{ref:<30}{r['task']:<22}{r['method']:<8}{created:<18}{r['parent'] or '':<24}{aliases}")
+        lines = [
+            [
+                f"{r['name']}@v{r['version']}" + (" (removed)" if r["deleted_at"] else ""),
+                r["task"],
+                r["method"],
+                _when(r["created_at"]),
+                r["parent"] or "",
+                " ".join(f"@{a}" for a in r["aliases"]),
+            ]
+            for r in rows
+        ]
+        print(table(["version", "task", "method", "created", "parent", "aliases"], lines))
         return 0
     if cmd == "show":
         row = store.version(args.ref)
@@ -81,9 +88,8 @@ def run_models(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows))
             return 0
-        print(f"{'evaluation set':<28}{'metric':<12}{args.a:>24}{args.b:>24}{'b - a':>12}")
-        for r in rows:
-            print(f"{r['eval_set']:<28}{r['metric']:<12}{_num(r['a']):>24}{_num(r['b']):>24}{_num(r['b_minus_a']):>12}")
+        lines = [[r["eval_set"], r["metric"], _num(r["a"]), _num(r["b"]), _num(r["b_minus_a"])] for r in rows]
+        print(table(["evaluation set", "metric", args.a, args.b, "b - a"], lines, right=[2, 3, 4], wrap_last=False))
         return 0
     if cmd == "rm":
         row = store.remove(args.ref)

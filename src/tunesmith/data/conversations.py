@@ -14,6 +14,7 @@ from typing import Any
 
 from tunesmith.data.readers import decode_text, parse_jsonl
 from tunesmith.data.validate import DataReport, Examples, check_duplicates, check_leakage, lines_text
+from tunesmith.files import not_found
 
 ROLES = ("system", "user", "assistant")
 FORMATS = ("chat", "prompt-completion", "text")
@@ -36,7 +37,7 @@ def _read_lines(path: str, report: DataReport) -> tuple[list[tuple[int, Any]], s
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        report.add("error", "unreadable", "file not found", path)
+        report.add("error", "unreadable", not_found(p), path)
         return None
     except OSError as exc:
         report.add("error", "unreadable", f"cannot be read: {exc.strerror}", path)

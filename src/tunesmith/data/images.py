@@ -22,6 +22,7 @@ import numpy as np
 from tunesmith.data.readers import read_table
 from tunesmith.data.validate import DataReport, Examples, lines_text, normalise_label
 from tunesmith.errors import DataError
+from tunesmith.files import not_found
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".json", ".parquet"}
@@ -244,7 +245,7 @@ def read_images(
     if p.is_dir():
         reader.folder(p)
     elif not p.exists():
-        reader.error("unreadable", "file or folder not found")
+        reader.error("unreadable", not_found(p, "file or folder not found"))
         return None, ""
     elif "idx3" in name:
         reader.idx(p)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import DataError, Problem
-from tunesmith.files import jsonl_lines
+from tunesmith.files import jsonl_lines, not_found
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -128,7 +128,7 @@ def read_table(path: str | Path) -> Table:
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise DataError([Problem("error", "unreadable", "file not found", name)]) from None
+        raise DataError([Problem("error", "unreadable", not_found(p), name)]) from None
     except OSError as exc:
         raise DataError([Problem("error", "unreadable", f"cannot be read: {exc.strerror}", name)]) from None
     fingerprint = hashlib.sha256(data).hexdigest()

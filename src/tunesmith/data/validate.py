@@ -102,10 +102,36 @@ class DataReport:
         }
 
     def render(self) -> str:
+        """For a person: the problems, one per line with where they are, then the data's figures as aligned
+        name / value lines (nested figures as 'name value, ...', not Python reprs)."""
         lines = [str(p) for p in self.problems]
-        for key, value in self.stats.items():
-            lines.append(f"{key}: {value}")
+        if self.stats:
+            lines.append("data:")
+            width = max(len(k) for k in self.stats) + 2
+            for key, value in self.stats.items():
+                name = key.replace("_", " ")
+                if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+                    lines.append(f"  {name}")
+                    inner = max(len(str(k)) for k in value) + 2
+                    lines += [f"    {str(k):<{inner}}{plain(v)}" for k, v in value.items()]
+                else:
+                    lines.append(f"  {name:<{width}}{plain(value)}")
         return "\n".join(lines)
+
+
+def plain(value: Any) -> str:
+    """A figure as a person reads it: 1,234; 0.25; 'a 3, b 4' for a mapping; 'x, y' for a list."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value)
+    return str(value)
 
 
 def lines_text(lines: list[int], unit: str = "lines") -> str:
@@ -137,11 +163,14 @@ def normalise_label(value: Any) -> str | None:
     return text or None
 
 
-def sort_labels(labels: set[str]) -> list[str]:
-    """Numeric labels sort as numbers (so 2 < 10), others alphabetically."""
-    if all(lab.lstrip("-").isdigit() for lab in labels):
+def sort_labels(labels: set[str], order: list[str] | None = None) -> list[str]:
+    """The user's class order, so that saved ids mean what the user's ids mean: numeric labels by number (so
+    2 < 10), else the order of ``order`` (``data.label_names``, then the labels as they first appear in the
+    training data); labels ``order`` does not name follow alphabetically."""
+    if labels and all(lab.lstrip("-").isdigit() for lab in labels):
         return sorted(labels, key=int)
-    return sorted(labels)
+    ranked = [lab for lab in dict.fromkeys(order or []) if lab in labels]
+    return ranked + sorted(labels - set(ranked))
 
 
 def check_labelled(
@@ -151,10 +180,12 @@ def check_labelled(
     min_per_class: int,
     warn_per_class: int,
     imbalance_ratio: float,
+    order: list[str] | None = None,
 ) -> list[str]:
-    """Class, duplicate and leakage checks shared by every labelled task. Returns the sorted label set."""
+    """Class, duplicate and leakage checks shared by every labelled task. Returns the labels in the user's order
+    (``sort_labels``; ``order`` defaults to their first appearance in ``train``)."""
     counts = Counter(train.labels)
-    labels = sort_labels(set(counts))
+    labels = sort_labels(set(counts), order if order is not None else list(train.labels))
     report.stats["train_examples"] = len(train)
     report.stats["class_counts"] = {lab: counts[lab] for lab in labels}
     if len(labels) == 1:

@@ -52,6 +52,63 @@ def paired_bootstrap(
     return out
 
 
+def bootstrap_interval(
+    y_true: np.ndarray, pred: np.ndarray, k: int, resamples: int, confidence: float, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of one model's accuracy and macro-F1 from resampling examples (the whiskers)."""
+    y_true, pred = np.asarray(y_true, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    n = len(y_true)
+    if n == 0:
+        return {"accuracy": (0.0, 0.0), "macro_f1": (0.0, 0.0)}
+    rng = np.random.default_rng(seed)
+    acc, f1 = [], []
+    for start in range(0, resamples, 200):
+        idx = rng.integers(0, n, size=(min(200, resamples - start), n))
+        acc.append((pred[idx] == y_true[idx]).mean(axis=1))
+        f1.append(_macro_f1_batch(y_true[idx], pred[idx], k))
+    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+    return {
+        name: tuple(float(v) for v in np.percentile(np.concatenate(vals), q))
+        for name, vals in (("accuracy", acc), ("macro_f1", f1))
+    }
+
+
+def bootstrap_mean_interval(
+    values: np.ndarray, resamples: int, confidence: float, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile interval of a mean from resampling its items (per-token losses, per-answer scores)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate(
+        [
+            v[rng.integers(0, len(v), size=(min(500, resamples - s), len(v)))].mean(axis=1)
+            for s in range(0, resamples, 500)
+        ]
+    )
+    lo, hi = np.percentile(means, [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100])
+    return float(lo), float(hi)
+
+
+def bootstrap_ratio_interval(
+    rows: list[tuple[float, int]], resamples: int, confidence: float, seed: int = 0
+) -> tuple[float, float]:
+    """Interval of sum(a)/sum(b) over (a, b) rows resampled whole: a loss per token whose tokens come in
+    sequences (tokens of one sequence are not independent, so the sequences are what is resampled)."""
+    if not rows:
+        return (float("nan"), float("nan"))
+    a = np.array([r[0] for r in rows], dtype=float)
+    b = np.array([r[1] for r in rows], dtype=float)
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for s in range(0, resamples, 500):
+        idx = rng.integers(0, len(a), size=(min(500, resamples - s), len(a)))
+        ratios.append(a[idx].sum(axis=1) / np.maximum(b[idx].sum(axis=1), 1))
+    lo, hi = np.percentile(np.concatenate(ratios), [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100])
+    return float(lo), float(hi)
+
+
 def majority_predictions(train_labels: np.ndarray, n: int) -> np.ndarray:
     values, counts = np.unique(train_labels, return_counts=True)
     return np.full(n, values[counts.argmax()], dtype=np.int64)
@@ -100,3 +157,15 @@ def paired_bootstrap_mean(
         "resamples": resamples,
         "confidence": confidence,
     }
+
+
+def scored(y_true: np.ndarray, probs: np.ndarray, labels: list[str], confidence: float = 0.95) -> dict[str, Any]:
+    """Classification metrics with each one's bootstrap interval (``intervals``): what `tunesmith eval` prints."""
+    from tunesmith.eval.metrics import classification_metrics
+
+    m = classification_metrics(y_true, probs, labels)
+    m["intervals"] = {
+        k: list(v) for k, v in bootstrap_interval(y_true, probs.argmax(1), len(labels), 1000, confidence).items()
+    }
+    m["confidence"] = confidence
+    return m

@@ -46,6 +46,52 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
     return float(ece)
 
 
+def reliability(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Per equal-width confidence bin: its range, count, mean confidence and accuracy (the reliability diagram)."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(y_true)).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            out.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "n": int(sel.sum()),
+                    "confidence": float(conf[sel].mean()),
+                    "accuracy": float(correct[sel].mean()),
+                }
+            )
+    return out
+
+
+def binary_curves(y_true: np.ndarray, scores: np.ndarray, points: int = 200) -> dict[str, Any]:
+    """ROC and precision-recall curves of the positive class (id 1), thinned to about ``points`` points, with
+    the area under the ROC curve and average precision (scikit-learn's definitions)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    y = (np.asarray(y_true) == 1).astype(int)
+    if y.min() == y.max():
+        return {}
+    fpr, tpr, _ = roc_curve(y, scores)
+    precision, recall, _ = precision_recall_curve(y, scores)
+
+    def thin(xs: np.ndarray, ys: np.ndarray) -> list[tuple[float, float]]:
+        keep = np.unique(np.linspace(0, len(xs) - 1, min(points, len(xs))).astype(int))
+        return [(float(xs[i]), float(ys[i])) for i in keep]
+
+    return {
+        "roc": thin(fpr, tpr),
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "pr": thin(recall[::-1], precision[::-1]),
+        "average_precision": float(average_precision_score(y, scores)),
+        "positive_rate": float(y.mean()),
+    }
+
+
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, Any]:
     y_true = np.asarray(y_true, dtype=np.int64)
     k = len(labels)

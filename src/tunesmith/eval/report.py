@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.eval import svg
-from tunesmith.eval.compare import majority_predictions, paired_bootstrap
-from tunesmith.eval.metrics import classification_metrics, slice_metrics
+from tunesmith.eval import panels, svg
+from tunesmith.eval.compare import bootstrap_interval, majority_predictions, paired_bootstrap
+from tunesmith.eval.metrics import binary_curves, classification_metrics, reliability, slice_metrics
+from tunesmith.eval.svg import clip
 from tunesmith.files import atomic_write_bytes
 
 
@@ -38,30 +39,36 @@ def build_report(
     gallery: str = "",
     sample_key: str = "text",
 ) -> dict[str, Any]:
-    """``gallery``: extra HTML (an image task's grid of misclassified images) placed before the mistakes table."""
+    """``gallery``: an image task's grid of misclassified images, shown instead of the mistakes table."""
     k, n = len(labels), len(val_y)
+    ev, seed = cfg.eval, cfg.train.seed
     tuned = classification_metrics(val_y, probs, labels)
     maj_pred = majority_predictions(train_y, n)
-    maj_probs = np.eye(k)[maj_pred]
-    models = {"majority class": classification_metrics(val_y, maj_probs, labels)}
-    ev = cfg.eval
+    models = {"majority class": classification_metrics(val_y, np.eye(k)[maj_pred], labels)}
     comparisons = {
-        "majority class": paired_bootstrap(
-            val_y, probs.argmax(1), maj_pred, k, ev.bootstrap, ev.confidence, cfg.train.seed
-        )
+        "majority class": paired_bootstrap(val_y, probs.argmax(1), maj_pred, k, ev.bootstrap, ev.confidence, seed)
     }
+    predictions = {"majority class": maj_pred}
     if probe is not None:
-        models["linear probe (frozen pre-trained)"] = classification_metrics(val_y, probe["probs"], labels)
-        comparisons["linear probe (frozen pre-trained)"] = paired_bootstrap(
-            val_y, probs.argmax(1), probe["probs"].argmax(1), k, ev.bootstrap, ev.confidence, cfg.train.seed
+        models[PROBE] = classification_metrics(val_y, probe["probs"], labels)
+        predictions[PROBE] = probe["probs"].argmax(1)
+        comparisons[PROBE] = paired_bootstrap(
+            val_y, probs.argmax(1), predictions[PROBE], k, ev.bootstrap, ev.confidence, seed
         )
-    models["tuned"] = tuned
+    models["tuned"], predictions["tuned"] = tuned, probs.argmax(1)
+    for name, m in models.items():  # each model's own interval: the whiskers, and macro-F1's on the page
+        m["intervals"] = bootstrap_interval(val_y, predictions[name], k, ev.bootstrap, ev.confidence, seed)
+    tuned["reliability"] = reliability(val_y, probs)
+    if k == 2:
+        tuned["curves"] = binary_curves(val_y, probs[:, 1])
     slice_res = slice_metrics(val_y, probs, labels, slices) if slices else {}
-    general = "linear probe (frozen pre-trained)" if probe is not None else "majority class"
+    general = PROBE if probe is not None else "majority class"
     summary = {
         "n": n,
         "accuracy": tuned["accuracy"],
         "macro_f1": tuned["macro_f1"],
+        "accuracy_ci": list(tuned["intervals"]["accuracy"]),
+        "macro_f1_ci": list(tuned["intervals"]["macro_f1"]),
         "ece": tuned["ece"],
         "baselines": {
             name: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
@@ -84,15 +91,26 @@ def build_report(
         "probe": {"C": probe["C"], "features": probe["features"]} if probe else None,
         "slices": slice_res,
         "data": report.to_dict(),
-        "fit": {"steps": fit.steps, "stopped": fit.stopped, "best_step": fit.best_step, "history": fit.history},
+        "fit": fit_record(fit),
     }
     atomic_write_bytes(run / "report.json", json.dumps(full, indent=2, default=float).encode())
     _write_predictions(run, labels, val_y, probs, samples, sample_key)
     atomic_write_bytes(
         run / "report.html",
-        render_html(full, read_log(run), cfg, labels, val_y, probs, samples, gallery).encode("utf-8"),
+        render_html(full, read_log(run), cfg, labels, val_y, probs, samples, gallery, run, fit).encode("utf-8"),
     )
     return full
+
+
+def fit_record(fit: Any) -> dict[str, Any]:
+    return {
+        "steps": fit.steps,
+        "stopped": fit.stopped,
+        "best_step": fit.best_step,
+        "metric": fit.metric,
+        "warm_start": fit.warm_start,
+        "history": fit.history,
+    }
 
 
 def _write_predictions(
@@ -128,35 +146,32 @@ def render_html(
     probs: np.ndarray,
     samples: list[tuple[str, int]],
     gallery: str = "",
+    run: Path | None = None,
+    fit: Any = None,
 ) -> str:
-    title = f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"
+    name = run.name if run is not None else "run"
+    s = full["summary"]
+    kept = s.get("kept") or {}
     parts = [
-        title,
-        _verdict(full["summary"], full["comparisons"]),
+        f"<h1>{escape(name)}: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>",
+        panels.verdict_box(s.get("verdict"), panels.diagnoses(full["fit"], full["data"], s["n"], log)),
+        _headline(s, full["comparisons"]),
+        panels.data_checks(full["data"]),
         _base_vs_tuned(full["models"]),
-        _training(log, full["fit"], cfg.train.metric),
+        panels.training_section(log, full["fit"], full["fit"].get("metric") or cfg.train.metric, kept.get("why", "")),
         _per_class(full["models"]["tuned"], labels),
+        _calibration(full["models"]["tuned"]),
+        _curves(full["models"]["tuned"], labels),
         _slices(full["slices"]),
-        data_checks(full["data"]),
-        gallery,
-        _mistakes(labels, y, probs, samples),
+        gallery or _mistakes(labels, y, probs, samples),
+        panels.run_panel(run, cfg, fit) if run is not None and fit is not None else "",
     ]
-    return page("tunesmith report", "".join(parts))
+    return panels.page(f"{name}: tunesmith report", "".join(parts))
 
 
-def page(title: str, body: str) -> str:
-    style = (
-        "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.big{font-size:1.2em}svg{margin:8px}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{style}</style>"
-        f"</head><body>{body}</body></html>"
-    )
-
-
+PROBE = "linear probe (frozen pre-trained)"
 GENERAL_NAMES = {
-    "linear probe (frozen pre-trained)": "the general model (a linear probe on the frozen pre-trained model)",
+    PROBE: "the general model (a linear probe on the frozen pre-trained model)",
     "majority class": "the majority class (no probe was run)",
 }
 
@@ -182,61 +197,131 @@ def verdict(
     return {"status": status, "text": text, "against": general_name}
 
 
-def _verdict(s: dict[str, Any], comps: dict[str, Any]) -> str:
-    verdict = []
+def _headline(s: dict[str, Any], comps: dict[str, Any]) -> str:
+    items = []
     for name, c in comps.items():
-        a = c["accuracy"]
+        a, f = c["accuracy"], c["macro_f1"]
         sig = "better" if a["ci_low"] > 0 else ("worse" if a["ci_high"] < 0 else "not distinguishable")
-        verdict.append(
+        items.append(
             f"<li>vs <b>{escape(name)}</b>: accuracy {a['difference'] * 100:+.1f} points "
-            f"({int(c['confidence'] * 100)}% CI {a['ci_low'] * 100:+.1f} to {a['ci_high'] * 100:+.1f}): "
-            f"<b>{sig}</b></li>"
+            f"({int(c['confidence'] * 100)}% CI {a['ci_low'] * 100:+.1f} to {a['ci_high'] * 100:+.1f}), macro-F1 "
+            f"{f['difference'] * 100:+.1f} ({f['ci_low'] * 100:+.1f} to {f['ci_high'] * 100:+.1f}): <b>{sig}</b></li>"
         )
-    v = s.get("verdict")
-    colour = {"better": "#e6f4ea", "worse": "#fce8e6"}.get(v["status"], "#fef7e0") if v else ""
-    top = f"<p class=big style='background:{colour};padding:8px'><b>{escape(v['text'])}</b></p>" if v else ""
+    acc_lo, acc_hi = s["accuracy_ci"]
+    f1_lo, f1_hi = s["macro_f1_ci"]
     return (
-        f"{top}<p class=big>Tuned model: accuracy <b>{_pct(s['accuracy'])}%</b>, macro-F1 "
-        f"<b>{_pct(s['macro_f1'])}%</b> on {s['n']} held-out examples.</p><ul>{''.join(verdict)}</ul>"
+        f"<p class=big>Tuned model on {s['n']} held-out examples: accuracy <b>{_pct(s['accuracy'])}%</b> "
+        f"<small>({_pct(acc_lo)} to {_pct(acc_hi)})</small>, macro-F1 <b>{_pct(s['macro_f1'])}%</b> "
+        f"<small>({_pct(f1_lo)} to {_pct(f1_hi)})</small>.</p><ul>{''.join(items)}</ul>"
     )
 
 
 def _base_vs_tuned(models: dict[str, Any]) -> str:
+    def ci(m: dict[str, Any], key: str) -> str:
+        lo, hi = m["intervals"][key]
+        return f"{_pct(m[key])} <small>({_pct(lo)}–{_pct(hi)})</small>"
+
     rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['macro_f1'])}</td>"
+        f"<tr><td>{escape(name)}</td><td>{ci(m, 'accuracy')}</td><td>{ci(m, 'macro_f1')}</td>"
         f"<td>{m['ece']:.3f}</td></tr>"
         for name, m in models.items()
     )
     bars = svg.bar_chart(
         ["accuracy", "macro-F1"],
         {n: [m["accuracy"], m["macro_f1"]] for n, m in models.items()},
-        "Base vs tuned (same validation data)",
+        "Base vs tuned on the same validation data (whiskers: 95% intervals)",
+        errors={n: [m["intervals"]["accuracy"], m["intervals"]["macro_f1"]] for n, m in models.items()},
     )
     return (
-        "<h2>Base vs tuned</h2><table><tr><th>model</th><th>accuracy %</th><th>macro-F1 %</th>"
-        f"<th>ECE</th></tr>{rows}</table>{bars}"
-    )
-
-
-def _training(log: list[dict[str, Any]], fit: dict[str, Any], metric: str) -> str:
-    steps = [(r["step"], r["loss"]) for r in log if r.get("kind") == "step" and r.get("phase") != "head"]
-    steps = steps or [(r["step"], r["loss"]) for r in log if r.get("kind") == "step"]
-    evals = [(r["step"], r["loss"]) for r in log if r.get("kind") == "eval"]
-    chart = svg.line_chart({"train loss": smooth(steps), "validation loss": evals}, "Loss", "step")
-    return (
-        f"<h2>Training</h2>{chart}<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at "
-        f"step {fit['best_step']} (by {escape(metric)}), whose weights were kept.</p>"
+        "<h2>Base vs tuned</h2><div class=scroll><table class=num><tr><th>model</th><th>accuracy % (interval)</th>"
+        f"<th>macro-F1 % (interval)</th><th>ECE</th></tr>{rows}</table></div>{bars}"
     )
 
 
 def _per_class(tuned: dict[str, Any], labels: list[str]) -> str:
     pc = tuned["per_class"]
+    rows = "".join(
+        f"<tr><td>{escape(lab)}</td><td>{_pct(pc[lab]['precision'])}</td><td>{_pct(pc[lab]['recall'])}</td>"
+        f"<td>{_pct(pc[lab]['f1'])}</td><td>{pc[lab]['support']}</td></tr>"
+        for lab in labels
+    )
     bars = svg.bar_chart(
         labels,
         {m: [pc[lab][m] for lab in labels] for m in ("precision", "recall", "f1")},
         "Precision, recall, F1 per class",
     )
-    return f"<h2>Per class</h2>{bars}" + svg.heatmap(tuned["confusion_matrix"], labels, "Confusion matrix (rows: true)")
+    cm = tuned["confusion_matrix"]
+    return (
+        f"<h2>Per class</h2>{bars}<details><summary>Per-class table</summary><div class=scroll><table class=num>"
+        f"<tr><th>class</th><th>precision %</th><th>recall %</th><th>F1 %</th><th>n</th></tr>{rows}</table></div>"
+        "</details><div class=row>"
+        + svg.heatmap(cm, labels, "Confusion matrix: counts (rows true)")
+        + svg.heatmap(cm, labels, "Confusion matrix: % of each true class", normalise=True)
+        + "</div>"
+    )
+
+
+def _calibration(tuned: dict[str, Any]) -> str:
+    bins = tuned.get("reliability") or []
+    if not bins:
+        return ""
+    chart = svg.line_chart(
+        {
+            "perfect calibration": [(0.0, 0.0), (1.0, 1.0)],
+            "tuned model": [(b["confidence"], b["accuracy"]) for b in bins],
+        },
+        "Reliability: accuracy at each confidence",
+        "mean confidence in the bin",
+        "accuracy",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        dashed={"perfect calibration"},
+        w=420,
+        h=320,
+    )
+    ece = tuned["ece"]
+    over = sum(b["n"] * (b["confidence"] - b["accuracy"]) for b in bins)
+    lean = "over-confident (says more than it gets right)" if over > 0 else "under-confident"
+    reading = (
+        f"ECE {ece:.3f}: confidence and accuracy agree within {100 * ece:.1f} points on average, so the "
+        "probabilities can be read as they are."
+        if ece < 0.05
+        else f"ECE {ece:.3f}: the model is {lean} by {100 * ece:.1f} points on average; treat its scores as a "
+        "ranking more than as probabilities."
+    )
+    return f"<h2>Calibration</h2>{chart}<p>{escape(reading)}</p>"
+
+
+def _curves(tuned: dict[str, Any], labels: list[str]) -> str:
+    c = tuned.get("curves") or {}
+    if not c:
+        return ""
+    roc = svg.line_chart(
+        {"chance": [(0.0, 0.0), (1.0, 1.0)], f"ROC (AUC {c['roc_auc']:.3f})": c["roc"]},
+        f"ROC, positive class {labels[1]}",
+        "false positive rate",
+        "true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        dashed={"chance"},
+        w=420,
+        h=320,
+    )
+    pr = svg.line_chart(
+        {
+            "chance": [(0.0, c["positive_rate"]), (1.0, c["positive_rate"])],
+            f"precision-recall (AP {c['average_precision']:.3f})": c["pr"],
+        },
+        f"Precision-recall, positive class {labels[1]}",
+        "recall",
+        "precision",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        dashed={"chance"},
+        w=420,
+        h=320,
+    )
+    return f"<h2>Threshold curves</h2><div class=row>{roc}{pr}</div>"
 
 
 def _slices(slices: dict[str, Any]) -> str:
@@ -245,45 +330,40 @@ def _slices(slices: dict[str, Any]) -> str:
     parts = ["<h2>Slices</h2>"]
     for col, res in slices.items():
         vals = list(res["values"])
-        parts.append(
-            svg.bar_chart(vals, {"accuracy": [res["values"][v]["accuracy"] for v in vals]}, f"Accuracy by {col}")
+        rows = "".join(
+            f"<tr><td>{escape(str(v))}</td><td>{res['values'][v]['n']}</td><td>{_pct(res['values'][v]['accuracy'])}"
+            f"</td><td>{_pct(res['values'][v]['macro_f1'])}</td></tr>"
+            for v in vals
+        )
+        small = [str(v) for v in vals if res["values"][v]["n"] < 30]
+        caution = (
+            f" Slices with under 30 examples ({escape(', '.join(small[:5]))}) vary a lot by chance." if small else ""
         )
         parts.append(
+            svg.bar_chart(
+                [f"{v} (n={res['values'][v]['n']})" for v in vals],
+                {"accuracy": [res["values"][v]["accuracy"] for v in vals]},
+                f"Accuracy by {col}",
+            )
+            + f"<div class=scroll><table class=num><tr><th>{escape(col)}</th><th>n</th><th>accuracy %</th>"
+            f"<th>macro-F1 %</th></tr>{rows}</table></div>"
             f"<p>Largest accuracy gap across <b>{escape(col)}</b>: {_pct(res['accuracy_gap'])} points "
-            f"(best {escape(str(res['best']))}, worst {escape(str(res['worst']))}).</p>"
+            f"(best {escape(str(res['best']))}, worst {escape(str(res['worst']))}).{caution}</p>"
         )
     return "".join(parts)
 
 
-def warnings_list(data: dict[str, Any], empty: str = "no warnings") -> str:
-    """The data checks' warnings as an HTML list, each with its file and line."""
-    items = "".join(
-        f"<li>{escape(w['message'])} <small>({escape(str(w['file']))}"
-        f"{':' + str(w['line']) if w['line'] else ''})</small></li>"
-        for w in data["warnings"]
-    )
-    return f"<ul>{items or f'<li>{empty}</li>'}</ul>"
-
-
-def data_checks(data: dict[str, Any]) -> str:
-    return f"<h2>Data checks</h2>{warnings_list(data)}<pre>{escape(json.dumps(data['stats'], indent=1))}</pre>"
-
-
 def _mistakes(labels: list[str], y: np.ndarray, probs: np.ndarray, samples: list[tuple[str, int]]) -> str:
     wrong = [i for i in np.argsort(-probs.max(1)) if probs[i].argmax() != y[i]][:12]
+    if not wrong:
+        return "<h2>Most confident mistakes</h2><p>No mistakes on the validation data.</p>"
     rows = "".join(
-        f"<tr><td>{samples[i][1]}</td><td>{escape(samples[i][0][:240])}</td><td>{escape(labels[y[i]])}</td>"
-        f"<td>{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</td></tr>"
+        f"<tr><td>{samples[i][1]}</td><td class=text>{escape(clip(samples[i][0], 400))}</td>"
+        f"<td>{escape(labels[y[i]])}</td><td>{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</td></tr>"
         for i in wrong
     )
     return (
-        "<h2>Most confident mistakes</h2><table><tr><th>line</th><th>text</th><th>true</th>"
-        f"<th>predicted</th></tr>{rows}</table>"
+        "<h2>Most confident mistakes</h2><div class=scroll><table><tr><th>line</th><th>text</th><th>true</th>"
+        f"<th>predicted (score)</th></tr>{rows}</table></div>"
+        "<p class=note>All validation predictions are in validation_predictions.jsonl.</p>"
     )
-
-
-def smooth(points: list[tuple[float, float]], window: int = 10) -> list[tuple[float, float]]:
-    if len(points) < window * 2:
-        return points
-    vals = np.convolve([p[1] for p in points], np.ones(window) / window, mode="valid")
-    return [(points[i + window - 1][0], float(v)) for i, v in enumerate(vals)]

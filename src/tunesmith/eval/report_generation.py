@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.eval import svg
-from tunesmith.eval.compare import paired_bootstrap_mean
-from tunesmith.eval.report import read_log, smooth, warnings_list
+from tunesmith.eval import panels, svg
+from tunesmith.eval.compare import bootstrap_mean_interval, bootstrap_ratio_interval, paired_bootstrap_mean
+from tunesmith.eval.report import fit_record, read_log
 from tunesmith.eval.text_metrics import score_all
 from tunesmith.files import atomic_write_bytes
 
@@ -44,10 +44,17 @@ def build_generation_report(
     scores: dict[str, dict[str, list[float]]] = {}
     for name, res in (("base", base), ("tuned", tuned)):
         scores[name] = score_all(res["outputs"], refs, names) if golden else {}
+        lo, hi = bootstrap_ratio_interval(res.get("rows", []), cfg.eval.bootstrap, cfg.eval.confidence, cfg.train.seed)
         models[name] = {
             "loss": res["loss"],
             "perplexity": math.exp(min(res["loss"], 50.0)),
+            "perplexity_ci": [math.exp(min(lo, 50.0)), math.exp(min(hi, 50.0))] if math.isfinite(lo) else None,
             **{n: (float(np.mean(v)) if v else None) for n, v in scores[name].items()},
+            "intervals": {
+                n: bootstrap_mean_interval(v, cfg.eval.bootstrap, cfg.eval.confidence, cfg.train.seed)
+                for n, v in scores[name].items()
+                if v
+            },
         }
     comparisons = {
         n: paired_bootstrap_mean(
@@ -66,6 +73,8 @@ def build_generation_report(
         },
         "n_loss_tokens": tuned["tokens"],
         "n_generated": len(golden),
+        "max_new_tokens": tuned.get("max_new_tokens"),
+        "max_length": cfg.train.max_length,
     }
     summary["verdict"] = generation_verdict(models, comparisons, cfg.eval.confidence)
     samples = [
@@ -85,19 +94,12 @@ def build_generation_report(
         "models": models,
         "comparisons": comparisons,
         "data": report.to_dict(),
-        "fit": {
-            "steps": fit.steps,
-            "stopped": fit.stopped,
-            "best_step": fit.best_step,
-            "history": fit.history,
-            "tokens_per_s": fit.tokens_per_second,
-            "padding_share": fit.padding_share,
-        },
+        "fit": {**fit_record(fit), "tokens_per_s": fit.tokens_per_second, "padding_share": fit.padding_share},
     }
     atomic_write_bytes(run / "report.json", json.dumps(full, indent=2, default=float).encode())
     lines = "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
     atomic_write_bytes(run / "validation_generations.jsonl", lines.encode("utf-8"))
-    html = render_html(full, samples, read_log(run), cfg)
+    html = render_html(full, samples, read_log(run), cfg, run, fit)
     atomic_write_bytes(run / "report.html", html.encode("utf-8"))
     return full
 
@@ -131,53 +133,95 @@ def _fmt(x: float | None, pct: bool = True) -> str:
     return f"{x * 100:.1f}" if pct else f"{x:.3f}"
 
 
-def render_html(full: dict[str, Any], samples: list[dict[str, Any]], log: list[dict[str, Any]], cfg: Any) -> str:
-    s, models = full["summary"], full["models"]
+MEANING = {
+    "loss": "mean loss per reference-answer token (teacher-forced: the model reads the reference)",
+    "perplexity": "exp(loss): how surprised the model is by the reference answers; lower is better",
+    "token_f1": "word overlap of the answer the model writes itself (greedy) with the reference",
+    "rouge_l": "longest common word sequence of the written answer and the reference",
+    "exact_match": "written answers identical to the reference (after normalising case and spaces)",
+}
+
+
+def _reconcile(s: dict[str, Any], models: dict[str, Any], comps: dict[str, Any], confidence: float) -> str:
+    """One table for what reads the reference (loss, perplexity) and what scores the written answers, with the
+    intervals, and a line on how to read them together."""
     b, t = models["base"], models["tuned"]
-    parts = [f"<h1>tunesmith report: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>"]
-    v = s.get("verdict")
-    if v:
-        colour = {"better": "#e6f4ea", "worse": "#fce8e6"}.get(v["status"], "#fef7e0")
-        parts.append(f"<p class=big style='background:{colour};padding:8px'><b>{escape(v['text'])}</b></p>")
-    verdict = [
-        f"<li>held-out perplexity <b>{b['perplexity']:.2f} → {t['perplexity']:.2f}</b> "
-        f"(loss {b['loss']:.3f} → {t['loss']:.3f} on {s['n_loss_tokens']} answer tokens)</li>"
+
+    def ppl(m: dict[str, Any]) -> str:
+        ci = m.get("perplexity_ci")
+        return f"{m['perplexity']:.2f}" + (f" <small>({ci[0]:.2f}–{ci[1]:.2f})</small>" if ci else "")
+
+    rows = [
+        f"<tr><td>loss</td><td>{b['loss']:.3f}</td><td>{t['loss']:.3f}</td><td>{t['loss'] - b['loss']:+.3f}</td>"
+        f"<td class=desc>{escape(MEANING['loss'])}</td></tr>",
+        f"<tr><td>perplexity</td><td>{ppl(b)}</td><td>{ppl(t)}</td><td>{t['perplexity'] - b['perplexity']:+.2f}"
+        f"</td><td class=desc>{escape(MEANING['perplexity'])}</td></tr>",
     ]
-    for name, c in full["comparisons"].items():
-        sig = "better" if c["ci_low"] > 0 else ("worse" if c["ci_high"] < 0 else "not distinguishable")
-        verdict.append(
-            f"<li>{escape(name)}: {c['difference'] * 100:+.1f} points "
-            f"({int(c['confidence'] * 100)}% CI {c['ci_low'] * 100:+.1f} to {c['ci_high'] * 100:+.1f}, "
-            f"{c['n']} prompts): <b>{sig}</b></li>"
+    for name, c in comps.items():
+        rows.append(
+            f"<tr><td>{escape(name)} %</td><td>{_fmt(b[name])}</td><td>{_fmt(t[name])}</td><td>"
+            f"{c['difference'] * 100:+.1f} <small>({c['ci_low'] * 100:+.1f} to {c['ci_high'] * 100:+.1f})</small>"
+            f"</td><td class=desc>{escape(MEANING.get(name, ''))}</td></tr>"
         )
-    parts.append(f"<p class=big>Tuned vs the base model on the same held-out data:</p><ul>{''.join(verdict)}</ul>")
-    metric_names = [n for n in ("token_f1", "rouge_l", "exact_match") if n in t and t[n] is not None]
-    head = "".join(f"<th>{n} %</th>" for n in metric_names)
-    rows = "".join(
-        f"<tr><td>{name}</td><td>{m['loss']:.3f}</td><td>{m['perplexity']:.2f}</td>"
-        + "".join(f"<td>{_fmt(m[n])}</td>" for n in metric_names)
-        + "</tr>"
-        for name, m in models.items()
+    lower_ppl = t["loss"] < b["loss"]
+    f1 = comps.get("token_f1")
+    if f1 is None:
+        reading = "No answers were generated (eval.generate_examples is 0): only the reference-reading figures."
+    elif lower_ppl and f1["ci_low"] <= 0:
+        reading = (
+            "Perplexity fell but the written answers are not measurably better: the model learned to expect the "
+            "references' words without yet writing better answers itself (greedy decoding, short answers, or too few "
+            "steps). Read the side-by-side answers below before shipping."
+        )
+    elif lower_ppl:
+        reading = "Both readings agree: the references became more likely and the written answers got better."
+    else:
+        reading = "Perplexity did not fall: the tuned model does not expect the reference answers more than the base."
+    caps = (
+        f"Answers were generated greedily for {s['n_generated']} held-out prompts, at most "
+        f"{s.get('max_new_tokens') or '-'} new tokens each; training and loss read at most "
+        f"{s.get('max_length') or '-'} tokens per example. Intervals: {int(confidence * 100)}% bootstrap."
     )
-    parts.append(
-        f"<h2>Base vs tuned</h2><table><tr><th>model</th><th>loss</th><th>perplexity</th>{head}</tr>{rows}</table>"
+    return (
+        "<h2>Base vs tuned</h2><div class=scroll><table class=num><tr><th>figure</th><th>base</th><th>tuned</th>"
+        f"<th>tuned − base (interval)</th><th>what it measures</th></tr>{''.join(rows)}</table></div>"
+        f"<p>{escape(reading)}</p><p class=note>{escape(caps)}</p>"
     )
+
+
+def render_html(
+    full: dict[str, Any],
+    samples: list[dict[str, Any]],
+    log: list[dict[str, Any]],
+    cfg: Any,
+    run: Path | None = None,
+    fit: Any = None,
+) -> str:
+    s, models = full["summary"], full["models"]
+    name = run.name if run is not None else "run"
+    parts = [
+        f"<h1>{escape(name)}: {escape(cfg.task)} · {escape(cfg.model)} · {escape(cfg.method)}</h1>",
+        panels.verdict_box(s.get("verdict"), panels.diagnoses(full["fit"], full["data"], s["n_generated"], log)),
+        panels.data_checks(full["data"]),
+        _reconcile(s, models, full["comparisons"], cfg.eval.confidence),
+    ]
+    metric_names = [n for n in ("token_f1", "rouge_l", "exact_match") if models["tuned"].get(n) is not None]
     if metric_names:
         parts.append(
-            svg.bar_chart(metric_names, {n: [models[n][k] for k in metric_names] for n in models}, "Answer quality")
+            svg.bar_chart(
+                metric_names,
+                {n: [models[n][k] for k in metric_names] for n in ("base", "tuned")},
+                "Written-answer quality (whiskers: 95% intervals)",
+                errors={n: [tuple(models[n]["intervals"][k]) for k in metric_names] for n in ("base", "tuned")},
+            )
         )
-    steps = [(r["step"], r["loss"]) for r in log if r.get("kind") == "step"]
-    evals = [(r["step"], r["loss"]) for r in log if r.get("kind") == "eval"]
-    fit = full["fit"]
-    parts.append("<h2>Training</h2>")
-    parts.append(svg.line_chart({"train loss": smooth(steps), "validation loss": evals}, "Loss", "step"))
+    fitd = full["fit"]
+    parts.append(panels.training_section(log, fitd, fitd.get("metric") or "loss", ""))
     parts.append(
-        f"<p>{fit['steps']} optimizer steps; stopped: {escape(fit['stopped'])}; best at step {fit['best_step']} "
-        f"(lowest validation loss), whose weights were kept. {fit['tokens_per_s']:.0f} training tokens/s; "
-        f"padding {fit['padding_share'] * 100:.1f}% of computed positions.</p>"
+        f"<p class=note>{fitd['tokens_per_s']:.0f} training tokens/s; padding {fitd['padding_share'] * 100:.1f}% of "
+        "computed positions.</p>"
     )
-    data = full["data"]
-    tokens = data["stats"].get("tokens", {})
+    tokens = full["data"]["stats"].get("tokens", {})
     if tokens:
         trows = "".join(
             f"<tr><td>{split}</td><td>{v['examples']}</td><td>{v['tokens']}</td><td>{v['answer_tokens']}</td>"
@@ -186,29 +230,24 @@ def render_html(full: dict[str, Any], samples: list[dict[str, Any]], log: list[d
             if isinstance(v, dict)
         )
         parts.append(
-            "<h2>Data</h2><table><tr><th>split</th><th>examples</th><th>tokens</th><th>answer tokens</th>"
-            f"<th>mean</th><th>max</th><th>over max_length</th></tr>{trows}</table>"
-            f"<p>Billable training tokens (tokens × epochs, as hosted APIs count them): "
+            "<h2>Tokens</h2><div class=scroll><table class=num><tr><th>split</th><th>examples</th><th>tokens</th>"
+            "<th>answer tokens</th><th>mean</th><th>max</th><th>over max_length</th></tr>"
+            f"{trows}</table></div><p>Billable training tokens (tokens × epochs, as hosted APIs count them): "
             f"<b>{tokens.get('billable_training_tokens', 0):,}</b>.</p>"
         )
-    parts.append(warnings_list(data, "no data warnings"))
     if samples:
         rows = "".join(
-            f"<tr><td>{x['line']}</td><td><pre>{escape(_prompt_text(x['prompt'])[-600:])}</pre></td>"
-            f"<td>{escape(x['reference'])}</td><td>{escape(x['base'])}</td><td>{escape(x['tuned'])}</td></tr>"
+            f"<tr><td>{x['line']}</td><td class=text><pre>{escape(_prompt_text(x['prompt'])[-600:])}</pre></td>"
+            f"<td class=text><pre>{escape(x['reference'])}</pre></td><td class=text><pre>{escape(x['base'])}</pre></td>"
+            f"<td class=text><pre>{escape(x['tuned'])}</pre></td></tr>"
             for x in samples[:SAMPLES_SHOWN]
         )
         parts.append(
             f"<h2>Side by side ({min(len(samples), SAMPLES_SHOWN)} of {len(samples)} held-out prompts; all in "
-            "validation_generations.jsonl)</h2><table><tr><th>line</th><th>prompt</th><th>reference</th>"
-            f"<th>base</th><th>tuned</th></tr>{rows}</table>"
+            "validation_generations.jsonl)</h2><div class=scroll><table class=sbs><tr><th>line</th><th>prompt "
+            "(its last 600 characters)</th><th>reference</th><th>base</th><th>tuned</th></tr>"
+            f"{rows}</table></div>"
         )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}.big{font-size:1.2em}"
-        "pre{white-space:pre-wrap;margin:0;font-size:.85em}svg{margin:8px}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>tunesmith report</title><style>{style}</style>"
-        f"</head><body>{''.join(parts)}</body></html>"
-    )
+    if run is not None and fit is not None:
+        parts.append(panels.run_panel(run, cfg, fit))
+    return panels.page(f"{name}: tunesmith report", "".join(parts))

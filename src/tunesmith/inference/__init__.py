@@ -31,6 +31,9 @@ def load(run_dir: str | Path, backend: str = "auto") -> Predictor:
         raise InputError(f"backend {backend!r}: allowed are {', '.join(BACKENDS)}")
     if backend == "onnx" and not manifest.get("onnx"):
         raise InputError(f"{run}: no ONNX export; run `tunesmith export {run} --onnx` first")
+    from tunesmith.runtime import quiet_libraries
+
+    quiet_libraries()  # predict, eval and serve print their own lines, not the libraries' loading bars
     predictor = predictor_class(manifest["task"]).load(run, manifest)
     if backend != "torch" and manifest.get("onnx"):
         predictor.use_onnx()

@@ -166,6 +166,8 @@ def _child_config(
     )
     if replay_ratio is not None:
         cfg["data"]["replay_ratio"] = replay_ratio
+    if "label_map" in manifest:  # the new version keeps the parent's class ids, whatever order the new rows have
+        cfg["data"]["label_names"] = label_list(manifest["label_map"])
     export = manifest["export"]
     if export.get("adapter"):
         cfg["model"] = manifest["base_model"]["path"]

@@ -28,8 +28,11 @@ def _stack(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None) -> FitResult:
-    """Fit the model's own head on cached frozen features; the rest of the model is left as it is."""
+def train_head(
+    job: Job, lr: float, epochs: int, run_dir: Path | None, metric: str | None = None, desc: str = "head"
+) -> FitResult:
+    """Fit the model's own head on cached frozen features; the rest of the model is left as it is. The epoch
+    kept is the best on ``metric`` (train.metric when None), and the result names it."""
     import torch.nn.functional as F
 
     from tunesmith.eval.metrics import classification_metrics
@@ -66,7 +69,7 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None) -> FitRes
         warmup_ratio=0.0,
         early_stopping_patience=max(patience, 5) if patience else 0,
         max_steps=None,
-        metric="loss",
+        metric=metric or job.cfg.train.metric,
     )
     result = fit(
         head,
@@ -79,7 +82,7 @@ def train_head(job: Job, lr: float, epochs: int, run_dir: Path | None) -> FitRes
         resume=job.resume and run_dir is not None,
         accelerator=job.accelerator,
         on_eval=job.on_eval if run_dir is not None else None,  # the head method's own training, not a warm start
-        desc="head",
+        desc=desc,
     )
     for p in job.model.parameters():
         p.requires_grad_(trainable[id(p)])

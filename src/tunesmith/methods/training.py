@@ -21,13 +21,18 @@ def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any]
     if job.features is not None:
         head = job.task.feature_head(job.model)
         fresh = None if warm_start_head is not False else _copy(head.state_dict())  # None: on by default
-        job.warm_start = train_head(job, job.cfg.head.learning_rate, job.cfg.head.epochs, None)
+        # The warm start keeps the head with the lowest selection loss: fine-tuning from a calibrated head moves the
+        # encoder least (linear probing, then fine-tuning). Its record names that metric.
+        job.warm_start = train_head(
+            job, job.cfg.head.learning_rate, job.cfg.head.epochs, None, metric="loss", desc="warm start"
+        )
         frozen_head = _copy(head.state_dict())
         if fresh is not None:
             head.load_state_dict(fresh)
     if wrap is not None:
         job.model = wrap(job.model)
     result = _fit(job)
+    result.warm_start = job.warm_start.best if job.warm_start is not None else None
     if frozen_head is not None and job.warm_start is not None:
         keep_frozen = _choose(job, result, job.warm_start)
         if keep_frozen and job.cfg.classifier.keep_better and job.rebuild is not None:

@@ -12,7 +12,9 @@ The task supplies every task-specific step (tasks/base.py), the method what trai
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import Any
 from tunesmith import config as cfgmod
 from tunesmith.config import Config, Default
 from tunesmith.data.validate import DataReport, Examples
+from tunesmith.eval.panels import write_run_info
 from tunesmith.files import write_json
 from tunesmith.methods import get_method
 from tunesmith.methods.base import Job, Method, export_transformers
@@ -52,14 +55,35 @@ class Checked:
     resolved: Config
 
 
+PHASES = {
+    "read_and_check": "reading and checking the data; loading the tokenizer or image preprocessing",
+    "tokenize": "preparing the inputs (cached for the next run)",
+    "load_model": "loading the pre-trained model",
+    "baselines": "baselines on the untouched model (frozen features, linear probe or base answers)",
+    "train": "training",
+    "evaluate": "evaluating against the baselines on the validation data; writing the report",
+    "export": "saving the model",
+}
+
+
 @dataclass
 class Timer:
     start: float = field(default_factory=time.perf_counter)
     phases: dict[str, float] = field(default_factory=dict)
+    quiet: bool = field(default_factory=lambda: os.environ.get("RANK", "0") != "0")  # one voice under torchrun
+
+    def say(self, name: str) -> None:
+        if not self.quiet:
+            elapsed = int(time.perf_counter() - self.start)
+            print(
+                f"tunesmith [{elapsed // 60}:{elapsed % 60:02d}] {PHASES.get(name, name)}…", file=sys.stderr, flush=True
+            )
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """Time a phase (manifest ``timings_s``) and tell the work meter which phase its work belongs to."""
+        """Time a phase (manifest ``timings_s``), say it on stderr, and tell the work meter which phase its work
+        belongs to."""
+        self.say(name)
         meter.phase(name)
         t = time.perf_counter()
         yield
@@ -118,6 +142,7 @@ def finetune(
     with timer.phase("tokenize"):
         prep = c.task.prepare(c.preprocessor, c.data, c.input_size)
     seed_everything(c.resolved.train.seed)
+    timer.say("load_model")
     model = c.task.build_model(c.source, c.data)
     with timer.phase("baselines"):
         baseline = c.task.before_training(model, prep, c.source, main)
@@ -131,6 +156,7 @@ def finetune(
     with timer.phase("evaluate"):
         results = c.task.finish(run, c.resolved, model, prep, baseline, c.data.report, fit)
     meter.phase("export")
+    timer.say("export")
     if job.kept and job.kept["model"] != "fine-tuned":  # the frozen encoder with its head: plain weights
         export = export_transformers(model, run / "model")
     else:
@@ -150,6 +176,14 @@ def start(run: Path, c: Checked) -> None:
     run.mkdir(parents=True, exist_ok=True)
     cfgmod.dump(c.resolved, run / "config.yaml")
     write_json(run / "data_report.json", c.data.report.to_dict())
+    write_run_info(
+        run,
+        {
+            "data_fingerprint": c.data.fingerprint,
+            "model_fingerprint": c.source.fingerprint,
+            "versions": package_versions(),
+        },
+    )
 
 
 def make_job(
@@ -221,15 +255,20 @@ def build_manifest(
         "processes": accelerator.num_processes,
         "device": str(accelerator.device),
         "timings_s": {k: round(v, 2) for k, v in timer.phases.items()},
-        "fit": fit_summary(fit, job.warm_start),
+        "fit": fit_summary(fit, job.warm_start, job.kept),
         "kept": job.kept or {"model": "fine-tuned" if c.method.keeps_activations else "frozen encoder + head"},
         "metrics": results["summary"],
         "report": "report.html",
     }
 
 
-def fit_summary(fit: FitResult, warm_start: FitResult | None) -> dict[str, Any]:
+def fit_summary(fit: FitResult, warm_start: FitResult | None, kept: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``selection``: the kept model's own record on the selection split (the frozen head's when it was kept),
+    with ``metric`` the one figure that chose it: what a search ranks the run by."""
+    frozen = kept is not None and kept.get("model") == "frozen encoder + head" and warm_start is not None
     out = {
+        "metric": fit.metric,
+        "selection": (warm_start.best if frozen else fit.best),
         "steps": fit.steps,
         "epochs": fit.epochs_run,
         "stopped": fit.stopped,

@@ -72,12 +72,19 @@ def read_labelled(cfg: Config, report: DataReport, read_split: ReadSplit, unit: 
     labels: list[str] = []
     select = None
     if train is not None and len(train):
+        order = [*(d.label_names or []), *train.labels]  # the user's class order, before any split or shuffle
         train, val = limit_and_split(train, val, d, cfg.train.seed, report, unit)
         train, select = carve_selection(train, d, cfg.train.seed, report, unit)
         train = add_replay(train, d, cfg.train.seed, report, lambda p: read_split(p)[0], unit)
         everything = train if select is None else train.concat(select)  # checks read all the training data
         labels = check_labelled(
-            everything, val, report, d.min_examples_per_class, d.warn_examples_per_class, d.imbalance_warn_ratio
+            everything,
+            val,
+            report,
+            d.min_examples_per_class,
+            d.warn_examples_per_class,
+            d.imbalance_warn_ratio,
+            order,
         )
     elif train is not None and not report.errors:
         report.add("error", "empty_file", f"no usable training {unit}", train.source)

@@ -32,7 +32,10 @@ class Progress:
         self.bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{samples_per_s:.1f}", refresh=False)
         self.bar.update(1)
 
-    def close(self) -> None:
+    def close(self, why: str = "") -> None:
+        """Close the bar; a bar that stops short says why ("early stop at epoch 3") rather than resting at 80/400."""
+        if why:
+            self.bar.set_postfix_str(why, refresh=True)
         self.bar.close()
 
 

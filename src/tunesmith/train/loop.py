@@ -76,10 +76,13 @@ def _batch_norm_eval(model: torch.nn.Module) -> None:
             m.eval()
 
 
-def _better(metric: str, new: float, old: float | None) -> bool:
+def _better(metric: str, new: float, old: float | None, new_loss: float | None, old_loss: float | None) -> bool:
+    """train.metric decides; a tie on it (accuracy and F1 move in steps on small data) goes to the lower loss."""
     if old is None:
         return True
-    return new < old if metric == "loss" else new > old
+    if metric == "loss" or new != old:
+        return new < old if metric == "loss" else new > old
+    return new_loss is not None and old_loss is not None and new_loss < old_loss
 
 
 @contextlib.contextmanager
@@ -113,6 +116,7 @@ class FitState:
     best: float | None = None
     best_step: int = 0
     bad_evals: int = 0
+    best_loss: float | None = None
 
 
 class _Loop:
@@ -257,8 +261,9 @@ class _Loop:
         metric = self.cfg.metric
         if metric is None:
             raise ValueError("fit() with an evaluation needs train.metric (pipeline.resolve sets the task's)")
-        if _better(metric, metrics[metric], st.best):
+        if _better(metric, metrics[metric], st.best, metrics.get("loss"), st.best_loss):
             st.best, st.best_step, st.bad_evals = metrics[metric], st.step, 0
+            st.best_loss = metrics.get("loss")
             if self.ckpt_root is None:
                 self.best_weights = {k: v.detach().clone() for k, v in trainable_state(self.inner).items()}
             elif self.main:
@@ -326,7 +331,7 @@ def fit(
     """Train ``model`` in place at ``cfg.learning_rate`` (a resolved config); returns the history and leaves the
     best weights in the model."""
     loop = _Loop(model, len(train_items), cfg, accelerator, run_dir, desc, mmap_threshold)
-    res = FitResult(precision="bf16" if loop.bf16 else "fp32")
+    res = FitResult(precision="bf16" if loop.bf16 else "fp32", metric=cfg.metric if evaluate is not None else None)
     st = loop.resume(FitState(), res) if resume else FitState()
     stop_flag: dict[str, Any] = {}
     progress = loop.logger.progress(loop.total, st.step, disable=not loop.main)
@@ -354,5 +359,16 @@ def fit(
                     )
                 if epoch_done or res.stopped != "completed":
                     break
-    progress.close()
+    progress.close(_stop_reason(res, st, loop.total, desc))
     return loop.finish(st, res, t0)
+
+
+def _stop_reason(res: FitResult, st: FitState, total: int, desc: str) -> str:
+    """What a bar that ends before its total says (nothing when it ran to the end)."""
+    if st.step >= total:
+        return f"{desc} done" if desc == "warm start" else ""
+    if res.stopped == "early_stopping":
+        return f"early stop at epoch {st.epoch}: no gain on the selection split; best step {st.best_step}"
+    if res.stopped == "stopped_by_hook":
+        return "stopped by the search (pruned)"
+    return res.stopped.replace("_", " ")

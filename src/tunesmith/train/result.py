@@ -14,6 +14,8 @@ class FitResult:
     best: dict[str, Any] | None = None
     kept: dict[str, Any] | None = None  # which model the run keeps and why (methods/training.py), when it chose
     best_step: int = 0
+    warm_start: dict[str, Any] | None = None  # the warm-started head's selection record, when there was one
+    metric: str | None = None  # what decided "best": the one train.metric, named in reports and by tune
     stopped: str = "completed"
     train_seconds: float = 0.0
     step_seconds: float = 0.0  # forward, backward and optimizer only: what throughput is measured on

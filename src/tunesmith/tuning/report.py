@@ -8,38 +8,32 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from tunesmith.eval.svg import PALETTE, chart_frame, line_chart
+from tunesmith.eval.panels import page
+from tunesmith.eval.svg import CHAR_W, chart_frame, hbar, label, line_chart
 from tunesmith.files import write_json
 
+MIN_TRIALS_FOR_IMPORTANCE = 10
 
-def _importances(study: Any) -> dict[str, float]:
+
+def _importances(study: Any) -> tuple[dict[str, float], str]:
+    """fANOVA importances, or why none are shown: a forest fitted to a handful of trials ranks noise."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     params = {k for t in complete for k in t.params}
-    if len(complete) < 2 or not params:
-        return {}
+    if not params:
+        return {}, "no finished trial varied a parameter"
     if len(params) == 1:
-        return {next(iter(params)): 1.0}
+        return {}, f"only one parameter ({next(iter(params))}) was searched: nothing to apportion"
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        return {}, (
+            f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials to mean anything; "
+            f"this search has {len(complete)}"
+        )
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        return dict(optuna.importance.get_param_importances(study)), ""
     except (RuntimeError, ValueError):  # e.g. every trial with the same value: nothing to apportion
-        return {}
-
-
-def _hbar(values: dict[str, float], title: str, w: int = 520) -> str:
-    if not values:
-        return ""
-    row, left = 22, 190
-    h = 30 + row * len(values)
-    body = [f'<text x="10" y="15" font-weight="bold">{escape(title)}</text>']
-    for i, (name, v) in enumerate(values.items()):
-        y = 25 + i * row
-        width = max(1.0, v * (w - left - 60))
-        body.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(name)}</text>')
-        body.append(f'<rect x="{left}" y="{y}" width="{width:.1f}" height="{row - 6}" fill="{PALETTE[0]}"/>')
-        body.append(f'<text x="{left + width + 4:.1f}" y="{y + 13}">{v:.2f}</text>')
-    return chart_frame(w, h, "".join(body), title)
+        return {}, "every finished trial scored the same: nothing to apportion"
 
 
 def _axis_position(value: Any, values: list[Any], log: bool) -> float:
@@ -62,7 +56,8 @@ def _parallel(trials: list[dict[str, Any]], keys: list[str], logs: set[str], met
     if not done or not keys:
         return ""
     axes = [*keys, metric]
-    h, top, bottom, left, right = 280, 35, 40, 40, 40
+    edge = max(40.0, min(max(len(a) for a in axes), 28) * CHAR_W / 2 + 8)  # axis names are centred on the axis
+    h, top, bottom, left, right = 280, 35, 40, edge, edge
     gap = (w - left - right) / max(1, len(axes) - 1)
     values = {k: [t["params"][k] for t in done if k in t["params"]] for k in keys}
     values[metric] = [t["value"] for t in done]
@@ -71,7 +66,7 @@ def _parallel(trials: list[dict[str, Any]], keys: list[str], logs: set[str], met
     for i, a in enumerate(axes):
         x = left + i * gap
         body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{h - bottom}" stroke="#999"/>')
-        body.append(f'<text x="{x:.1f}" y="{h - bottom + 16}" text-anchor="middle">{escape(a)}</text>')
+        body.append(label(x, h - bottom + 16, a, 28))
         vals = values[a]
         if vals:
             ends = sorted(vals, key=lambda v, a=a, vals=vals: _axis_position(v, vals, a in logs))
@@ -111,6 +106,11 @@ def write_report(study: Any, result: Any) -> Path:
             running = t["value"] if running is None else pick(running, t["value"])
             best_so_far.append((float(t["number"]), running))
         history = {"trial value": [(float(t["number"]), t["value"]) for t in done], "best so far": best_so_far}
+        base = [t["baseline"] for t in done if t.get("baseline") is not None]
+        if base:  # the frozen encoder with a trained head, scored on the same selection split
+            level = sum(base) / len(base)
+            ends = (float(done[0]["number"]), float(done[-1]["number"]))
+            history["general model (frozen encoder + head)"] = [(ends[0], level), (ends[1], level)]
     curves = {
         f"trial {t['number']}" + (" (pruned)" if t["state"] == "pruned" else ""): sorted(
             (float(s), v) for s, v in t["intermediate"].items()
@@ -118,11 +118,22 @@ def write_report(study: Any, result: Any) -> Path:
         for t in trials
         if t["intermediate"]
     }
-    importances = _importances(study)
+    importances, no_importances = _importances(study)
     plots = [
-        line_chart(history, f"Optimisation history: validation {result.metric}", "trial") if history else "",
-        line_chart(curves, f"Validation {result.metric} at each evaluation", "step") if curves else "",
-        _hbar(importances, "Parameter importances (fANOVA)"),
+        line_chart(
+            history,
+            f"Optimisation history: selection-split {result.metric} of each trial's kept model",
+            "trial",
+            result.metric,
+            dashed={"general model (frozen encoder + head)"},
+        )
+        if history
+        else "",
+        line_chart(curves, f"Selection-split {result.metric} at each evaluation", "step", result.metric)
+        if curves
+        else "",
+        hbar(importances, "Parameter importances (fANOVA)")
+        or f"<p class=note>Parameter importances are not shown: {escape(no_importances)}.</p>",
         _parallel(trials, keys, logs, result.metric),
     ]
     head = "".join(f"<th>{escape(h)}</th>" for h in ["trial", "state", result.metric, *keys, "seconds", "run"])
@@ -142,7 +153,7 @@ def write_report(study: Any, result: Any) -> Path:
         style = " style='background:#eef6ee'" if best else ""
         rows.append(f"<tr{style}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     best_text = (
-        f"<p>Best: trial {result.best['number']}, validation {escape(result.metric)} {result.best['value']:.4f}. "
+        f"<p>Best: trial {result.best['number']}, selection-split {escape(result.metric)} {result.best['value']:.4f}. "
         f"Config: <code>{escape(str(result.best_config))}</code>; "
         f"run: <code>{escape(str(result.best['run']))}</code>.</p>"
         if result.best
@@ -155,16 +166,15 @@ def write_report(study: Any, result: Any) -> Path:
         seeds = (
             f"<h2>Best config, {len(result.seeds['seeds'])} seeds</h2><pre>{escape(seeds_table(result.seeds))}</pre>"
         )
-    html = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>tunesmith tune</title><style>"
-        "body{font:14px sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}svg{margin:8px 8px 8px 0}</style></head><body>"
-        f"<h1>Search: {escape(result.study_name)}</h1><p>{len(trials)} trial(s); "
-        f"{sum(t['state'] == 'pruned' for t in trials)} pruned; objective: validation {escape(result.metric)} "
-        f"({result.direction}); storage <code>{escape(result.storage)}</code>.</p>{best_text}"
+    pruned = sum(t["state"] == "pruned" for t in trials)
+    body = (
+        f"<h1>Search: {escape(result.study_name)}</h1><p>{len(trials)} trial(s); {pruned} pruned; objective: the "
+        f"kept model's selection-split {escape(result.metric)} ({result.direction}); storage "
+        f"<code>{escape(result.storage)}</code>.</p>{best_text}"
         + "".join(p for p in plots if p)
-        + f"<h2>Trials</h2><table><tr>{head}</tr>{''.join(rows)}</table>{seeds}</body></html>"
+        + f"<h2>Trials</h2><div class=scroll><table class=num><tr>{head}</tr>{''.join(rows)}</table></div>{seeds}"
     )
+    html = page(f"tunesmith tune: {result.study_name}", body)
     path = result.folder / "tune_report.html"
     path.write_text(html, encoding="utf-8")
     write_json(

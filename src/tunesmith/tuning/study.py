@@ -16,6 +16,7 @@ import json
 import math
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ def tune(
     space = parse_file(config)
     for item in overrides:
         cfgmod.apply_override(space.base, item)
+    quiet_optuna()
     first = cfgmod.from_dict(space.config_for({d.key: d.corners()[0] for d in space.dimensions}))
     metric = first.train.metric
     direction = "minimize" if metric == "loss" else "maximize"
@@ -163,6 +165,15 @@ def tune(
 
     result.report = write_report(study, result)
     return result
+
+
+def quiet_optuna() -> None:
+    """Optuna flags its own experimental and soon-changed APIs on every study; the search's lines speak for it."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna(\.|$)")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def _open_study(name: str, url: str, space: SearchSpace, metric: str, direction: str, sampler: Any, pruner: Any):
@@ -230,13 +241,16 @@ class Objective:
             trial.set_user_attr("error", str(exc))
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        value = min(seen) if self.minimize else max(seen)
+        value = kept_score(run.manifest, self.metric, seen, self.minimize)
         if not math.isfinite(value):
             raise TrainingDiverged(f"trial {trial.number}: {self.metric} is {value}")
         from tunesmith.tuning.seeds import flatten_metrics
 
         trial.set_user_attr("metrics", {k: v for k, v in flatten_metrics(run.metrics).items() if "/" not in k})
         trial.set_user_attr("seconds", run.manifest.get("timings_s", {}).get("total"))
+        baseline = ((run.manifest.get("fit") or {}).get("warm_start") or {}).get("head_only_validation") or {}
+        if self.metric in baseline:  # the frozen encoder with a trained head: the general model, same split
+            trial.set_user_attr("baseline", float(baseline[self.metric]))
         self._keep_best_weights(run_dir, value)
         self.say(f"trial {trial.number}: {self.metric} {value:.4f}")
         return value
@@ -291,6 +305,7 @@ def summarize_study(
                 "pruned_at_step": t.user_attrs.get("pruned_at_step"),
                 "run": t.user_attrs.get("run"),
                 "error": t.user_attrs.get("error"),
+                "baseline": t.user_attrs.get("baseline"),
                 "intermediate": {int(k): v for k, v in t.intermediate_values.items()},
             }
         )
@@ -312,7 +327,7 @@ def summarize_study(
         raw = space.config_for(dict(b.params))
         header = (
             f"# tunesmith tune: best of {len(rows)} trial(s) of study {study.study_name}\n"
-            f"# trial {b.number}: validation {metric} {b.value:.4f}; run {b.user_attrs.get('run')}\n"
+            f"# trial {b.number}: selection-split {metric} {b.value:.4f}; run {b.user_attrs.get('run')}\n"
         )
         best_path = folder / "best.yaml"
         atomic_write_bytes(best_path, (header + yaml.safe_dump(raw, sort_keys=False)).encode())
@@ -332,3 +347,12 @@ def trials_table(result: TuneResult) -> str:
         mark = "*" if result.best and r["number"] == result.best["number"] else " "
         lines.append(mark + "  ".join(f"{c:>12}" for c in cells)[1:])
     return "\n".join(lines)
+
+
+def kept_score(manifest: dict[str, Any], metric: str, seen: list[float], minimize: bool) -> float:
+    """A trial's value: the selection-split score of the model its run kept (the frozen head's, when fine-tuning
+    did not beat it). Runs whose manifest predates that record fall back to the best evaluation seen."""
+    selection = (manifest.get("fit") or {}).get("selection") or {}
+    if metric in selection:
+        return float(selection[metric])
+    return min(seen) if minimize else max(seen)

@@ -105,8 +105,11 @@ def token_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> An
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets[where], reduction=reduction)
 
 
-def validation_loss(model: Any, items: list[dict[str, Any]], collate: Any, batch_size: int) -> tuple[float, int]:
-    """Mean loss per answer token over ``items`` (and the token count), in batches of similar length."""
+def validation_loss(
+    model: Any, items: list[dict[str, Any]], collate: Any, batch_size: int, rows: list[tuple[float, int]] | None = None
+) -> tuple[float, int]:
+    """Mean loss per answer token over ``items`` (and the token count), in batches of similar length. ``rows``
+    collects each sequence row's (loss sum, answer tokens): the clusters a perplexity interval resamples."""
     import torch
 
     device = next(model.parameters()).device
@@ -120,8 +123,13 @@ def validation_loss(model: Any, items: list[dict[str, Any]], collate: Any, batch
             batch = {k: v.to(device) for k, v in batch.items()}
             n = int((batch["targets"] != IGNORE).sum())
             if n:
-                total += float(token_loss(model, batch, reduction="sum"))
+                losses = token_loss(model, batch, reduction="none")
+                total += float(losses.sum())
                 count += n
+                if rows is not None:
+                    per_row = (batch["targets"] != IGNORE).sum(dim=1).tolist()
+                    sums = [float(x.sum()) for x in losses.split([int(c) for c in per_row])]
+                    rows.extend((s_, int(c)) for s_, c in zip(sums, per_row) if c)
     return (total / count if count else float("nan")), count
 
 

@@ -14,6 +14,7 @@ from tunesmith.data.conversations import read_split
 from tunesmith.data.readers import parse_jsonl
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import DataError, InputError, Problem
+from tunesmith.eval.compare import bootstrap_mean_interval
 from tunesmith.eval.text_metrics import score_all
 from tunesmith.files import read_jsonl, write_jsonl
 from tunesmith.inference.base import PREDICTORS, Predictor
@@ -191,6 +192,7 @@ class Generator(Predictor):
             texts = generate_texts(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens)
             scores = score_all(texts, [r for _, r in pairs], ("token_f1", "rouge_l", "exact_match"))
             out.update({k: float(np.mean(v)) for k, v in scores.items()})
+            out["intervals"] = {k: list(bootstrap_mean_interval(v, 1000, 0.95)) for k, v in scores.items()}
             out["n_generated"] = len(pairs)
         return out
 

@@ -294,12 +294,14 @@ class CausalLM(Task):
             golden=_golden(data.val, self.cfg.eval.generate_examples, self.cfg.train.seed),
         )
 
-    def _validation_loss(self, model: Any, prep: GenerationPrepared, choice: bool = False) -> tuple[float, int]:
+    def _validation_loss(
+        self, model: Any, prep: GenerationPrepared, choice: bool = False, rows: list[tuple[float, int]] | None = None
+    ) -> tuple[float, int]:
         """Mean answer-token loss on the validation data, or (``choice``) on the selection split."""
         items, split = (prep.choice_items, "selection") if choice else (prep.val_items, "validation")
         collate = make_collate(prep.pad_id, max(prep.input_size, PACK_MIN), True)
         with meter.measure("forward", split, len(items), token_count(items)):
-            return validation_loss(model, items, collate, self.cfg.eval.batch_size)
+            return validation_loss(model, items, collate, self.cfg.eval.batch_size, rows)
 
     def evaluator(self, prep: Any) -> Any:
         """Loss during training, on the selection split (the validation data when none was carved)."""
@@ -310,19 +312,30 @@ class CausalLM(Task):
 
         return evaluate
 
+    def _budget(self, prep: GenerationPrepared) -> int:
+        """New tokens per generated answer: twice the longest reference (at least 16), at most eval.max_new_tokens."""
+        tok = prep.tokenizer
+        refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in prep.golden] or [0]
+        return min(self.cfg.eval.max_new_tokens, max(16, 2 * max(refs)))
+
     def _generate(self, model: Any, prep: GenerationPrepared) -> list[str]:
         golden, tok = prep.golden, prep.tokenizer
         if not golden:
             return []
-        refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in golden]
-        budget = min(self.cfg.eval.max_new_tokens, max(16, 2 * max(refs)))
         prompts = [prompt_ids(tok, p) for p, _, _ in golden]
         with meter.measure("generate", "validation", len(prompts)):
-            return generate_texts(model, tok, prompts, max_new_tokens=budget, batch_size=16)
+            return generate_texts(model, tok, prompts, max_new_tokens=self._budget(prep), batch_size=16)
 
     def _measure(self, model: Any, prep: GenerationPrepared) -> dict[str, Any]:
-        loss, tokens = self._validation_loss(model, prep)
-        return {"loss": loss, "tokens": tokens, "outputs": self._generate(model, prep)}
+        rows: list[tuple[float, int]] = []
+        loss, tokens = self._validation_loss(model, prep, rows=rows)
+        return {
+            "loss": loss,
+            "tokens": tokens,
+            "rows": rows,
+            "outputs": self._generate(model, prep),
+            "max_new_tokens": self._budget(prep) if prep.golden else 0,
+        }
 
     def before_training(self, model: Any, prep: Any, source: ModelSource, main: bool) -> Any:
         """The base model's validation loss and its answers to the golden prompts, before any weight changes."""

@@ -11,7 +11,7 @@ from tunesmith.data.images import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, inside_fold
 from tunesmith.data.readers import read_table
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import DataError, InputError, Problem
-from tunesmith.eval.metrics import classification_metrics
+from tunesmith.eval.compare import scored
 from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import Prediction, check_output, prediction_record, predictions, write_records
 from tunesmith.inference.weights import load_trained
@@ -113,7 +113,7 @@ class ImagePredictor(Predictor):
             raise DataError(report.errors or [Problem("error", "empty_file", "no images", str(path))])
         probs = self.predict_pixels(np.stack([resize_square(r.pixels, self.preprocess.size) for r in ex.inputs]))
         y = np.array([self.labels.index(v) for v in ex.labels])
-        return classification_metrics(y, probs, self.labels)
+        return scored(y, probs, self.labels)
 
     def example_scores(self, examples: Examples) -> np.ndarray:
         return correct(self.predict_proba([r.pixels for r in examples.inputs]), self.labels, examples.labels)

@@ -255,9 +255,23 @@ def _gallery(pixels: np.ndarray, val: Examples, probs: np.ndarray, labels: list[
         cells.append(
             f"<figure style='display:inline-block;margin:4px;width:110px;font-size:.8em'>"
             f"<img src='data:image/png;base64,{b64}' width=96 height=96 title='{escape(val.inputs[i].source)}'>"
-            f"<figcaption>true <b>{escape(labels[y[i]])}</b><br>predicted {escape(labels[int(probs[i].argmax())])} "
-            f"({probs[i].max():.2f})</figcaption></figure>"
+            f"<figcaption>{escape(where(val, i))}<br>true <b>{escape(labels[y[i]])}</b><br>predicted "
+            f"{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</figcaption></figure>"
         )
     if not cells:
-        return "<h2>Misclassified validation images</h2><p>none</p>"
-    return f"<h2>Misclassified validation images (most confident first)</h2><div>{''.join(cells)}</div>"
+        return "<h2>Most confident mistakes</h2><p>No mistakes on the validation data.</p>"
+    return (
+        f"<h2>Most confident mistakes ({len(cells)} of {int(sum(probs.argmax(1) != np.array(y)))})</h2>"
+        f"<div>{''.join(cells)}</div><p class=note>All validation predictions are in validation_predictions.jsonl."
+        "</p>"
+    )
+
+
+def where(val: Examples, i: int) -> str:
+    """Where a validation image came from: its file, or its row of an array file (counted from 1)."""
+    from pathlib import Path
+
+    source = val.inputs[i].source
+    if source.endswith("]") and "[" in source:  # an array file's row: index i is row i + 1, as the checks count
+        return f"{Path(source.rsplit('[', 1)[0]).name} row {val.lines[i]}"
+    return f"{Path(source).name} (line {val.lines[i]})"

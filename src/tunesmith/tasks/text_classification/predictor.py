@@ -10,7 +10,7 @@ import numpy as np
 from tunesmith.data.readers import read_table
 from tunesmith.data.validate import DataReport, Examples, normalise_label, require_columns
 from tunesmith.errors import DataError, InputError, Problem
-from tunesmith.eval.metrics import classification_metrics
+from tunesmith.eval.compare import scored
 from tunesmith.files import read_jsonl
 from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import Prediction, check_output, prediction_record, predictions, write_records
@@ -136,7 +136,7 @@ class TextPredictor(Predictor):
     def evaluate_file(self, path: str | Path) -> dict[str, Any]:
         texts, labels, _ = self.read_labelled(path)
         index = {lab: i for i, lab in enumerate(self.labels)}
-        return classification_metrics(np.array([index[lab] for lab in labels]), self.predict_proba(texts), self.labels)
+        return scored(np.array([index[lab] for lab in labels]), self.predict_proba(texts), self.labels)
 
     def example_scores(self, examples: Examples) -> np.ndarray:
         return correct(self.predict_proba(list(examples.inputs)), self.labels, examples.labels)
