@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat demo-images fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan clean
+.PHONY: install demo demo-chat demo-images fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan clean screenshots
 
 install: $(VENV)/.installed
 
@@ -94,3 +94,14 @@ bench-serve: install data/rotten_tomatoes/train.csv
 
 clean:
 	rm -rf runs data .pytest_cache
+
+# The report screenshots in docs/screenshots/: real runs with every default on the recipe suite, rendered in
+# headless Chromium at a laptop's and a phone's width (about 12 minutes on 2 CPU cores).
+screenshots: install suite
+	rm -rf runs/screenshots
+	for kind in text image chat; do $(VENV)/bin/tunesmith train docs/screenshots/$$kind.yaml || exit 1; done
+	$(VENV)/bin/tunesmith tune docs/screenshots/tune.yaml --trials 20
+	$(PY) -m tests.browser runs/screenshots/*-text-classification-*/report.html --out docs/screenshots/text
+	$(PY) -m tests.browser runs/screenshots/*-image-classification-*/report.html --out docs/screenshots/image
+	$(PY) -m tests.browser runs/screenshots/*-causal-lm-*/report.html --out docs/screenshots/chat
+	$(PY) -m tests.browser runs/screenshots/studies/tune/tune_report.html --out docs/screenshots/tune

@@ -92,8 +92,13 @@ def screenshot(report: Path, width: int, out: Path, height: int | None = None) -
 
 
 def shoot(report: Path, stem: Path) -> list[Path]:
-    """Screenshots at every width in WIDTHS: STEM-1280.png, STEM-390.png."""
-    return [screenshot(report, w, stem.with_name(f"{stem.name}-{w}.png")) for w in WIDTHS]
+    """Screenshots at every width in WIDTHS (STEM-1280.png, STEM-390.png), in 256 colours to keep docs/ small."""
+    from PIL import Image
+
+    paths = [screenshot(report, w, stem.with_name(f"{stem.name}-{w}.png")) for w in WIDTHS]
+    for path in paths:
+        Image.open(path).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+    return paths
 
 
 def main() -> None:

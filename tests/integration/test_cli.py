@@ -38,6 +38,10 @@ def test_train_eval_predict_round_trip(tiny_model, toy_data, tmp_path):
     assert metrics["n"] == 80 and {"accuracy", "macro_f1", "per_class", "ece"} <= set(metrics)
     report = json.loads((run / "report.json").read_text())
     assert abs(metrics["accuracy"] - report["summary"]["accuracy"]) < 1e-9, "eval agrees with the run's report"
+    lo, hi = metrics["intervals"]["accuracy"]
+    assert lo <= metrics["accuracy"] <= hi
+    text = _cli("eval", str(run), "--data", str(val), env_cache=tmp_path / "c").stdout
+    assert f"(95% CI {100 * lo:.1f} to {100 * hi:.1f})" in text and "note: only 80 examples" in text
 
     import csv
 
@@ -63,15 +67,23 @@ def test_exit_codes_and_messages(tiny_model, toy_data, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**tiny_config(tiny_model, train, val, tmp_path / "runs"), "methd": "lora"}))
     res = _cli("train", str(bad), env_cache=tmp_path / "c")
-    assert res.returncode == 2 and "methd: unknown key" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "methd: unknown key (did you mean 'method'?)" in res.stderr
+    assert str(bad) in res.stderr and "Traceback" not in res.stderr, "a key from the file names the file"
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(tiny_config(tiny_model, train, val, tmp_path / "runs")))
     res = _cli("train", str(good), "--set", "train.batch_size=-1", env_cache=tmp_path / "c")
     assert res.returncode == 2 and "train.batch_size: got -1; allowed: a number >= 1" in res.stderr
+    res = _cli("train", str(good), "--set", "train.epochz=1", env_cache=tmp_path / "c")
+    assert res.returncode == 2 and "--set train.epochz: 'epochz' is not a key of train (did you mean 'epochs'?)" in (
+        res.stderr
+    )
+    res = _cli("trian", str(good), env_cache=tmp_path / "c")
+    assert res.returncode == 2 and "did you mean 'train'?" in res.stderr
     res = _cli("eval", str(tmp_path), "--data", str(val), env_cache=tmp_path / "c")
     assert res.returncode == 2 and "not a tunesmith run directory" in res.stderr
     res = _cli("validate", str(good), env_cache=tmp_path / "c")
     assert res.returncode == 0 and "no fatal problems" in res.stdout
+    assert "\n  train examples" in res.stdout and "{'" not in res.stdout, "figures read as text, not Python reprs"
     assert not (tmp_path / "runs").exists()
 
 

@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve a run or registered model over HTTP (FastAPI, token required)")
     sv.add_argument("run", help="a run directory or a registered model, e.g. support-intents@prod")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--token-file", help="file holding the bearer token (else $TUNESMITH_TOKEN; else generated)")
     sv.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help="auto: ONNX when exported")
     sv.add_argument("--max-batch", type=int, default=32, help="inputs per model call")
@@ -144,7 +144,29 @@ def _parser() -> argparse.ArgumentParser:
     add_plan_parsers(sub)
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true", help="as a Markdown table (docs/config.md)")
+    for name, text in COMMAND_EXAMPLES.items():
+        sub.choices[name].epilog = "examples:\n" + text
+        sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
     return p
+
+
+COMMAND_EXAMPLES = {
+    "validate": "  tunesmith validate my.yaml\n  tunesmith validate my.yaml --set data.train=more.csv --json",
+    "eval": "  tunesmith eval runs/RUN --data test.csv\n  tunesmith eval support-intents@prod --data test.csv --json",
+    "predict": "  tunesmith predict runs/RUN --input new.csv --output predictions.jsonl\n"
+    "  tunesmith predict runs/CHAT_RUN --input prompts.jsonl --output answers.jsonl --max-new-tokens 128",
+    "generate": '  tunesmith generate runs/CHAT_RUN --prompt "How do I reset my password?"',
+    "export": "  tunesmith export runs/LORA_RUN --merge\n  tunesmith export runs/RUN --onnx",
+    "serve": "  tunesmith serve runs/RUN\n  TUNESMITH_TOKEN=secret tunesmith serve support-intents@prod --port 9000",
+    "update": "  tunesmith update support-intents@prod --data new.csv\n"
+    "  tunesmith update support-intents@prod --data new.csv --replay 1.0 --max-regression 0.5",
+    "plan": "  tunesmith plan my.yaml --budget 10m\n  tunesmith plan --task text-classification --data train.csv",
+    "tune": "  tunesmith tune search.yaml --trials 20\n  tunesmith tune search.yaml --trials 40 --storage "
+    "postgresql://host/db   (several machines share one study)",
+    "models": "  tunesmith models\n  tunesmith models register runs/RUN --name support-intents --promote prod\n"
+    "  tunesmith models list\n  tunesmith models diff support-intents@v1 support-intents@v2",
+    "config": "  tunesmith config | grep lora",
+}
 
 
 def _models_parser(sub: Any) -> None:

@@ -136,7 +136,7 @@ def tune_command(args: argparse.Namespace) -> int:
     if result.best is None:
         print("no trial finished")
         return 1
-    print(f"\nbest: trial {result.best['number']}, validation {result.metric} {result.best['value']:.4f}")
+    print(f"\nbest: trial {result.best['number']}, selection-split {result.metric} {result.best['value']:.4f}")
     print(f"best config: {result.best_config}   (train it: tunesmith train {result.best_config})")
     print(f"best run: {result.best['run']}")
     if result.seeds:

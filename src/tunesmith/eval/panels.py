@@ -216,6 +216,7 @@ def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str
                 "optimizer step",
                 metric,
                 marks=marks,
+                w=W,
             )
         )
     lr = [(r["step"], r["lr"]) for r in steps if r.get("lr") is not None]
@@ -230,6 +231,6 @@ def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str
     )
     text = (
         f"<p>{fit['steps']} optimizer steps; stopped: {escape(str(fit['stopped']).replace('_', ' '))}. {kept} "
-        f"{escape(kept_note)}</p>"
+        f"{escape(kept_note[:1].upper() + kept_note[1:])}</p>"
     )
     return "<h2>Training</h2><div class=row>" + "".join(c for c in charts if c) + "</div>" + text

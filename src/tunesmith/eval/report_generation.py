@@ -133,6 +133,7 @@ def _fmt(x: float | None, pct: bool = True) -> str:
     return f"{x * 100:.1f}" if pct else f"{x:.3f}"
 
 
+SHOWN = {"token_f1": "token F1", "rouge_l": "ROUGE-L", "exact_match": "exact match"}
 MEANING = {
     "loss": "mean loss per reference-answer token (teacher-forced: the model reads the reference)",
     "perplexity": "exp(loss): how surprised the model is by the reference answers; lower is better",
@@ -159,7 +160,7 @@ def _reconcile(s: dict[str, Any], models: dict[str, Any], comps: dict[str, Any],
     ]
     for name, c in comps.items():
         rows.append(
-            f"<tr><td>{escape(name)} %</td><td>{_fmt(b[name])}</td><td>{_fmt(t[name])}</td><td>"
+            f"<tr><td>{escape(SHOWN.get(name, name))} %</td><td>{_fmt(b[name])}</td><td>{_fmt(t[name])}</td><td>"
             f"{c['difference'] * 100:+.1f} <small>({c['ci_low'] * 100:+.1f} to {c['ci_high'] * 100:+.1f})</small>"
             f"</td><td class=desc>{escape(MEANING.get(name, ''))}</td></tr>"
         )
@@ -209,7 +210,7 @@ def render_html(
     if metric_names:
         parts.append(
             svg.bar_chart(
-                metric_names,
+                [SHOWN.get(n, n) for n in metric_names],
                 {n: [models[n][k] for k in metric_names] for n in ("base", "tuned")},
                 "Written-answer quality (whiskers: 95% intervals)",
                 errors={n: [tuple(models[n]["intervals"][k]) for k in metric_names] for n in ("base", "tuned")},

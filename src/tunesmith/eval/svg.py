@@ -61,8 +61,8 @@ def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[
 def tick_text(v: float, ticks: list[float]) -> str:
     """A tick's value with as many decimals as the tick step needs."""
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
-    if abs(v) >= 1e6 or (step < 1e-4 and v):
-        return f"{v:.3g}"
+    if abs(v) >= 1e6 or step < 1e-4:
+        return "0" if v == 0 else f"{v:.3g}".replace("e-0", "e-").replace("e+0", "e")
     decimals = next((d for d in range(7) if abs(round(step, d) - step) < 1e-9 * max(step, 1e-12)), 6)
     return f"{v:,.{decimals}f}"
 

@@ -30,8 +30,11 @@ def _importances(study: Any) -> tuple[dict[str, float], str]:
             f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials to mean anything; "
             f"this search has {len(complete)}"
         )
-    try:
-        return dict(optuna.importance.get_param_importances(study)), ""
+    from optuna.importance import FanovaImportanceEvaluator
+
+    try:  # fANOVA by name: Optuna's default evaluator changes between releases (and fails on list choices)
+        found = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+        return {k: float(v) for k, v in found.items()}, ""
     except (RuntimeError, ValueError):  # e.g. every trial with the same value: nothing to apportion
         return {}, "every finished trial scored the same: nothing to apportion"
 

@@ -48,7 +48,13 @@ class Dimension:
             return trial.suggest_int(self.key, self.args[0], self.args[1], step=step)
         if self.kind == "logint":
             return trial.suggest_int(self.key, self.args[0], self.args[1], log=True)
+        if self.encoded:  # Optuna stores scalars only: lists ([256]) travel as their YAML text and come back
+            return yaml.safe_load(trial.suggest_categorical(self.key, [_flow(a) for a in self.args]))
         return trial.suggest_categorical(self.key, list(self.args))
+
+    @property
+    def encoded(self) -> bool:
+        return self.kind == "choice" and any(isinstance(a, (list, dict)) for a in self.args)
 
     def corners(self) -> list[Any]:
         """Values at the ends of the range (all of a choice): each must be a valid config value."""
@@ -66,10 +72,16 @@ class SearchSpace:
     dimensions: list[Dimension]
 
     def config_for(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The config of one point; values may be as Optuna stored them (a list choice as its YAML text)."""
         raw = copy.deepcopy(self.base)
+        encoded = {d.key for d in self.dimensions if d.encoded}
         for key, value in values.items():
-            cfgmod.set_key(raw, key, value)
+            cfgmod.set_key(raw, key, yaml.safe_load(value) if key in encoded and isinstance(value, str) else value)
         return raw
+
+
+def _flow(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip()
 
 
 def _number(text: str, where: str, key: str, expr: str) -> float | int:
@@ -86,7 +98,16 @@ def _number(text: str, where: str, key: str, expr: str) -> float | int:
 
 
 def _split_args(text: str) -> list[str]:
-    return [a.strip() for a in text.split(",")] if text.strip() else []
+    """Arguments split at top-level commas: ``[128, 64]`` stays one value."""
+    if not text.strip():
+        return []
+    args, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+    return [*args, text[start:].strip()]
 
 
 def parse_expression(expr: str, key: str, where: str) -> Dimension:

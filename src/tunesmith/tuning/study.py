@@ -90,8 +90,14 @@ def _storage(url: str) -> Any:
             url,
             heartbeat_interval=30,
             grace_period=120,  # a trial whose process died is failed after two minutes of silence, then retried
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            failed_trial_callback=_retry_callback(optuna)(max_retry=1),
         )
+
+
+def _retry_callback(optuna: Any) -> Any:
+    """Optuna 4.9 renamed the callback that retries a trial whose process died (the old name warns)."""
+    storages = optuna.storages
+    return getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or storages.RetryFailedTrialCallback
 
 
 def _drop_weights(run_dir: Path) -> None:
@@ -336,17 +342,31 @@ def summarize_study(
 
 def trials_table(result: TuneResult) -> str:
     keys = sorted({k for r in result.trials for k in r["params"]})
-    head = ["trial", "state", result.metric, *keys, "seconds"]
-    lines = ["  ".join(f"{h:>12}" for h in head)]
+    head = ["", "trial", "state", result.metric, *keys, "seconds"]
+    rows = []
     for r in result.trials:
-        cells = [str(r["number"]), r["state"], f"{r['value']:.4f}" if r["value"] is not None else "-"]
+        mark = "*" if result.best and r["number"] == result.best["number"] else ""
+        cells = [mark, str(r["number"]), r["state"], f"{r['value']:.4f}" if r["value"] is not None else "-"]
         for k in keys:
             v = r["params"].get(k)
             cells.append(f"{v:.3g}" if isinstance(v, float) else str(v) if v is not None else "-")
         cells.append(str(r["seconds"]) if r["seconds"] is not None else "-")
-        mark = "*" if result.best and r["number"] == result.best["number"] else " "
-        lines.append(mark + "  ".join(f"{c:>12}" for c in cells)[1:])
-    return "\n".join(lines)
+        rows.append(cells)
+    cells = [head, *rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    right = {1, 3, len(head) - 1} | {4 + i for i, k in enumerate(keys) if all(_numeric(c[4 + i]) for c in rows)}
+    return "\n".join(
+        "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in cells
+    )
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text == "-"
+    return True
 
 
 def kept_score(manifest: dict[str, Any], metric: str, seen: list[float], minimize: bool) -> float:

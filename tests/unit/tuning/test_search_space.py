@@ -73,3 +73,22 @@ def test_missing_and_malformed_files(tmp_path: Path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse_file(bad)
+
+
+def test_list_choices_reach_optuna_as_text_and_the_config_as_lists(tmp_path: Path):
+    """Optuna's storage keeps scalars only (a list choice is warned about and breaks its importance evaluators):
+    list values travel as their YAML text and come back as lists in the trial's config and in best.yaml."""
+    import optuna
+
+    space = parse_file(write(tmp_path, "classifier:\n  hidden: choice([], [256], [128, 64])\n"))
+    (dim,) = space.dimensions
+    assert dim.encoded
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+    for _ in range(6):
+        trial = study.ask()
+        seen.append(dim.suggest(trial))
+        assert isinstance(trial.params["classifier.hidden"], str)
+        raw = space.config_for(trial.params)
+        assert raw["classifier"]["hidden"] == seen[-1] and isinstance(seen[-1], list)
+    assert {tuple(v) for v in seen} <= {(), (256,), (128, 64)}

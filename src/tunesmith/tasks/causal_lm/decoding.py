@@ -39,9 +39,15 @@ def generate_ids(
     top_p: float = 1.0,
     batch_size: int = 16,
     seed: int | None = None,
+    progress: str | None = None,
 ) -> list[list[int]]:
-    """New token ids per prompt (stop token excluded). Prompts are batched by length and padded on the left."""
+    """New token ids per prompt (stop token excluded). Prompts are batched by length and padded on the left.
+    ``progress`` names a bar on stderr (answers done), for the minutes a held-out set of answers can take."""
+    import os
+    import sys
+
     import torch
+    from tqdm.auto import tqdm
 
     stops = stop_token_ids(tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
@@ -51,7 +57,9 @@ def generate_ids(
     if seed is not None:
         torch.manual_seed(seed)
     model.eval()
-    with torch.inference_mode():
+    quiet = progress is None or os.environ.get("TUNESMITH_NO_PROGRESS") == "1"
+    bar = tqdm(total=len(prompts), desc=progress, unit="answer", file=sys.stderr, disable=quiet, dynamic_ncols=True)
+    with torch.inference_mode(), bar:
         for s in range(0, len(prompts), batch_size):
             sel = order[s : s + batch_size]
             width = max(len(prompts[i]) for i in sel)
@@ -73,6 +81,7 @@ def generate_ids(
                 new = gen[j, width:].tolist()
                 cut = next((k for k, t in enumerate(new) if t in stops), len(new))
                 out[i] = new[:cut]
+            bar.update(len(sel))
     return out
 
 

@@ -324,7 +324,9 @@ class CausalLM(Task):
             return []
         prompts = [prompt_ids(tok, p) for p, _, _ in golden]
         with meter.measure("generate", "validation", len(prompts)):
-            return generate_texts(model, tok, prompts, max_new_tokens=self._budget(prep), batch_size=16)
+            return generate_texts(
+                model, tok, prompts, max_new_tokens=self._budget(prep), batch_size=16, progress="held-out answers"
+            )
 
     def _measure(self, model: Any, prep: GenerationPrepared) -> dict[str, Any]:
         rows: list[tuple[float, int]] = []

@@ -253,7 +253,7 @@ def _gallery(pixels: np.ndarray, val: Examples, probs: np.ndarray, labels: list[
         Image.fromarray(pixels[i].transpose(1, 2, 0)).resize((96, 96)).save(buf, format="PNG")
         b64 = base64.b64encode(buf.getvalue()).decode()
         cells.append(
-            f"<figure style='display:inline-block;margin:4px;width:110px;font-size:.8em'>"
+            f"<figure style='display:inline-block;vertical-align:top;margin:4px;width:110px;font-size:.8em'>"
             f"<img src='data:image/png;base64,{b64}' width=96 height=96 title='{escape(val.inputs[i].source)}'>"
             f"<figcaption>{escape(where(val, i))}<br>true <b>{escape(labels[y[i]])}</b><br>predicted "
             f"{escape(labels[int(probs[i].argmax())])} ({probs[i].max():.2f})</figcaption></figure>"
