@@ -215,3 +215,13 @@ def server(run: str | Path, host: str, token_file: str | None, backend: str = "a
         limits["max_body_bytes"] = (16 << 20) if model.input_kind == "image" else (1 << 20)
     app = create_app(model, str(run), ServeSettings(token=token, **limits))
     return app, model, token, source
+
+
+def check_labels(
+    run_or_config: str | Path | Config, folds: int = 5, overrides: list[str] | tuple[str, ...] = ()
+) -> Any:
+    """Training examples whose labels look wrong: out-of-fold probabilities on frozen features, confident
+    learning ranks them (see labels.check). Returns a LabelCheck with ``suspects`` most likely first."""
+    from tunesmith.labels.check import check_labels as run
+
+    return run(run_or_config, folds, overrides)

@@ -34,7 +34,14 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("pipeline", ["tunesmith.pipeline*"]),
     (
         "features",
-        ["tunesmith.store*", "tunesmith.serve*", "tunesmith.planning*", "tunesmith.tuning*", "tunesmith.lifecycle*"],
+        [
+            "tunesmith.store*",
+            "tunesmith.serve*",
+            "tunesmith.planning*",
+            "tunesmith.tuning*",
+            "tunesmith.lifecycle*",
+            "tunesmith.labels*",
+        ],
     ),
     ("api", ["tunesmith.api", "tunesmith"]),
     ("cli", ["tunesmith.cli*"]),

@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     add_plan_parsers(sub)
+    cl = sub.add_parser("check-labels", help="training examples whose labels look wrong (confident learning)")
+    cl.add_argument("run", help="a run directory (its data and base model) or a config file")
+    cl.add_argument("--folds", type=int, default=5, help="cross-validation folds for the out-of-fold scores")
+    cl.add_argument("--top", type=int, default=20, help="suspects to print (all go to --output)")
+    cl.add_argument("--output", help="write every suspect to this CSV (file, line, example, label, suggested, ...)")
+    cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true", help="as a Markdown table (docs/config.md)")
     for name, text in COMMAND_EXAMPLES.items():
@@ -166,6 +172,8 @@ COMMAND_EXAMPLES = {
     "models": "  tunesmith models\n  tunesmith models register runs/RUN --name support-intents --promote prod\n"
     "  tunesmith models list\n  tunesmith models diff support-intents@v1 support-intents@v2",
     "config": "  tunesmith config | grep lora",
+    "check-labels": "  tunesmith check-labels my.yaml --output suspects.csv\n"
+    "  tunesmith check-labels runs/RUN --top 50",
 }
 
 
@@ -413,6 +421,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_labels(args: argparse.Namespace) -> int:
+    from tunesmith import api
+
+    found = api.check_labels(args.run, args.folds, args.set)
+    n = len(found.suspects)
+    print(
+        f"{n} of {found.examples} training examples look mislabelled ({100 * n / max(found.examples, 1):.1f}%). "
+        f"Scored out of fold ({found.folds} folds) by a linear model on the frozen pre-trained features, whose "
+        f"out-of-fold accuracy is {100 * found.accuracy:.1f}%: the lower that is, the more the suggestions are "
+        "guesses."
+    )
+    if n:
+        rows = [
+            [s.line, s.label, f"{s.suggested} ({s.suggested_probability:.2f})", f"{s.label_probability:.2f}",
+             " ".join(s.example.split())[:70]]
+            for s in found.suspects[: args.top]
+        ]  # fmt: skip
+        print()
+        print(table(["line", "label", "suggested (p)", "p(label)", "example"], rows, right=[0, 3], wrap_last=False))
+        more = n - min(n, args.top)
+        if more:
+            print(f"... and {more} more" + ("" if args.output else " (--output FILE lists them all)"))
+    if args.output:
+        print(f"wrote {found.write_csv(args.output)}")
+    return 0
+
+
 def _update(args: argparse.Namespace) -> int:
     from tunesmith.cli.models import run_update
 
@@ -430,6 +465,7 @@ COMMANDS = {
     "update": _update,
     "serve": _serve,
     "config": _config,
+    "check-labels": _check_labels,
     "plan": plan_command,
     "tune": tune_command,
 }
