@@ -200,3 +200,44 @@ def test_token_rules(tmp_path, monkeypatch):
         load_token("0.0.0.0", str(short))
     monkeypatch.setenv("TUNESMITH_TOKEN", "x" * 20)
     assert load_token("0.0.0.0", None) == ("x" * 20, "$TUNESMITH_TOKEN")
+
+
+def test_serve_prints_a_request_that_works(classifier, tmp_path):
+    """`tunesmith serve` says where it listens, where the token came from, and a ready curl line; sent as printed
+    (with the generated token), that request gets predictions back."""
+    import re
+    import shlex
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "TUNESMITH_TOKEN"}
+    cmd = [sys.executable, "-m", "tunesmith.cli", "serve", str(classifier.run_dir), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        banner = [proc.stderr.readline() for _ in range(5)]
+        assert banner[0].startswith(f"serving {classifier.run_dir} (text-classification") and f":{port}" in banner[0]
+        token = re.search(r"token: (\S+)  \(from generated for this run\)", banner[1]).group(1)
+        line = shlex.split(banner[3].strip())
+        assert line[:2] == ["curl", "-s"]
+        url = line[2]
+        headers = dict(h.split(": ", 1) for h in (line[i + 1] for i, a in enumerate(line) if a == "-H"))
+        body = line[line.index("-d") + 1]
+        assert headers["Authorization"] == f"Bearer {token}", "the generated token is in the line, ready to paste"
+        for _ in range(100):  # the banner comes before uvicorn binds
+            try:
+                got = httpx.post(url, headers=headers, content=body, timeout=10)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert got.status_code == 200, got.text
+        assert got.json()["predictions"][0]["label"] in {"pos", "neg"}
+        assert httpx.get(banner[4].split("health: ")[1].strip(), timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
