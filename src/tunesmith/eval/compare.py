@@ -142,12 +142,8 @@ def paired_bootstrap_mean(
     n = len(a)
     if n == 0:
         return {"difference": 0.0, "ci_low": 0.0, "ci_high": 0.0, "significant": False, "n": 0}
-    rng = np.random.default_rng(seed)
     diff = a - b
-    means = np.concatenate(
-        [diff[rng.integers(0, n, size=(min(500, resamples - s), n))].mean(axis=1) for s in range(0, resamples, 500)]
-    )
-    lo, hi = np.percentile(means, [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100])
+    lo, hi = bootstrap_mean_interval(diff, resamples, confidence, seed)
     return {
         "difference": float(diff.mean()),
         "ci_low": float(lo),

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.eval import svg
+from tunesmith.files import write_json
 
 STYLE = (
     "*{box-sizing:border-box}html{background:#fff}"
@@ -131,7 +132,7 @@ RUN_INFO = "run_info.json"
 
 def write_run_info(run: Path, facts: dict[str, Any]) -> None:
     """What the report's summary panel needs before the manifest exists: start time, fingerprints, versions."""
-    (run / RUN_INFO).write_text(json.dumps({"started": time.time(), **facts}, indent=1), encoding="utf-8")
+    write_json(run / RUN_INFO, {"started": time.time(), **facts})
 
 
 def run_panel(run: Path, cfg: Any, fit: Any) -> str:

@@ -265,19 +265,12 @@ def _calibration(tuned: dict[str, Any]) -> str:
     bins = tuned.get("reliability") or []
     if not bins:
         return ""
-    chart = svg.line_chart(
-        {
-            "perfect calibration": [(0.0, 0.0), (1.0, 1.0)],
-            "tuned model": [(b["confidence"], b["accuracy"]) for b in bins],
-        },
+    chart = _unit_chart(
+        ("perfect calibration", [(0.0, 0.0), (1.0, 1.0)]),
+        {"tuned model": [(b["confidence"], b["accuracy"]) for b in bins]},
         "Reliability: accuracy at each confidence",
         "mean confidence in the bin",
         "accuracy",
-        xlim=(0, 1),
-        ylim=(0, 1),
-        dashed={"perfect calibration"},
-        w=420,
-        h=320,
     )
     ece = tuned["ece"]
     over = sum(b["n"] * (b["confidence"] - b["accuracy"]) for b in bins)
@@ -296,32 +289,36 @@ def _curves(tuned: dict[str, Any], labels: list[str]) -> str:
     c = tuned.get("curves") or {}
     if not c:
         return ""
-    roc = svg.line_chart(
-        {"chance": [(0.0, 0.0), (1.0, 1.0)], f"ROC (AUC {c['roc_auc']:.3f})": c["roc"]},
+    roc = _unit_chart(
+        ("chance", [(0.0, 0.0), (1.0, 1.0)]),
+        {f"ROC (AUC {c['roc_auc']:.3f})": c["roc"]},
         f"ROC, positive class {labels[1]}",
         "false positive rate",
         "true positive rate",
-        xlim=(0, 1),
-        ylim=(0, 1),
-        dashed={"chance"},
-        w=420,
-        h=320,
     )
-    pr = svg.line_chart(
-        {
-            "chance": [(0.0, c["positive_rate"]), (1.0, c["positive_rate"])],
-            f"precision-recall (AP {c['average_precision']:.3f})": c["pr"],
-        },
+    rate = c["positive_rate"]
+    pr = _unit_chart(
+        ("chance", [(0.0, rate), (1.0, rate)]),
+        {f"precision-recall (AP {c['average_precision']:.3f})": c["pr"]},
         f"Precision-recall, positive class {labels[1]}",
         "recall",
         "precision",
-        xlim=(0, 1),
-        ylim=(0, 1),
-        dashed={"chance"},
-        w=420,
-        h=320,
     )
     return f"<h2>Threshold curves</h2><div class=row>{roc}{pr}</div>"
+
+
+def _unit_chart(
+    reference: tuple[str, list[tuple[float, float]]],
+    series: dict[str, list[tuple[float, float]]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> str:
+    """A chart on the unit square (calibration, ROC, precision-recall): the dashed reference line first."""
+    name, line = reference
+    return svg.line_chart(
+        {name: line, **series}, title, xlabel, ylabel, xlim=(0, 1), ylim=(0, 1), dashed={name}, w=420, h=320
+    )
 
 
 def _slices(slices: dict[str, Any]) -> str:

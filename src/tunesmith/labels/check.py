@@ -9,6 +9,7 @@ k fine-tuning runs would cost k times a training run."""
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from tunesmith import config as cfgmod
 from tunesmith.errors import ConfigError, InputError
+from tunesmith.files import atomic_write_text
 
 FILTER = "prune_by_noise_rate"  # cleanlab's rule for how many to flag (bench/bench_check_labels.py compares them)
 
@@ -57,12 +59,11 @@ class LabelCheck:
             ]
             for s in self.suspects
         ]
-        tmp = out.with_name(out.name + ".tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "line", "example", "label", "suggested", "label_probability", "suggested_probability"])
-            w.writerows(rows)
-        tmp.replace(out)
+        text = io.StringIO()
+        w = csv.writer(text)
+        w.writerow(["file", "line", "example", "label", "suggested", "label_probability", "suggested_probability"])
+        w.writerows(rows)
+        atomic_write_text(out, text.getvalue())
         return out
 
 

@@ -318,25 +318,26 @@ class CausalLM(Task):
         refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in prep.golden] or [0]
         return min(self.cfg.eval.max_new_tokens, max(16, 2 * max(refs)))
 
-    def _generate(self, model: Any, prep: GenerationPrepared) -> list[str]:
+    def _generate(self, model: Any, prep: GenerationPrepared, budget: int) -> list[str]:
         golden, tok = prep.golden, prep.tokenizer
         if not golden:
             return []
         prompts = [prompt_ids(tok, p) for p, _, _ in golden]
         with meter.measure("generate", "validation", len(prompts)):
             return generate_texts(
-                model, tok, prompts, max_new_tokens=self._budget(prep), batch_size=16, progress="held-out answers"
+                model, tok, prompts, max_new_tokens=budget, batch_size=16, progress="held-out answers"
             )
 
     def _measure(self, model: Any, prep: GenerationPrepared) -> dict[str, Any]:
         rows: list[tuple[float, int]] = []
         loss, tokens = self._validation_loss(model, prep, rows=rows)
+        budget = self._budget(prep) if prep.golden else 0
         return {
             "loss": loss,
             "tokens": tokens,
             "rows": rows,
-            "outputs": self._generate(model, prep),
-            "max_new_tokens": self._budget(prep) if prep.golden else 0,
+            "outputs": self._generate(model, prep, budget),
+            "max_new_tokens": budget,
         }
 
     def before_training(self, model: Any, prep: Any, source: ModelSource, main: bool) -> Any:
