@@ -225,3 +225,47 @@ def check_labels(
     from tunesmith.labels.check import check_labels as run
 
     return run(run_or_config, folds, overrides)
+
+
+def label_next(
+    source: str | Path,
+    pool: str | Path,
+    k: int = 50,
+    strategy: str = "margin",
+    seed: int = 0,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    near: float = 0.95,
+) -> Any:
+    """The k rows of an unlabelled pool whose labels would help most (active learning). ``source``: a run
+    (its model scores the pool), a config (a linear model on the frozen features of its labelled data) or a model
+    (no labels yet: the picks cover the pool's clusters). ``strategy``: margin, entropy, diverse or random.
+    Rows whose embedding's cosine similarity to a training example or an earlier pick reaches ``near`` are
+    passed over. Returns a Selection; ``.write_csv(path)`` writes the rows with an empty label column and the
+    reasons."""
+    from tunesmith.labels.next import label_next as run
+
+    return run(source, pool, k, strategy, seed, text_column, label_column, overrides, near=near)
+
+
+def learn(
+    config: str | Path,
+    pool: str | Path,
+    rounds: int,
+    k: int,
+    oracle_column: str = "label",
+    strategy: str = "margin",
+    seed: int = 0,
+    out: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    on_round: Any = None,
+    baseline: bool = False,
+    near: float = 0.95,
+) -> Any:
+    """The active-learning loop on a pool whose labels are known (``oracle_column``): train, pick k, reveal,
+    retrain, ``rounds`` times (``baseline``: again with random picks). Returns a LearnResult; its folder holds
+    every round's run, learning_curve.json and report.html (labels against validation accuracy with intervals)."""
+    from tunesmith.labels.learn import learn as run
+
+    return run(config, pool, rounds, k, oracle_column, strategy, seed, out, overrides, on_round, baseline, near)

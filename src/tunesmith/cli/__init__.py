@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tunesmith.cli.labels import EXAMPLES as LABEL_EXAMPLES
+from tunesmith.cli.labels import add_parsers as add_label_parsers
+from tunesmith.cli.labels import label_next_command, learn_command
 from tunesmith.cli.plan import add_parsers as add_plan_parsers
 from tunesmith.cli.plan import plan_command, train_seeds, tune_command
 from tunesmith.cli.table import table
@@ -148,9 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--top", type=int, default=20, help="suspects to print (all go to --output)")
     cl.add_argument("--output", help="write every suspect to this CSV (file, line, example, label, suggested, ...)")
     cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    add_label_parsers(sub)
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true", help="as a Markdown table (docs/config.md)")
-    for name, text in COMMAND_EXAMPLES.items():
+    for name, text in {**COMMAND_EXAMPLES, **LABEL_EXAMPLES}.items():
         sub.choices[name].epilog = "examples:\n" + text
         sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
     return p
@@ -466,6 +470,8 @@ COMMANDS = {
     "serve": _serve,
     "config": _config,
     "check-labels": _check_labels,
+    "label-next": label_next_command,
+    "learn": learn_command,
     "plan": plan_command,
     "tune": tune_command,
 }

@@ -106,11 +106,14 @@ def line_chart(
     xlim: tuple[float, float] | None = None,
     ylim: tuple[float, float] | None = None,
     dashed: set[str] | None = None,
+    bands: dict[str, list[tuple[float, float, float]]] | None = None,
     w: int = 560,
     h: int = 280,
 ) -> str:
-    """Lines with round ticks and gridlines; ``marks`` draws labelled vertical lines (the kept step)."""
+    """Lines with round ticks and gridlines; ``marks`` draws labelled vertical lines (the kept step);
+    ``bands`` shades (x, low, high) intervals under the series of the same name, in its colour."""
     pts = [p for s in series.values() for p in s if math.isfinite(p[1])]
+    pts += [(x, v) for b in (bands or {}).values() for x, lo, hi in b for v in (lo, hi) if math.isfinite(v)]
     if not pts:
         return ""
     whole = all(float(p[0]).is_integer() for p in pts)
@@ -152,6 +155,15 @@ def line_chart(
             f'<line x1="{sx(x):.1f}" y1="{T}" x2="{sx(x):.1f}" y2="{h - B}" stroke="#222" stroke-dasharray="4 3"/>'
             + label(sx(x) + (-4 if right else 4), T + 11, text, 30, "end" if right else "start")
         )
+    for i, name in enumerate(series):
+        band = [b for b in (bands or {}).get(name, []) if math.isfinite(b[1]) and math.isfinite(b[2])]
+        if band:
+            edge = [(x, hi) for x, _, hi in band] + [(x, lo) for x, lo, _ in reversed(band)]
+            outline = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in edge)
+            body.append(
+                f'<polygon class="band" data-series="{escape(name)}" fill="{colour(i)}" fill-opacity="0.15" '
+                f'stroke="none" points="{outline}"/>'
+            )
     for i, (name, s) in enumerate(series.items()):
         c = colour(i)
         s = [p for p in s if math.isfinite(p[1])]

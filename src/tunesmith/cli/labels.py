@@ -1,0 +1,122 @@
+"""The label-next and learn commands: spending labels well (active learning)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from tunesmith.cli.table import table
+
+STRATEGY_HELP = (
+    "margin: the smallest gap between the two likeliest classes; entropy: the most spread probabilities; diverse: "
+    "the most uncertain of each k-means cluster of the uncertain examples (no batch of near-twins); random: the "
+    "baseline"
+)
+
+EXAMPLES = {
+    "label-next": "  tunesmith label-next runs/RUN --pool unlabelled.csv --k 50 --output to_label.csv\n"
+    "  tunesmith label-next my.yaml --pool unlabelled.csv --strategy diverse\n"
+    "  tunesmith label-next minilm-l6 --pool tickets.csv --k 30     (no labels yet: covers the pool's clusters)",
+    "learn": "  tunesmith learn my.yaml --pool labelled_pool.csv --rounds 5 --k 50 --oracle-column label\n"
+    "  tunesmith learn my.yaml --pool pool.csv --rounds 3 --k 20 --strategy diverse --baseline   (against random)",
+}
+
+
+def add_parsers(sub: Any) -> None:
+    n = sub.add_parser("label-next", help="the unlabelled examples whose labels would help most (active learning)")
+    n.add_argument(
+        "source",
+        help="a run directory or registered model (its model scores the pool), a config file (a linear model on its "
+        "labelled data), or a model name/folder when nothing is labelled yet",
+    )
+    n.add_argument("--pool", required=True, help="unlabelled rows (CSV, JSONL or Parquet); labelled rows are skipped")
+    n.add_argument("--k", type=int, default=50, help="how many rows to pick (default 50)")
+    n.add_argument(
+        "--strategy", default="margin", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
+    )
+    n.add_argument(
+        "--output", help="write the picks to this CSV: the pool's columns, an empty label column, the reason"
+    )
+    n.add_argument("--text-column", help="the pool's text column (default: the config's data.text_column, or text)")
+    n.add_argument("--label-column", help="the pool's label column (default: the config's data.label_column, or label)")
+    n.add_argument(
+        "--near",
+        type=float,
+        default=0.95,
+        help="cosine similarity of the embeddings from which a row counts as a near-duplicate of a training example "
+        "or of another pick (default 0.95; 1 sets aside exact twins only)",
+    )
+    n.add_argument("--seed", type=int, default=0, help="seed for k-means and random picks")
+    n.add_argument("--top", type=int, default=20, help="picks to print (all go to --output)")
+    n.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+    le = sub.add_parser("learn", help="the active-learning loop on a pool with known labels: a learning curve")
+    le.add_argument("config", help="a config with data.train (the labels to start from) and data.validation")
+    le.add_argument("--pool", required=True, help="rows whose labels are revealed as they are picked")
+    le.add_argument("--rounds", type=int, default=5, help="pick-and-retrain rounds after the first training")
+    le.add_argument("--k", type=int, default=50, help="rows picked a round")
+    le.add_argument("--oracle-column", default="label", help="the pool's column holding the true labels")
+    le.add_argument(
+        "--strategy", default="margin", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
+    )
+    le.add_argument(
+        "--baseline", action="store_true", help="run the same loop with random picks too and draw both curves"
+    )
+    le.add_argument(
+        "--near",
+        type=float,
+        default=0.95,
+        help="cosine similarity of the embeddings from which a row counts as a near-duplicate of a training example "
+        "or of another pick (default 0.95; 1 sets aside exact twins only)",
+    )
+    le.add_argument("--seed", type=int, default=0, help="seed for the picks")
+    le.add_argument("--out", help="folder for the rounds and the report (default OUTPUT_DIR/learn-TIME-STRATEGY)")
+    le.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+
+def label_next_command(args: argparse.Namespace) -> int:
+    from tunesmith import api
+
+    sel = api.label_next(
+        args.source, args.pool, args.k, args.strategy, args.seed, args.text_column, args.label_column, args.set,
+        near=args.near,
+    )  # fmt: skip
+    aside = "; ".join(f"{n} {why}" for why, n in sel.set_aside.items())
+    print(
+        f"{len(sel.picks)} of {sel.candidates} candidate rows of {sel.pool.path} to label next ({sel.strategy}; "
+        f"scored by {sel.scorer})." + (f" Set aside: {aside}." if aside else "")
+    )
+    rows = [
+        [sel.pool.lines[i], " ".join(sel.pool.texts[i].split())[:60], p.reason]
+        for p, i in zip(sel.picks[: args.top], sel.indices)
+    ]
+    print()
+    print(table(["line", "text", "why"], rows, right=[0], wrap_last=False))
+    more = len(sel.picks) - len(rows)
+    if more:
+        print(f"... and {more} more" + ("" if args.output else " (--output FILE lists them all)"))
+    if args.output:
+        print(f"wrote {sel.write_csv(args.output)}: fill in its {sel.pool.label_column!r} column")
+    return 0
+
+
+def learn_command(args: argparse.Namespace) -> int:
+    from tunesmith import api
+
+    def said(r: Any) -> None:
+        lo, hi = r.accuracy_ci
+        print(
+            f"{r.strategy} round {r.round}: {r.labels} labels, accuracy {100 * r.accuracy:.1f}% "
+            f"(95% CI {100 * lo:.1f} .. {100 * hi:.1f}), {r.seconds:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    res = api.learn(
+        args.config, args.pool, args.rounds, args.k, args.oracle_column, args.strategy, args.seed, args.out,
+        args.set, on_round=said, baseline=args.baseline, near=args.near,
+    )  # fmt: skip
+    print(res.summary())
+    print(f"learning curve: {res.folder / 'learning_curve.json'}; report: {res.report_html}")
+    return 0
