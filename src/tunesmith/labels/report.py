@@ -45,7 +45,8 @@ def _rows(rounds: list[Any], folder: Any) -> str:
     return "".join(
         f"<tr><td class=desc>{escape(r.strategy)}</td><td>{r.round}</td><td>{r.labels}</td><td>{r.picked}</td>"
         f"<td>{r.waiting}</td><td>{_pct(r.accuracy)}</td><td>{_pct(r.accuracy_ci[0])} – {_pct(r.accuracy_ci[1])}</td>"
-        f"<td>{_pct(r.macro_f1)}</td><td>{r.seconds:.0f}</td><td class=desc><small>{escape(_inside(r.run, folder))}</small></td></tr>"
+        f"<td>{_pct(r.macro_f1)}</td><td>{r.seconds:.0f}</td>"
+        f"<td class=desc><small>{escape(_inside(r.run, folder))}</small></td></tr>"
         for r in rounds
     )
 
