@@ -285,7 +285,10 @@ class Config:
         "(text classification), efficientnet-lite0 (images), smollm2-135m (causal-lm)",
     )
     method: str | None = _f(
-        None, help="what trains; default full (classification), lora (causal-lm)", choices=("full", "head", "lora")
+        None,
+        help="what trains: full, head, lora, or contrastive (text: the sentence encoder on same/different-class pairs, "
+        "then a head). Default: text under 200 training examples contrastive, else full; images full; causal-lm lora",
+        choices=("full", "head", "lora", "contrastive"),
     )
     trust_remote_code: bool = _f(False, help="allow model code shipped with the weights to run")
     output_dir: str = _f("runs", help="folder that receives one sub-folder per run")
@@ -307,6 +310,8 @@ class Config:
         defaults = TASK_DEFAULTS[self.task]
         if self.model is None:
             object.__setattr__(self, "model", defaults["model"])
+        # A method the config leaves open may still follow the data (Task.default_method, in pipeline.check).
+        object.__setattr__(self, "method_open", self.method is None)
         if self.method is None:
             object.__setattr__(self, "method", defaults["methods"][0])
         if self.method not in defaults["methods"]:

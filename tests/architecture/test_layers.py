@@ -21,14 +21,14 @@ def test_every_module_has_a_layer():
     assert layer_of("tunesmith.api") < layer_of("tunesmith.cli")
 
 
-def _copy(tmp_path: Path) -> Path:
+def copy_state(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     shutil.copytree(SRC / "tunesmith", src / "tunesmith", ignore=shutil.ignore_patterns("__pycache__"))
     return src
 
 
 def test_a_planted_upward_import_fails(tmp_path):
-    src = _copy(tmp_path)
+    src = copy_state(tmp_path)
     target = src / "tunesmith" / "train" / "optim.py"
     target.write_text(target.read_text() + "\n\ndef _planted():\n    from tunesmith.api import load  # noqa\n")
     problems = check(src)
@@ -40,7 +40,7 @@ def test_a_planted_upward_import_fails(tmp_path):
 
 
 def test_a_planted_cycle_fails(tmp_path):
-    src = _copy(tmp_path)
+    src = copy_state(tmp_path)
     a, b = src / "tunesmith" / "eval" / "svg.py", src / "tunesmith" / "eval" / "metrics.py"
     a.write_text(a.read_text() + "\nfrom tunesmith.eval import metrics  # noqa\n")
     b.write_text(b.read_text() + "\nfrom tunesmith.eval import svg  # noqa\n")
@@ -49,7 +49,7 @@ def test_a_planted_cycle_fails(tmp_path):
 
 
 def test_the_command_line_goes_through_the_facade(tmp_path):
-    src = _copy(tmp_path)
+    src = copy_state(tmp_path)
     target = src / "tunesmith" / "cli" / "models.py"
     target.write_text(target.read_text() + "\n\ndef _planted():\n    from tunesmith.store import ModelStore  # noqa\n")
     problems = check(src)

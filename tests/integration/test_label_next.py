@@ -113,14 +113,14 @@ def test_learn_writes_a_learning_curve_against_random(tiny_model, toy_data, tmp_
     code = main(["learn", str(cfg), "--pool", str(pool), *args])
     assert code == 0
     printed = capsys.readouterr()
-    assert "margin round 2: 52 labels" in printed.err and "random round 2: 52 labels" in printed.err
+    assert "diverse round 2: 52 labels" in printed.err and "random round 2: 52 labels" in printed.err
     assert f"report: {out / 'report.html'}" in printed.out
     curve = json.loads((out / "learning_curve.json").read_text())
     assert [r["labels"] for r in curve["rounds"]] == [12, 32, 52]
     assert [r["labels"] for r in curve["baseline"]] == [12, 32, 52]
     for r in curve["rounds"] + curve["baseline"]:
         assert r["accuracy_ci"][0] <= r["accuracy"] <= r["accuracy_ci"][1]
-    with open(out / "margin" / "round-02" / "train.csv", encoding="utf-8") as fh:
+    with open(out / "diverse" / "round-02" / "train.csv", encoding="utf-8") as fh:
         texts = [r["text"] for r in csv.DictReader(fh)]
     assert len(texts) == len(set(texts)) == 52, "no pool row is revealed twice"
     html = (out / "report.html").read_text()

@@ -19,7 +19,7 @@ PAIRS = [(task, method) for task in task_names() for method in get_task(task).me
 def test_the_matrix_covers_every_task_and_method():
     assert set(task_names()) == {"text-classification", "image-classification", "causal-lm"}
     assert {m for _, m in PAIRS} == set(method_names())
-    assert len(PAIRS) == 8
+    assert len(PAIRS) == 9
 
 
 @pytest.mark.parametrize("task", task_names())

@@ -65,7 +65,7 @@ def test_options_that_cannot_fit_are_marked_and_never_started(tiny_model, toy_da
     raw = open_config(tiny_model, toy_data, tmp_path / "runs")
     small = Hardware(cores=2, memory_total=256 << 20, memory_available=200 << 20)
     plan = make_plan(raw, hardware=small)
-    assert {o.method for o in plan.options} == {"full", "head", "lora"}
+    assert {o.method for o in plan.options} == {"full", "head", "lora", "contrastive"}
     for o in plan.options:
         assert o.status == "too_big" and o.probe is None and o.prediction is None
         assert "not started" in o.note and o.estimate_bytes > small.memory_available

@@ -9,17 +9,17 @@ from typing import Any
 from tunesmith.cli.table import table
 
 STRATEGY_HELP = (
-    "margin: the smallest gap between the two likeliest classes; entropy: the most spread probabilities; diverse: "
-    "the most uncertain of each k-means cluster of the uncertain examples (no batch of near-twins); random: the "
-    "baseline"
+    "diverse (default): the most uncertain of each k-means cluster of the uncertain examples (no batch of "
+    "near-twins); margin: the smallest gap between the two likeliest classes; entropy: the most spread "
+    "probabilities; random: the baseline"
 )
 
 EXAMPLES = {
     "label-next": "  tunesmith label-next runs/RUN --pool unlabelled.csv --k 50 --output to_label.csv\n"
-    "  tunesmith label-next my.yaml --pool unlabelled.csv --strategy diverse\n"
+    "  tunesmith label-next my.yaml --pool unlabelled.csv --strategy margin\n"
     "  tunesmith label-next minilm-l6 --pool tickets.csv --k 30     (no labels yet: covers the pool's clusters)",
     "learn": "  tunesmith learn my.yaml --pool labelled_pool.csv --rounds 5 --k 50 --oracle-column label\n"
-    "  tunesmith learn my.yaml --pool pool.csv --rounds 3 --k 20 --strategy diverse --baseline   (against random)",
+    "  tunesmith learn my.yaml --pool pool.csv --rounds 3 --k 20 --baseline   (diverse picks against random)",
 }
 
 
@@ -33,7 +33,7 @@ def add_parsers(sub: Any) -> None:
     n.add_argument("--pool", required=True, help="unlabelled rows (CSV, JSONL or Parquet); labelled rows are skipped")
     n.add_argument("--k", type=int, default=50, help="how many rows to pick (default 50)")
     n.add_argument(
-        "--strategy", default="margin", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
+        "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
     )
     n.add_argument(
         "--output", help="write the picks to this CSV: the pool's columns, an empty label column, the reason"
@@ -58,7 +58,7 @@ def add_parsers(sub: Any) -> None:
     le.add_argument("--k", type=int, default=50, help="rows picked a round")
     le.add_argument("--oracle-column", default="label", help="the pool's column holding the true labels")
     le.add_argument(
-        "--strategy", default="margin", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
+        "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
     )
     le.add_argument(
         "--baseline", action="store_true", help="run the same loop with random picks too and draw both curves"

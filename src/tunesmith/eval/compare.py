@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -114,10 +115,25 @@ def majority_predictions(train_labels: np.ndarray, n: int) -> np.ndarray:
     return np.full(n, values[counts.argmax()], dtype=np.int64)
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
-    """Logistic regression on frozen features, its strength chosen by 3-fold cross-validation on train only.
+@dataclass
+class LogisticFit:
+    """A logistic regression as one linear layer on the raw features: logits = x @ weight.T + bias (classes the
+    training data lacks get a bias far below the rest)."""
 
-    Returns the probabilities on test_x and the chosen C."""
+    weight: np.ndarray  # (classes, features)
+    bias: np.ndarray  # (classes,)
+    C: float
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        z = x @ self.weight.T + self.bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_logistic(train_x: np.ndarray, train_y: np.ndarray, seed: int, classes: int | None = None) -> LogisticFit:
+    """Logistic regression on standardised features, its strength chosen by 3-fold cross-validation on train only,
+    folded back into one linear layer on the raw features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
@@ -127,11 +143,25 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
     folds = min(3, int(np.bincount(train_y).min())) if len(np.unique(train_y)) > 1 else 2
     search = GridSearchCV(pipe, {"logisticregression__C": [0.01, 0.1, 1.0]}, cv=max(folds, 2), n_jobs=1)
     search.fit(train_x, train_y)
-    probs_known = search.predict_proba(test_x)
-    k = int(train_y.max()) + 1
-    probs = np.zeros((len(test_x), k))
-    probs[:, search.classes_] = probs_known
-    return probs, float(search.best_params_["logisticregression__C"])
+    scaler, lr = search.best_estimator_[0], search.best_estimator_[1]
+    coef, intercept = lr.coef_, lr.intercept_
+    if coef.shape[0] == 1:  # binary: one score for the second class; as two logits, [0, z]
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
+    scale = np.where(scaler.scale_ == 0, 1.0, scaler.scale_)
+    w = coef / scale
+    b = intercept - (coef * (scaler.mean_ / scale)).sum(axis=1)
+    k = classes or int(train_y.max()) + 1
+    weight = np.zeros((k, train_x.shape[1]))
+    bias = np.full(k, float(b.min()) - 30.0)  # unseen classes: never the argmax, probability ~0
+    weight[lr.classes_], bias[lr.classes_] = w, b
+    return LogisticFit(weight, bias, float(search.best_params_["logisticregression__C"]))
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    """Logistic regression on frozen features (``fit_logistic``). Returns the probabilities on test_x and the
+    chosen C."""
+    fitted = fit_logistic(train_x, train_y, seed)
+    return fitted.probabilities(np.asarray(test_x, dtype=np.float64)), fitted.C
 
 
 def paired_bootstrap_mean(

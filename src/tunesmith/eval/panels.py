@@ -198,7 +198,16 @@ W = 490  # two charts side by side on a wide page
 
 def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str, kept_note: str) -> str:
     """Loss (train, smoothed, and selection), the selection metric per evaluation and the learning rate, with
-    the kept step marked on each; the sentence below names the metric that chose it."""
+    the kept step marked on each; the sentence below names the metric that chose it. A head fitted in closed form
+    (a logistic regression, no optimizer steps) is said in words."""
+    best = fit.get("selection") or {}
+    if not fit.get("steps") and "C" in best:
+        shown = ", ".join(f"{k.replace('_', '-')} {100 * best[k]:.1f}%" for k in ("accuracy", "macro_f1") if k in best)
+        return (
+            "<h2>Training</h2><p>The head is a logistic regression on the frozen features, fitted as the linear probe "
+            f"is (strength C = {best['C']:g}, chosen by 3-fold cross-validation on the training data): no optimizer "
+            f"steps. On the selection split: {shown}. {escape(kept_note[:1].upper() + kept_note[1:])}</p>"
+        )
     steps = [r for r in log if r.get("kind") == "step" and r.get("phase") != "head"] or [
         r for r in log if r.get("kind") == "step"
     ]

@@ -110,6 +110,7 @@ def fit_record(fit: Any) -> dict[str, Any]:
         "metric": fit.metric,
         "warm_start": fit.warm_start,
         "history": fit.history,
+        "selection": fit.best,
     }
 
 

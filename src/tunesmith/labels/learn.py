@@ -72,7 +72,7 @@ def learn(
     rounds: int,
     k: int,
     oracle_column: str = "label",
-    strategy: str = "margin",
+    strategy: str = "diverse",
     seed: int = 0,
     out: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),

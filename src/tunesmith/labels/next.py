@@ -87,7 +87,7 @@ def label_next(
     source: str | Path,
     pool_path: str | Path,
     k: int = 50,
-    strategy: str = "margin",
+    strategy: str = "diverse",
     seed: int = 0,
     text_column: str | None = None,
     label_column: str | None = None,

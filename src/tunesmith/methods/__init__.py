@@ -8,12 +8,12 @@ from tunesmith.methods.base import METHODS, Method
 
 
 def get_method(name: str) -> Method:
-    from tunesmith.methods import full, head, lora  # noqa: F401  (each registers itself)
+    from tunesmith.methods import contrastive, full, head, lora  # noqa: F401  (each registers itself)
 
     return METHODS.get(name)()
 
 
 def method_names() -> list[str]:
-    from tunesmith.methods import full, head, lora  # noqa: F401
+    from tunesmith.methods import contrastive, full, head, lora  # noqa: F401
 
     return METHODS.names()

@@ -33,6 +33,8 @@ class TaskHooks(Protocol):
 
     def lora_modules_to_save(self, model: Any) -> list[str] | None: ...
 
+    def embed(self, model: Any, batch: dict[str, Any]) -> Any: ...
+
 
 @dataclass
 class Job:
@@ -51,6 +53,7 @@ class Job:
     accelerator: Any
     labels: list[str]  # class names (classification), for the head's own evaluation
     features: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # cached frozen (train, choice) features
+    encode: Callable[[Any], tuple[np.ndarray, np.ndarray]] | None = None  # a model's (train, choice) features now
     warm_start: FitResult | None = None  # a head fitted to frozen features before fine-tuning, if any
     on_eval: Callable[[dict[str, Any]], bool] | None = None  # after each evaluation; True stops (search pruning)
     rebuild: Callable[[], Any] | None = None  # a fresh pre-trained model (for keeping the frozen encoder's head)
@@ -73,6 +76,8 @@ class Method:
     name: ClassVar[str]
     keeps_activations: ClassVar[bool] = True  # trains through the model's forward (False: on cached features)
     epochs_key: ClassVar[str] = "train.epochs"  # the key that sets how long it trains
+    inputs_per_example: ClassVar[int] = 1  # forward inputs per training example (contrastive: a pair)
+    epoch_rule: ClassVar[tuple[int, int, int] | None] = None  # (optimizer steps, fewest, most epochs); None: the task's
 
     def default_learning_rate(self, cfg: Config) -> float | None:
         """The learning rate when neither the config nor a data-driven rule gives one (None: a rule must)."""

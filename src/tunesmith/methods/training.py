@@ -20,13 +20,13 @@ def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any]
     frozen_head = None
     if job.features is not None:
         head = job.task.feature_head(job.model)
-        fresh = None if warm_start_head is not False else _copy(head.state_dict())  # None: on by default
+        fresh = None if warm_start_head is not False else copy_state(head.state_dict())  # None: on by default
         # The warm start keeps the head with the lowest selection loss: fine-tuning from a calibrated head moves the
         # encoder least (linear probing, then fine-tuning). Its record names that metric.
         job.warm_start = train_head(
             job, job.cfg.head.learning_rate, job.cfg.head.epochs, None, metric="loss", desc="warm start"
         )
-        frozen_head = _copy(head.state_dict())
+        frozen_head = copy_state(head.state_dict())
         if fresh is not None:
             head.load_state_dict(fresh)
     if wrap is not None:
@@ -34,7 +34,7 @@ def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any]
     result = _fit(job)
     result.warm_start = job.warm_start.best if job.warm_start is not None else None
     if frozen_head is not None and job.warm_start is not None:
-        keep_frozen = _choose(job, result, job.warm_start)
+        keep_frozen = choose_kept(job, result, job.warm_start)
         if keep_frozen and job.cfg.classifier.keep_better and job.rebuild is not None:
             job.model = job.rebuild()
             job.task.feature_head(job.model).load_state_dict(frozen_head)
@@ -42,11 +42,11 @@ def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any]
     return result
 
 
-def _copy(state: dict[str, Any]) -> dict[str, Any]:
+def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def _choose(job: Job, tuned: FitResult, frozen: FitResult) -> bool:
+def choose_kept(job: Job, tuned: FitResult, frozen: FitResult) -> bool:
     """Records in ``job.kept`` which model is better on the selection split: the fine-tuned one must beat the
     frozen encoder with its trained head on the selection metric (ties go to its loss). True: keep the latter."""
     metric = job.cfg.train.metric

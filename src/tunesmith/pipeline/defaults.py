@@ -40,9 +40,11 @@ def batch_size_for(n_train: int) -> Default:
     )
 
 
-def epochs_for(task: str, n_train: int, batch_size: int) -> Default:
-    """Epochs from the optimizer steps the task aims for (``epoch_rule``: steps, lowest and highest epochs)."""
-    target, low, high = get_task(task).epoch_rule
+def epochs_for(task: str, n_train: int, batch_size: int, method: str | None = None) -> Default:
+    """Epochs from the optimizer steps the task aims for (``epoch_rule``: steps, lowest and highest epochs), or
+    the method's own rule where it has one (contrastive: an epoch is one pair per example)."""
+    own = get_method(method).epoch_rule if method else None
+    target, low, high = own or get_task(task).epoch_rule
     per_epoch = max(1, math.ceil(n_train / batch_size))
     epochs = min(high, max(low, math.ceil(target / per_epoch)))
     return Default(
@@ -95,7 +97,7 @@ def data_driven(
         out.append(batch_size_for(n_train))
         batch = int(out[-1].value)
     if cfg.train.epochs is None:
-        out.append(epochs_for(cfg.task, n_train, batch))
+        out.append(epochs_for(cfg.task, n_train, batch, cfg.method))
     if cfg.train.learning_rate is None:
         rule = learning_rate_for(cfg.method, cfg.task, facts.params, batch)
         if rule is not None:

@@ -104,11 +104,23 @@ def inspect(cfg: Config, select: Select | None = None) -> tuple[Task, TaskData, 
 def check(cfg: Config, select: Select | None = None) -> Checked:
     """Read and check the data, load the preprocessor, resolve every open key. Writes nothing."""
     task, data, source, preprocessor, input_size = inspect(cfg, select)
+    method = method_for_data(cfg, len(data.train))
+    if method is not None:
+        cfg = cfgmod.from_dict(cfgmod.to_dict(cfg), [method.override()])
     chosen = data_driven_defaults(cfg, len(data.labels), source, len(data.train), input_size)
+    chosen = ([method] if method is not None else []) + chosen
     resolved = resolve_config(cfg, chosen, input_size)
     task.cfg = resolved  # from here on every hook reads the resolved config
     task.bill_tokens(data.report, resolved)
-    return Checked(task, get_method(cfg.method), data, source, preprocessor, input_size, chosen, resolved)
+    return Checked(task, get_method(resolved.method), data, source, preprocessor, input_size, chosen, resolved)
+
+
+def method_for_data(cfg: Config, n_train: int) -> Default | None:
+    """The task's method for this much data when the config names none and it differs from the task's default."""
+    if not getattr(cfg, "method_open", False):
+        return None
+    method, why = get_task(cfg.task).default_method(n_train)
+    return Default("method", method, why) if method != cfg.method else None
 
 
 def validate(cfg: Config) -> DataReport:
@@ -203,6 +215,7 @@ def make_job(
         accelerator=accelerator,
         labels=c.data.labels,
         features=c.task.method_features(baseline),
+        encode=c.task.method_encoder(prep, baseline),
         on_eval=on_eval,
         rebuild=lambda: c.task.build_model(c.source, c.data),
     )

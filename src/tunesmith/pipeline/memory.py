@@ -12,7 +12,7 @@ peak = process + weights + gradients and AdamW state of what trains + activation
 - activations, transformers: per layer and token ``68 h + 10 a s`` bytes (the fp16 figure of Korthikanti et
   al., "Reducing Activation Recomputation in Large Transformer Models", doubled for fp32) plus the output
   logits of causal LMs; image models: 150 MB per 224x224 image (EfficientNet-Lite0, measured), scaled by area.
-  The head method trains on cached features: no activations.
+  The head method trains on cached features: no activations; the contrastive method's examples are pairs.
 """
 
 from __future__ import annotations
@@ -43,9 +43,12 @@ def trainable_params(facts: ModelFacts, task: str, method: str, lora_r: int, cla
 
 
 def activation_bytes(facts: ModelFacts, task: str, method: str, seq: int) -> int:
-    """Bytes one training example keeps for the backward pass."""
-    if not get_method(method).keeps_activations:
+    """Bytes one training example keeps for the backward pass (contrastive: an example is a pair of texts)."""
+    how = get_method(method)
+    if not how.keeps_activations:
         return 0
+    if how.inputs_per_example > 1:
+        return how.inputs_per_example * activation_bytes(facts, task, "full", seq)
     if facts.is_image:
         return int(IMAGE_ACTIVATION_BYTES * (facts.image_size / 224) ** 2)
     h, layers, heads = facts.hidden or 768, facts.layers or 12, facts.heads or 12

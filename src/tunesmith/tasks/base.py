@@ -151,6 +151,15 @@ class Task:
         """Cached frozen features (train, validation) for methods that train on them; None without."""
         return None
 
+    def method_encoder(self, prep: Prepared, baseline: Any) -> Callable[[Any], tuple[np.ndarray, np.ndarray]] | None:
+        """A model's current (train, validation) features, for methods that fit a head after changing the
+        encoder (contrastive); None without."""
+        return None
+
+    def embed(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The embedding of each input in a batch (what the head reads), for contrastive training."""
+        raise ConfigError(f"method: contrastive needs sentence embeddings; {self.name} has none")
+
     def feature_head(self, model: Any) -> Any:
         """The module that maps frozen features to logits (head method, warm start)."""
         raise ConfigError(f"method: head and warm_start_head apply to classification; {self.name} has no head")
@@ -189,6 +198,11 @@ class Task:
         if rules is None:
             return None
         return next(v for bound, v in rules if params <= bound)
+
+    @classmethod
+    def default_method(cls, n_train: int) -> tuple[str, str]:
+        """The method a config that names none gets for this much training data, and why."""
+        return cls.methods[0], f"the {cls.name} default"
 
     @classmethod
     def method_preference(cls, n_train: int) -> tuple[list[str], str]:

@@ -167,6 +167,23 @@ def method_features(task: Any, baseline: FrozenFeatures) -> Callable[[], tuple[n
     return baseline.for_method
 
 
+def method_encoder(
+    task: Any, prep: ClassificationPrepared, baseline: FrozenFeatures
+) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+    """A model's current (training, choice) features as its head reads them: the contrastive method's head is
+    fitted on its tuned encoder's features."""
+
+    def encode(model: Any) -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        for split, inputs in (("train", prep.train_inputs), ("selection", prep.choice_inputs)):
+            tokens = sum(len(x) for x in inputs) if isinstance(inputs, list) else 0
+            with meter.measure("forward", split, len(inputs), tokens):
+                out.append(prep.features(model, inputs)[baseline.head_reads])
+        return out[0], out[1]
+
+    return encode
+
+
 def evaluator(task: Any, prep: ClassificationPrepared) -> Callable[[Any], dict[str, float]]:
     """Metrics during training, on the selection split (the validation data when none was carved)."""
     from tunesmith.eval.metrics import classification_metrics

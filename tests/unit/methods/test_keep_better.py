@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from tunesmith import config
-from tunesmith.methods.training import _choose
+from tunesmith.methods.training import choose_kept
 from tunesmith.train.result import FitResult
 
 
@@ -20,25 +20,25 @@ def result(macro_f1: float, loss: float) -> FitResult:
 
 def test_fine_tuned_kept_when_it_beats_the_frozen_head():
     j = job()
-    assert _choose(j, result(0.90, 0.3), result(0.85, 0.4)) is False
+    assert choose_kept(j, result(0.90, 0.3), result(0.85, 0.4)) is False
     assert j.kept["model"] == "fine-tuned" and "90.0% fine-tuned against 85.0%" in j.kept["why"]
 
 
 def test_frozen_head_kept_when_fine_tuning_is_worse():
     j = job()
-    assert _choose(j, result(0.70, 0.9), result(0.85, 0.4)) is True
+    assert choose_kept(j, result(0.70, 0.9), result(0.85, 0.4)) is True
     assert j.kept["model"] == "frozen encoder + head"
     assert j.kept["fine_tuned_selection"]["macro_f1"] == 0.70 and j.kept["frozen_selection"]["macro_f1"] == 0.85
 
 
 def test_a_tie_goes_to_the_lower_selection_loss():
     j = job()
-    assert _choose(j, result(0.85, 0.5), result(0.85, 0.4)) is True
+    assert choose_kept(j, result(0.85, 0.5), result(0.85, 0.4)) is True
     assert "tied, so the selection loss decided" in j.kept["why"]
-    assert _choose(job(), result(0.85, 0.3), result(0.85, 0.4)) is False
+    assert choose_kept(job(), result(0.85, 0.3), result(0.85, 0.4)) is False
 
 
 def test_told_to_keep_the_tuned_model():
     j = job(keep_better=False)
-    assert _choose(j, result(0.70, 0.9), result(0.85, 0.4)) is True  # worse, and said so
+    assert choose_kept(j, result(0.70, 0.9), result(0.85, 0.4)) is True  # worse, and said so
     assert j.kept["model"] == "fine-tuned" and "keep_better is false" in j.kept["why"]

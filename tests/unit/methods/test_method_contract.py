@@ -10,7 +10,7 @@ MINILM = ModelFacts(params=22_700_000, hidden=384, layers=6, heads=12, vocab=305
 
 
 def test_every_method_is_registered():
-    assert method_names() == ["full", "head", "lora"]
+    assert method_names() == ["contrastive", "full", "head", "lora"]
 
 
 def test_trainable_parameters_and_activations():
@@ -20,6 +20,19 @@ def test_trainable_parameters_and_activations():
     assert lora.trainable_params(MINILM, 8, 2, 2) == 6 * 2 * 2 * 8 * 384
     assert (full.keeps_activations, head.keeps_activations) == (True, False)
     assert (full.epochs_key, head.epochs_key) == ("train.epochs", "head.epochs")
+    pairs = get_method("contrastive")
+    assert pairs.inputs_per_example == 2 and pairs.epoch_rule == (300, 5, 20)
+
+
+def test_contrastive_pairs_double_the_activations_and_set_their_own_epochs():
+    from tunesmith.pipeline.defaults import epochs_for
+    from tunesmith.pipeline.memory import activation_bytes
+
+    one = activation_bytes(MINILM, "text-classification", "full", 64)
+    assert activation_bytes(MINILM, "text-classification", "contrastive", 64) == 2 * one
+    assert epochs_for("text-classification", 102, 8, "contrastive").value == 20  # 13 steps an epoch, at most 20
+    assert epochs_for("text-classification", 371, 8, "contrastive").value == 7  # 47 steps an epoch: ~300 steps
+    assert epochs_for("text-classification", 371, 8, "full").value == 3
 
 
 def test_lora_fills_its_own_open_keys():

@@ -25,7 +25,9 @@ def test_every_task_declares_its_facts(name):
 def test_classification_tasks_share_pieces_without_subclassing_each_other():
     text, image = get_task("text-classification"), get_task("image-classification")
     assert not issubclass(image, text) and not issubclass(text, image)
-    assert text.method_preference(100)[0] == image.method_preference(100)[0] == ["head", "lora", "full"]
+    assert image.method_preference(100)[0] == ["head", "lora", "full"]
+    assert text.method_preference(100)[0] == ["contrastive", "head", "lora", "full"], "few labels: pairs first"
+    assert text.method_preference(5000)[0] == ["full", "lora", "head", "contrastive"]
 
 
 def test_a_task_without_a_head_refuses_the_head_method_clearly():

@@ -83,6 +83,7 @@ class TextClassification(Task):
     learning_rates = {
         "full": [(60e6, 5e-5), (200e6, 3e-5), (1e9, 2e-5), (math.inf, 1e-5)],
         "lora": [(1e9, 5e-4), (math.inf, 2e-4)],
+        "contrastive": [(math.inf, 2e-5)],  # SetFit's encoder rate for sentence-transformers of every size
     }
     lr_reference_batch = {"full": 8}  # the Trainer's default batch, at which 5e-5 is the usual BERT-size rate
 
@@ -176,6 +177,13 @@ class TextClassification(Task):
     def feature_head(self, model: Any) -> Any:
         return FeatureHead(model)
 
+    def embed(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The sentence embedding the head reads: the model's pooling, or the first token for transformers' head."""
+        if isinstance(model, PooledClassifier):
+            return model.features(batch["input_ids"], batch["attention_mask"])
+        hidden = _body(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        return hidden[:, 0]
+
     # --- the finetune() hooks -----------------------------------------------------------------------
     def prepare(self, preprocessor: Any, data: TaskData, input_size: int) -> ClassificationPrepared:
         """Token ids (cached by split content, tokenizer and max_length) and training items."""
@@ -207,6 +215,7 @@ class TextClassification(Task):
 
     before_training = clf.before_training
     method_features = clf.method_features
+    method_encoder = clf.method_encoder
     evaluator = clf.evaluator
     parity_check = clf.parity_check
 
@@ -229,8 +238,20 @@ class TextClassification(Task):
     summary_lines = staticmethod(clf.summary_lines)
 
     @classmethod
+    def default_method(cls, n_train: int) -> tuple[str, str]:
+        if n_train < clf.SMALL_DATA:
+            return "contrastive", (
+                f"{n_train} training examples (under {clf.SMALL_DATA}): contrastive pairs train the sentence encoder "
+                "where full fine-tuning overfits (Python FAQ, 102: 73.2% against 67.9% for full; docs/defaults.md)"
+            )
+        return "full", f"{n_train:,} training examples: enough to fine-tune every weight"
+
+    @classmethod
     def method_preference(cls, n_train: int) -> tuple[list[str], str]:
-        return clf.method_preference(n_train)
+        order, why = clf.method_preference(n_train)
+        if n_train < clf.SMALL_DATA:
+            return ["contrastive", *order], cls.default_method(n_train)[1]
+        return [*order, "contrastive"], why
 
 
 def build_classifier(path: str, labels: list[str], pooling: str, hidden: list[int], dropout: float, **load: Any) -> Any:

@@ -1,0 +1,130 @@
+"""Learning curves on the recipe suite's text sets: how many labels each label-next strategy needs to reach 95% of
+the accuracy of a model trained on all the training labels, against random picks (several seeds), in one run.
+
+The model is the one `tunesmith label-next CONFIG` scores with (a logistic regression on MiniLM's frozen
+mean-pooled features, its strength chosen by cross-validation) and the picks come from the same code
+(tunesmith.labels.select.choose), starting from a cold start of k examples; the training split is the pool, the
+validation split is the test. Each round adds k labels.
+
+    python bench/bench_active.py                                   # every suite text set
+    python bench/bench_active.py --only intents --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+SETS = ("rotten-tomatoes", "intents", "python-docs", "python-faq")
+STRATEGIES = ("margin", "entropy", "diverse")
+
+
+def read(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def features(texts: list[str]) -> np.ndarray:
+    from tunesmith.labels.next import _encoder, _pool_features
+    from tunesmith.tasks.text_classification.task import DEFAULT_LENGTH_CAP
+
+    model, tokenizer, fp = _encoder("minilm-l6", None)
+    return _pool_features(model, tokenizer, texts, DEFAULT_LENGTH_CAP, fp, None)
+
+
+def accuracy(
+    x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, seed: int, pool: np.ndarray | None = None
+) -> tuple[float, np.ndarray | None]:
+    """Validation accuracy of the model fitted on (x, y), and its probabilities on ``pool`` (one fit)."""
+    from tunesmith.eval.compare import linear_probe
+
+    classes = np.unique(y)
+    if len(classes) < 2:
+        return float((vy == classes[0]).mean()), None
+    test = vx if pool is None else np.concatenate([vx, pool])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        remap = {c: i for i, c in enumerate(classes)}
+        probs, _ = linear_probe(x, np.array([remap[c] for c in y]), test, seed)
+    acc = float((classes[probs[: len(vx)].argmax(1)] == vy).mean())
+    return acc, (probs[len(vx) :] if pool is not None else None)
+
+
+def curve(
+    strategy: str, x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, k: int, target: float, seed: int
+) -> list[tuple[int, float]]:
+    """Labels against validation accuracy until the target is reached (or the pool is spent)."""
+    from tunesmith.labels.select import choose
+
+    labelled = [p.index for p in choose(strategy, k, x, None, None, seed)]  # cold start
+    points = []
+    while True:
+        rest = np.setdiff1d(np.arange(len(x)), labelled)
+        acc, probs = accuracy(x[labelled], y[labelled], vx, vy, seed, x[rest] if strategy != "random" else None)
+        points.append((len(labelled), acc))
+        if acc >= target or not len(rest):
+            return points
+        classes = np.unique(y[labelled])
+        if strategy == "random":
+            probs = np.full((len(rest), len(classes)), 1 / len(classes))
+        step = min(k, len(rest))
+        picks = choose(strategy, step, x[rest], probs, [str(c) for c in classes] if probs is not None else None, seed)
+        labelled += [int(rest[p.index]) for p in picks]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default="data/suite")
+    ap.add_argument("--only", help="comma-separated set names")
+    ap.add_argument("--seeds", type=int, default=3, help="random-pick seeds (the strategies are deterministic)")
+    ap.add_argument("--share", type=float, default=0.95, help="the target: this share of the full-data accuracy")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    names = args.only.split(",") if args.only else SETS
+    rows = []
+    for name in names:
+        t0 = time.time()
+        tx, ty = read(Path(args.suite) / name / "train.csv")
+        vx_text, vy_list = read(Path(args.suite) / name / "validation.csv")
+        x, vx = features(tx), features(vx_text)
+        y, vy = np.array(ty), np.array(vy_list)
+        full, _ = accuracy(x, y, vx, vy, 0)
+        target = args.share * full
+        k = max(10, len(x) // 40)
+        need = {}
+        for s in STRATEGIES:
+            pts = curve(s, x, y, vx, vy, k, target, 0)
+            need[s] = pts[-1][0] if pts[-1][1] >= target else None
+        rand = []
+        for seed in range(args.seeds):
+            pts = curve("random", x, y, vx, vy, k, target, seed)
+            rand.append(pts[-1][0] if pts[-1][1] >= target else len(x))
+        r_mean = float(np.mean(rand))
+        cells = [f"{need[s]}" if need[s] else "not reached" for s in STRATEGIES]
+        ratios = [f"{need[s] / r_mean:.2f}" if need[s] else "-" for s in STRATEGIES]
+        rows.append(
+            f"| {name} | {len(x)} | {k} | {100 * full:.1f} | {100 * target:.1f} | "
+            + " | ".join(cells)
+            + f" | {r_mean:.0f} ({min(rand)}-{max(rand)}) | "
+            + " | ".join(ratios)
+            + f" | {time.time() - t0:.0f} |"
+        )
+        print(rows[-1], flush=True)
+    print()
+    head = " | ".join(STRATEGIES)
+    print(f"| dataset | pool | k | full-data accuracy | target | {head} | random (seeds) | "
+          + " | ".join(f"{s} / random" for s in STRATEGIES) + " | seconds |")  # fmt: skip
+    print("|" + "---|" * (7 + 2 * len(STRATEGIES)))
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

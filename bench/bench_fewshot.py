@@ -1,0 +1,111 @@
+"""Few-shot text classification: at n labels per class, the contrastive method against full fine-tuning, the head
+on frozen features, and the run's own linear probe, over several seeds (mean and spread), in one run.
+
+Each seed draws n training examples per class from a suite set (classes with fewer keep what they have) and
+trains each method with tunesmith's defaults on them (a fresh process each); all are scored on the set's whole
+validation split. Accuracy in %.
+
+    python bench/bench_fewshot.py                                        # intents and python-docs, 8 and 16
+    python bench/bench_fewshot.py --sets intents --shots 8,16,32,64 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import run_child  # noqa: E402
+
+METHODS = ("contrastive", "full", "head")
+
+
+def sample(rows: list[dict[str, str]], shots: int, seed: int) -> list[dict[str, str]]:
+    rng = random.Random(seed)
+    by: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by.setdefault(r["label"], []).append(r)
+    out = []
+    for label in sorted(by):
+        group = by[label][:]
+        rng.shuffle(group)
+        out += group[:shots]
+    rng.shuffle(out)
+    return out
+
+
+def child(args: list[str]) -> None:
+    from tunesmith import api
+
+    train, val, method, out = args
+    cfg = {
+        "task": "text-classification",
+        "model": "minilm-l6",
+        "method": method,
+        "output_dir": out,
+        "data": {"train": train, "validation": val},
+        "train": {"threads": 2},
+    }
+    t0 = time.time()
+    run = api.finetune(cfg)
+    m = run.metrics
+    probe = m["baselines"].get("linear probe (frozen pre-trained)", {}).get("accuracy")
+    print(json.dumps({"accuracy": m["accuracy"], "probe": probe, "seconds": time.time() - t0}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default="data/suite")
+    ap.add_argument("--sets", default="intents,python-docs")
+    ap.add_argument("--shots", default="8,16")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.child:
+        child(rest)
+        return
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="fewshot-") as tmp:
+        cache = str(Path(tmp) / "cache")
+        for name in args.sets.split(","):
+            with (Path(args.suite) / name / "train.csv").open(encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+            val = str(Path(args.suite) / name / "validation.csv")
+            for shots in map(int, args.shots.split(",")):
+                scores: dict[str, list[float]] = {m: [] for m in (*METHODS, "probe")}
+                secs: dict[str, list[float]] = {m: [] for m in METHODS}
+                for seed in range(args.seeds):
+                    train = Path(tmp) / f"{name}-{shots}-{seed}.csv"
+                    picked = sample(rows, shots, seed)
+                    with train.open("w", newline="", encoding="utf-8") as fh:
+                        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                        w.writeheader()
+                        w.writerows(picked)
+                    for method in METHODS:
+                        res = run_child(__file__, method, [str(train), val, method, str(Path(tmp) / "runs")], cache)
+                        scores[method].append(100 * res["accuracy"])
+                        secs[method].append(res["seconds"])
+                        if method == "full":
+                            scores["probe"].append(100 * res["probe"])
+                        print(f"{name} {shots}/class seed {seed} {method}: {100 * res['accuracy']:.1f}%", flush=True)
+                cells = [f"{np.mean(v):.1f} ± {np.std(v):.1f}" for v in scores.values()]
+                gap = np.mean(scores["contrastive"]) - np.mean(scores["full"])
+                t = " / ".join(f"{np.mean(secs[m]):.0f}" for m in METHODS)
+                lines.append(f"| {name} | {shots} | {len(picked)} | " + " | ".join(cells) + f" | {gap:+.1f} | {t} |")
+                print(lines[-1], flush=True)
+    print()
+    print("| dataset | per class | examples | contrastive | full | head | probe | contrastive - full | s c/f/h |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The contrastive method (SetFit's recipe on tunesmith's fit()): the pairs it draws, an encoder that pulls
+same-class texts together, a head fitted on the tuned features, and the run's usual files and choices."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import torch
+
+import tunesmith
+from tests.conftest import tiny_config
+from tunesmith.methods.contrastive import make_pairs
+
+
+def test_pairs_cover_every_example_once_an_epoch_with_true_targets():
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 3]  # class 3 has one example: it can only be paired with other classes
+    pairs = make_pairs(labels, epochs=6, seed=0)
+    assert Counter(i for i, _, _ in pairs) == {i: 6 for i in range(len(labels))}
+    for i, j, target in pairs:
+        assert i != j and target == float(labels[i] == labels[j])
+    assert all(t == 0.0 for i, _, t in pairs if i == 8)
+    positives = sum(t for _, _, t in pairs) / len(pairs)
+    assert 0.4 <= positives <= 0.5, "half the pairs are same-class where a partner exists"
+    assert pairs == make_pairs(labels, epochs=6, seed=0) != make_pairs(labels, epochs=6, seed=1)
+
+
+def _similarity_gap(encoder, tokenizer, texts: list[str], labels: list[str]) -> float:
+    """Mean cosine similarity of same-class pairs minus different-class pairs (mean-pooled embeddings)."""
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    sims = emb @ emb.T
+    y = np.array(labels)
+    same = y[:, None] == y[None, :]
+    off = ~np.eye(len(y), dtype=bool)
+    return float(sims[same & off].mean() - sims[~same].mean())
+
+
+def test_contrastive_tunes_the_encoder_then_fits_a_head(tiny_model, toy_data, tmp_path, cache_dir):
+    from transformers import AutoModel, AutoTokenizer
+
+    train, val = toy_data
+    cfg = tiny_config(
+        tiny_model, train, val, tmp_path / "runs", method="contrastive", train__epochs=10,
+        train__learning_rate=1e-3, classifier__keep_better=False, classifier__pooling="mean",
+    )  # fmt: skip
+    run = tunesmith.finetune(cfg)
+    man = run.manifest
+    assert (man["status"], man["method"]) == ("complete", "contrastive")
+    steps = [json.loads(x) for x in (run.path / "logs" / "train.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in steps if r.get("kind") == "step"]
+    assert len(losses) == man["fit"]["steps"] > 0
+    quarter = len(losses) // 4
+    assert np.mean(losses[-quarter:]) < 0.7 * np.mean(losses[:quarter]), "the pair loss falls"
+    assert man["fit"]["warm_start"] is not None, "the frozen head was fitted first: the candidate to beat"
+    assert "frozen encoder with a trained head" in man["kept"]["why"]
+
+    texts = [line.split(",")[0] for line in val.read_text().splitlines()[1:81]]
+    labels = [line.split(",")[1] for line in val.read_text().splitlines()[1:81]]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    before = _similarity_gap(AutoModel.from_pretrained(tiny_model), tokenizer, texts, labels)
+    after = _similarity_gap(AutoModel.from_pretrained(run.path / "model"), tokenizer, texts, labels)
+    assert after > before + 0.1, f"same-class texts moved together: gap {before:.3f} -> {after:.3f}"
+    assert run.metrics["accuracy"] >= 0.85
+    pred = tunesmith.load(run.path)
+    assert [p.label for p in pred.predict(["great superb film", "dull awful plot"])] == ["pos", "neg"]
+
+
+def test_small_text_data_gets_the_contrastive_method_unless_one_is_named(tiny_model, tmp_path, cache_dir):
+    from tests.conftest import make_rows, write_csv
+    from tunesmith import config
+    from tunesmith.pipeline.finetune import check
+
+    small = write_csv(tmp_path / "small.csv", make_rows(120, seed=2))
+    large = write_csv(tmp_path / "large.csv", make_rows(400, seed=2))
+    val = write_csv(tmp_path / "val.csv", make_rows(40, seed=3))
+
+    def resolved(train, **named):
+        raw = tiny_config(tiny_model, train, val, tmp_path / "runs", **named)
+        raw.pop("method")
+        raw.update(named)
+        return check(config.from_dict(raw))
+
+    few = resolved(small)
+    assert few.resolved.method == "contrastive" and type(few.method).__name__ == "Contrastive"
+    why = next(d.why for d in few.chosen if d.key == "method")
+    assert why.startswith(f"{len(few.data.train)} training examples (under 200)")
+    assert resolved(large).resolved.method == "full"
+    assert resolved(small, method="head").resolved.method == "head", "a named method is kept"
