@@ -54,7 +54,23 @@ def test_label_next_picks_the_runs_most_uncertain_rows(tiny_model, toy_data, tmp
 
     out = tmp_path / "to_label.csv"
     assert (
-        main(["label-next", str(run.path), "--pool", str(pool), "--k", "10", "--near", "1", "--output", str(out)]) == 0
+        main(
+            [
+                "label-next",
+                str(run.path),
+                "--pool",
+                str(pool),
+                "--k",
+                "10",
+                "--near",
+                "1",
+                "--strategy",
+                "margin",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
     )
     printed = capsys.readouterr().out
     assert "10 of 60 candidate rows" in printed and "Set aside: 5 already labelled" in printed
