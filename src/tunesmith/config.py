@@ -82,6 +82,11 @@ class DataConfig:
         "trouser, ...], and the saved ids of named labels. Default: numbers by value, names as they first appear",
     )
     label_column: str = _f("label", help="column holding the label (string or int)")
+    group_column: str | None = _f(
+        None,
+        help="text classification: rows sharing this column's value (a page, a customer, a thread) stay together "
+        "on one side of every split the tool makes (the held-out split, the selection split)",
+    )
     replay: list[str] = _f(
         [],
         help="earlier training data mixed into training, in the training data's format (files or folders); "

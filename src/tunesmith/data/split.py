@@ -27,6 +27,44 @@ def stratified_split(labels: list[str], share: float, seed: int, keep_min: int =
     return sorted(keep), sorted(held)
 
 
+def grouped_split(
+    labels: list[str], groups: list[str], share: float, seed: int, keep_min: int = 1
+) -> tuple[list[int], list[int]]:
+    """Like ``stratified_split``, but whole groups move: each group goes with its most common label's class, and a
+    class holds out about ``share`` of its groups (never all of them), so no group is on both sides."""
+    rng = np.random.default_rng(seed)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for g in sorted(members):
+        values, counts = np.unique([labels[i] for i in members[g]], return_counts=True)
+        by_class[str(values[counts.argmax()])].append(g)
+    keep, held = [], []
+    for label in sorted(by_class):
+        names = list(by_class[label])
+        rng.shuffle(names)
+        rows = sum(len(members[g]) for g in names)
+        taken = 0
+        for j, g in enumerate(names):
+            room = j < len(names) - 1 and rows - taken - len(members[g]) >= keep_min
+            if share > 0 and room and taken + len(members[g]) / 2 <= share * rows:
+                held.extend(members[g])
+                taken += len(members[g])
+            else:
+                keep.extend(members[g])
+    return sorted(keep), sorted(held)
+
+
+def split_rows(ex: Any, share: float, seed: int, keep_min: int = 1) -> tuple[list[int], list[int], str]:
+    """(keep, held, how): grouped when the examples carry groups (data.group_column), else stratified."""
+    if ex.groups:
+        keep, held = grouped_split(ex.labels, ex.groups, share, seed, keep_min)
+        return keep, held, f"grouped by data.group_column ({len(set(ex.groups))} groups), seed {seed}"
+    keep, held = stratified_split(ex.labels, share, seed, keep_min)
+    return keep, held, f"stratified, seed {seed}"
+
+
 def stratified_sample(labels: list[str], n: int, seed: int) -> list[int]:
     """At most n indices with class shares kept; the order of the file is preserved."""
     if n >= len(labels):
@@ -42,8 +80,8 @@ def limit_and_split(train: Any, val: Any, data: Any, seed: int, report: Any, uni
     if data.max_train_examples:
         train = train.subset(stratified_sample(train.labels, data.max_train_examples, seed))
     if data.validation is None:
-        keep, held = stratified_split(train.labels, data.validation_split, seed)
-        report.stats["split"] = f"no validation data: held out {len(held)} {unit}, stratified, seed {seed}"
+        keep, held, how = split_rows(train, data.validation_split, seed)
+        report.stats["split"] = f"no validation data: held out {len(held)} {unit}, {how}"
         train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
     if val is not None and data.max_validation_examples:
         val = val.subset(stratified_sample(val.labels, data.max_validation_examples, seed))
@@ -62,12 +100,12 @@ def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) ->
         )
         return train, None
     share = min(data.selection_split, data.max_selection_examples / len(train))
-    keep, held = stratified_split(train.labels, share, seed + 1, keep_min=3)  # rare classes train on all
+    keep, held, how = split_rows(train, share, seed + 1, keep_min=3)  # rare classes train on all
     if not held:
         return train, None
     report.stats["selection"] = (
         f"{len(held)} of the {len(train)} training {unit} held out for early stopping, the best epoch and the "
-        f"choice between the tuned model and the frozen encoder's head (stratified, seed {seed + 1})"
+        f"choice between the tuned model and the frozen encoder's head ({how})"
     )
     return train.subset(keep), train.subset(held, source=f"{train.source} (selection split)")
 

@@ -204,16 +204,15 @@ def python_docs(
                     passages.append(current[: int(chars * 1.25)])
                     current = ""
             if passages:
-                groups[module] = [{"text": t, "label": chapter} for t in passages]
+                groups[module] = [{"text": t, "label": chapter, "page": module} for t in passages]
     size: dict[str, int] = defaultdict(int)
     for rows in groups.values():
         size[rows[0]["label"]] += len(rows)
     chosen = set(sorted(size, key=lambda c: (-size[c], c))[:topics])
     groups = {k: v for k, v in groups.items() if v[0]["label"] in chosen}
     train, val = _grouped_split(groups, n_train, n_val, seed, lambda r: r["label"], balanced=True)
-    return _write_csv(out / "train.csv", train, ["text", "label"]), _write_csv(
-        out / "validation.csv", val, ["text", "label"]
-    )
+    fields = ["text", "label", "page"]  # page: data.group_column keeps a page's passages on one side of a split
+    return _write_csv(out / "train.csv", train, fields), _write_csv(out / "validation.csv", val, fields)
 
 
 # --- images ---------------------------------------------------------------------------------------------------------

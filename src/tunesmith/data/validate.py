@@ -30,6 +30,7 @@ class Examples:
     lines: list[int]
     extras: dict[str, list[str]] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)  # content identity for duplicates / leakage
+    groups: list[str] = field(default_factory=list)  # data.group_column: rows of one group stay on one side of a split
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,6 +54,7 @@ class Examples:
             [self.lines[i] for i in idx],
             {k: [v[i] for i in idx] for k, v in self.extras.items()},
             [self.keys[i] for i in idx] if self.keys else [],
+            [self.groups[i] for i in idx] if self.groups else [],
         )
 
     def fingerprints(self) -> list[str]:
@@ -75,6 +77,7 @@ class Examples:
             self.lines + other.lines,
             extras,
             self.keys + other.keys if self.keys and other.keys else [],
+            self.groups + other.groups if self.groups and other.groups else [],
         )
 
 

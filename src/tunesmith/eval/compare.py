@@ -131,8 +131,15 @@ class LogisticFit:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_logistic(train_x: np.ndarray, train_y: np.ndarray, seed: int, classes: int | None = None) -> LogisticFit:
-    """Logistic regression on standardised features, its strength chosen by 3-fold cross-validation on train only,
+def fit_logistic(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    seed: int,
+    classes: int | None = None,
+    groups: list[str] | None = None,
+) -> LogisticFit:
+    """Logistic regression on standardised features, its strength chosen by 3-fold cross-validation on train only
+    (folds of whole groups when ``groups`` are given: rows of one page in two folds favour a weak penalty),
     folded back into one linear layer on the raw features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
@@ -141,7 +148,12 @@ def fit_logistic(train_x: np.ndarray, train_y: np.ndarray, seed: int, classes: i
 
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, random_state=seed))
     folds = min(3, int(np.bincount(train_y).min())) if len(np.unique(train_y)) > 1 else 2
-    search = GridSearchCV(pipe, {"logisticregression__C": [0.01, 0.1, 1.0]}, cv=max(folds, 2), n_jobs=1)
+    cv: Any = max(folds, 2)
+    if groups and len(set(groups)) >= 3:
+        from sklearn.model_selection import GroupKFold
+
+        cv = list(GroupKFold(n_splits=3).split(train_x, train_y, groups))
+    search = GridSearchCV(pipe, {"logisticregression__C": [0.01, 0.1, 1.0]}, cv=cv, n_jobs=1)
     search.fit(train_x, train_y)
     scaler, lr = search.best_estimator_[0], search.best_estimator_[1]
     coef, intercept = lr.coef_, lr.intercept_
@@ -157,10 +169,12 @@ def fit_logistic(train_x: np.ndarray, train_y: np.ndarray, seed: int, classes: i
     return LogisticFit(weight, bias, float(search.best_params_["logisticregression__C"]))
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+def linear_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int, groups: list[str] | None = None
+) -> tuple[np.ndarray, float]:
     """Logistic regression on frozen features (``fit_logistic``). Returns the probabilities on test_x and the
     chosen C."""
-    fitted = fit_logistic(train_x, train_y, seed)
+    fitted = fit_logistic(train_x, train_y, seed, groups=groups)
     return fitted.probabilities(np.asarray(test_x, dtype=np.float64)), fitted.C
 
 

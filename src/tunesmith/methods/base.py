@@ -58,6 +58,7 @@ class Job:
     on_eval: Callable[[dict[str, Any]], bool] | None = None  # after each evaluation; True stops (search pruning)
     rebuild: Callable[[], Any] | None = None  # a fresh pre-trained model (for keeping the frozen encoder's head)
     kept: dict[str, Any] | None = None  # which model the run keeps and why (fine_tune's comparison)
+    groups: list[str] | None = None  # data.group_column's value per training item (cross-validation folds)
 
 
 @dataclass

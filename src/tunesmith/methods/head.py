@@ -114,7 +114,8 @@ def fit_logistic_head(
         return None
     start = time.perf_counter()
     y = np.array([it["labels"] for it in job.train_items])
-    fitted = fit_logistic(np.asarray(train_x, dtype=np.float64), y, job.cfg.train.seed, classes=len(job.labels))
+    groups = job.groups if job.groups and len(job.groups) == len(y) else None
+    fitted = fit_logistic(np.asarray(train_x, dtype=np.float64), y, job.cfg.train.seed, len(job.labels), groups)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(fitted.weight).to(layer.weight.dtype))
         layer.bias.copy_(torch.from_numpy(fitted.bias).to(layer.bias.dtype))

@@ -144,11 +144,11 @@ class FrozenFeatures:
         choice = feats["select"] if "select" in feats else feats["val"]
         return feats["train"][self.head_reads], choice[self.head_reads]
 
-    def probe(self, train_y: np.ndarray, seed: int) -> dict[str, Any]:
+    def probe(self, train_y: np.ndarray, seed: int, groups: list[str] | None = None) -> dict[str, Any]:
         from tunesmith.eval.compare import linear_probe
 
         feats = self.get()
-        probs, c = linear_probe(feats["train"]["mean"], train_y, feats["val"]["mean"], seed)
+        probs, c = linear_probe(feats["train"]["mean"], train_y, feats["val"]["mean"], seed, groups)
         return {"probs": probs, "C": c, "features": "mean-pooled last hidden state of the frozen pre-trained model"}
 
 
@@ -232,7 +232,7 @@ def write_report(
         val_y=prep.val_y,
         probs=probs,
         train_y=prep.train_y,
-        probe=baseline.probe(prep.train_y, cfg.train.seed) if cfg.eval.probe else None,
+        probe=baseline.probe(prep.train_y, cfg.train.seed, prep.data.train.groups) if cfg.eval.probe else None,
         slices=prep.data.val.extras,
         report=report,
         fit=fit,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from types import SimpleNamespace
 
-from tunesmith.data.split import carve_selection, stratified_split
+from tunesmith.data.split import carve_selection, grouped_split, stratified_split
 from tunesmith.data.validate import DataReport, Examples
 
 
@@ -40,3 +40,22 @@ def test_no_selection_when_off_or_too_small():
     on = SimpleNamespace(selection_split=0.2, max_selection_examples=500)
     train, select = carve_selection(examples(["a", "b"] * 5), on, 0, report, "rows")
     assert select is None and len(train) == 10 and "too few to spare" in report.stats["selection"]
+
+
+def test_grouped_selection_keeps_every_group_on_one_side():
+    # 40 pages of 5 passages each, two classes: a page's passages share a label and must not straddle the split.
+    labels = [("a" if p % 2 else "b") for p in range(40) for _ in range(5)]
+    groups = [f"page{p}" for p in range(40) for _ in range(5)]
+    texts = [f"passage {i}" for i in range(len(labels))]
+    ex = Examples("train.csv", texts, labels, list(range(2, 202)), {}, keys=texts, groups=groups)
+    report = DataReport()
+    data = SimpleNamespace(selection_split=0.15, max_selection_examples=500)
+    train, select = carve_selection(ex, data, 3, report, "rows")
+    assert not set(train.groups) & set(select.groups), "no page on both sides"
+    assert len(select) == 30 and Counter(select.labels) == {"a": 15, "b": 15}  # 3 whole pages per class
+    assert "grouped by data.group_column (40 groups)" in report.stats["selection"]
+    # A class whose rows are all one group keeps it for training.
+    one = Examples("t.csv", texts[:10], ["a"] * 5 + ["b"] * 5, list(range(10)), {}, keys=texts[:10],
+                   groups=["g1"] * 5 + ["g2"] * 5)  # fmt: skip
+    keep, held = grouped_split(one.labels, one.groups, 0.5, 0)
+    assert held == [] and len(keep) == 10

@@ -33,6 +33,7 @@ def test_long_documents_are_split_by_page_and_balanced(tmp_path: Path):
     counts = {lab: sum(r["label"] == lab for r in va) for lab in {r["label"] for r in va}}
     assert len(counts) == 6 and set(counts.values()) == {10}
     assert not {r["text"] for r in tr} & {r["text"] for r in va}
+    assert not {r["page"] for r in tr} & {r["page"] for r in va}, "each page on one side (data.group_column)"
     assert ":func:" not in " ".join(r["text"] for r in va + tr)  # roles reduced to their text
 
 

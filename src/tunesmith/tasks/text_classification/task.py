@@ -46,9 +46,11 @@ def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examp
     d = cfg.data
     cols = [("data.text_column", d.text_column), ("data.label_column", d.label_column)]
     cols += [("eval.slice_columns", c) for c in cfg.eval.slice_columns]
+    if d.group_column:
+        cols.append(("data.group_column", d.group_column))
     if not require_columns(table, cols, report):
         return None
-    texts, labels, lines = [], [], []
+    texts, labels, lines, groups = [], [], [], []
     extras: dict[str, list[str]] = {c: [] for c in cfg.eval.slice_columns}
     for row, line in zip(table.rows, table.lines):
         text, label = row.get(d.text_column), normalise_label(row.get(d.label_column))
@@ -70,7 +72,9 @@ def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examp
         lines.append(line)
         for c in extras:
             extras[c].append(str(row.get(c)))
-    return Examples(table.path, texts, labels, lines, extras, keys=list(texts))
+        if d.group_column:
+            groups.append(str(row.get(d.group_column)))
+    return Examples(table.path, texts, labels, lines, extras, keys=list(texts), groups=groups)
 
 
 @TASKS.register("text-classification")
