@@ -64,6 +64,27 @@ def test_missing_column_names_the_config_key(tmp_path, tiny_model, cache_dir, ca
     assert "'review' (set by data.text_column) not found; columns: text, label, group" in p.message
 
 
+def test_group_column_is_checked_and_keeps_groups_together(tmp_path, tiny_model, cache_dir, capsys):
+    rows = make_rows(120, 0)  # its group column is "a" or "b" for either label: too few groups to hold out
+    problems, _ = _fatal(tmp_path, tiny_model, cache_dir, write_csv(tmp_path / "t.csv", rows), None, capsys,
+                         data__group_column="page")  # fmt: skip
+    assert "'page' (set by data.group_column) not found" in _one(problems, "missing_column").message
+    problems, _ = _fatal(tmp_path, tiny_model, cache_dir, write_csv(tmp_path / "t.csv", rows), None, capsys,
+                         data__group_column="group")  # fmt: skip
+    assert "2 groups cannot hold out whole groups of every class" in _one(problems, "too_few_groups").message
+    for i, r in enumerate(rows):
+        r["group"] = f"page{i // 4 * 2 + i % 2}"  # 60 pages of two rows, one label each
+    train = write_csv(tmp_path / "train.csv", rows)
+    cfg = _config_file(tmp_path, tiny_model, train, None, data__group_column="group")
+    report = api.validate(cfg)
+    assert "grouped by data.group_column (60 groups)" in report.stats["split"]
+    from tunesmith import config
+    from tunesmith.tasks import get_task
+
+    data = get_task("text-classification")(config.load(cfg)).read()
+    assert not set(data.train.groups) & set(data.val.groups), "each group on one side of the held-out split"
+
+
 def test_non_text_value(tmp_path, tiny_model, cache_dir, capsys):
     rows = [{"text": r["text"], "label": r["label"]} for r in make_rows(30, 0)]
     rows[2]["text"] = 12345

@@ -81,6 +81,16 @@ def limit_and_split(train: Any, val: Any, data: Any, seed: int, report: Any, uni
         train = train.subset(stratified_sample(train.labels, data.max_train_examples, seed))
     if data.validation is None:
         keep, held, how = split_rows(train, data.validation_split, seed)
+        if not held or len(set(train.labels[i] for i in held)) < len(set(train.labels)):
+            report.add(
+                "error",
+                "too_few_groups",
+                f"{len(set(train.groups))} groups cannot hold out whole groups of every class for validation "
+                "(each group goes with its most common label); give data.validation, or more, smaller groups",
+                train.source,
+                1,
+                data.group_column or "label",
+            )
         report.stats["split"] = f"no validation data: held out {len(held)} {unit}, {how}"
         train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
     if val is not None and data.max_validation_examples:
