@@ -31,11 +31,11 @@ def read(path: Path) -> tuple[list[str], list[str]]:
 
 
 def features(texts: list[str]) -> np.ndarray:
-    from tunesmith.labels.next import _encoder, _pool_features
+    from tunesmith.labels.next import embed_texts, load_encoder
     from tunesmith.tasks.text_classification.task import DEFAULT_LENGTH_CAP
 
-    model, tokenizer, fp = _encoder("minilm-l6", None)
-    return _pool_features(model, tokenizer, texts, DEFAULT_LENGTH_CAP, fp, None)
+    model, tokenizer, fp = load_encoder("minilm-l6", None)
+    return embed_texts(model, tokenizer, texts, DEFAULT_LENGTH_CAP, fp, None)
 
 
 def accuracy(

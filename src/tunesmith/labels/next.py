@@ -174,8 +174,10 @@ def _near_known(pool_emb: np.ndarray, known: np.ndarray, near: float, chunk: int
     return out
 
 
-def _pool_features(model: Any, tokenizer: Any, texts: list[str], max_length: int, model_fp: str, cache: Any):
-    """Mean-pooled frozen features of the pool's texts, cached by the texts (not the labels beside them)."""
+def embed_texts(
+    model: Any, tokenizer: Any, texts: list[str], max_length: int, model_fp: str, cache: str | None
+) -> np.ndarray:
+    """Mean-pooled frozen features of texts, cached by the texts alone (not the labels beside them)."""
     from tunesmith.data.cache import ArrayCache, cache_key, cache_root
     from tunesmith.tasks.text_classification.task import frozen_features
 
@@ -201,7 +203,7 @@ def _digest(texts: list[str]) -> list[str]:
     return [h.hexdigest()]
 
 
-def _encoder(spec: str, cache_dir: str | None, trust_remote_code: bool = False) -> tuple[Any, Any, str]:
+def load_encoder(spec: str, cache_dir: str | None, trust_remote_code: bool = False) -> tuple[Any, Any, str]:
     """The pre-trained encoder and tokenizer a config or run names (safetensors only), and its fingerprint."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -215,8 +217,8 @@ def _encoder(spec: str, cache_dir: str | None, trust_remote_code: bool = False) 
 
 def _cold(spec: str, pool: Pool) -> Scored:
     """No labels: embed the pool with the named model; picks cover its clusters."""
-    model, tokenizer, fp = _encoder(spec, None)
-    emb = _pool_features(model, tokenizer, pool.texts, DEFAULT_LENGTH_CAP, fp, None)
+    model, tokenizer, fp = load_encoder(spec, None)
+    emb = embed_texts(model, tokenizer, pool.texts, DEFAULT_LENGTH_CAP, fp, None)
     return Scored(emb, set(), None, None, None, f"no model yet: clusters of {spec}'s embeddings")
 
 
@@ -232,10 +234,10 @@ def _score_run_or_config(cfg: cfgmod.Config, kind: str, where: Path | str, pool:
     have = [i for i, done in enumerate(train.labelled) if done]
     texts = [train.texts[i] for i in have]
     given = [str(normalise_label(train.rows[i][pool.label_column])) for i in have]
-    model, tokenizer, fp = _encoder(cfg.model, cfg.cache_dir, cfg.trust_remote_code)
+    model, tokenizer, fp = load_encoder(cfg.model, cfg.cache_dir, cfg.trust_remote_code)
     length = cfg.train.max_length or DEFAULT_LENGTH_CAP
-    emb = _pool_features(model, tokenizer, pool.texts, length, fp, cfg.cache_dir)
-    known_emb = _pool_features(model, tokenizer, texts, length, fp, cfg.cache_dir) if texts else None
+    emb = embed_texts(model, tokenizer, pool.texts, length, fp, cfg.cache_dir)
+    known_emb = embed_texts(model, tokenizer, texts, length, fp, cfg.cache_dir) if texts else None
     known = {same_text(t) for t in texts}
     del model
     if kind == "run":
