@@ -16,7 +16,7 @@ from tunesmith.cli.labels import add_parsers as add_label_parsers
 from tunesmith.cli.labels import label_next_command, learn_command
 from tunesmith.cli.plan import add_parsers as add_plan_parsers
 from tunesmith.cli.plan import plan_command, train_seeds, tune_command
-from tunesmith.cli.table import table
+from tunesmith.cli.table import listing, table
 from tunesmith.errors import ConfigError, DataError, TunesmithError
 
 EXAMPLES = """examples:
@@ -443,10 +443,7 @@ def _check_labels(args: argparse.Namespace) -> int:
             for s in found.suspects[: args.top]
         ]  # fmt: skip
         print()
-        print(table(["line", "label", "suggested (p)", "p(label)", "example"], rows, right=[0, 3], wrap_last=False))
-        more = n - min(n, args.top)
-        if more:
-            print(f"... and {more} more" + ("" if args.output else " (--output FILE lists them all)"))
+        print(listing(["line", "label", "suggested (p)", "p(label)", "example"], rows, n, bool(args.output), [0, 3]))
     if args.output:
         print(f"wrote {found.write_csv(args.output)}")
     return 0

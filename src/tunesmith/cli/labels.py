@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from tunesmith.cli.table import table
+from tunesmith.cli.table import listing
 
 STRATEGY_HELP = (
     "diverse (default): the most uncertain of each k-means cluster of the uncertain examples (no batch of "
@@ -33,23 +33,12 @@ def add_parsers(sub: Any) -> None:
     n.add_argument("--pool", required=True, help="unlabelled rows (CSV, JSONL or Parquet); labelled rows are skipped")
     n.add_argument("--k", type=int, default=50, help="how many rows to pick (default 50)")
     n.add_argument(
-        "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
-    )
-    n.add_argument(
         "--output", help="write the picks to this CSV: the pool's columns, an empty label column, the reason"
     )
     n.add_argument("--text-column", help="the pool's text column (default: the config's data.text_column, or text)")
     n.add_argument("--label-column", help="the pool's label column (default: the config's data.label_column, or label)")
-    n.add_argument(
-        "--near",
-        type=float,
-        default=0.95,
-        help="cosine similarity of the embeddings from which a row counts as a near-duplicate of a training example "
-        "or of another pick (default 0.95; 1 sets aside exact twins only)",
-    )
-    n.add_argument("--seed", type=int, default=0, help="seed for k-means and random picks")
+    _picking(n)
     n.add_argument("--top", type=int, default=20, help="picks to print (all go to --output)")
-    n.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
 
     le = sub.add_parser("learn", help="the active-learning loop on a pool with known labels: a learning curve")
     le.add_argument("config", help="a config with data.train (the labels to start from) and data.validation")
@@ -58,21 +47,26 @@ def add_parsers(sub: Any) -> None:
     le.add_argument("--k", type=int, default=50, help="rows picked a round")
     le.add_argument("--oracle-column", default="label", help="the pool's column holding the true labels")
     le.add_argument(
-        "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
-    )
-    le.add_argument(
         "--baseline", action="store_true", help="run the same loop with random picks too and draw both curves"
     )
-    le.add_argument(
+    le.add_argument("--out", help="folder for the rounds and the report (default OUTPUT_DIR/learn-TIME-STRATEGY)")
+    _picking(le)
+
+
+def _picking(p: Any) -> None:
+    """What label-next and learn pick with: the strategy, the near-duplicate threshold, the seed; config overrides."""
+    p.add_argument(
+        "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
+    )
+    p.add_argument(
         "--near",
         type=float,
         default=0.95,
         help="cosine similarity of the embeddings from which a row counts as a near-duplicate of a training example "
         "or of another pick (default 0.95; 1 sets aside exact twins only)",
     )
-    le.add_argument("--seed", type=int, default=0, help="seed for the picks")
-    le.add_argument("--out", help="folder for the rounds and the report (default OUTPUT_DIR/learn-TIME-STRATEGY)")
-    le.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--seed", type=int, default=0, help="seed for k-means and random picks")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
 
 
 def label_next_command(args: argparse.Namespace) -> int:
@@ -92,10 +86,7 @@ def label_next_command(args: argparse.Namespace) -> int:
         for p, i in zip(sel.picks[: args.top], sel.indices)
     ]
     print()
-    print(table(["line", "text", "why"], rows, right=[0], wrap_last=False))
-    more = len(sel.picks) - len(rows)
-    if more:
-        print(f"... and {more} more" + ("" if args.output else " (--output FILE lists them all)"))
+    print(listing(["line", "text", "why"], rows, len(sel.picks), bool(args.output), right=[0]))
     if args.output:
         print(f"wrote {sel.write_csv(args.output)}: fill in its {sel.pool.label_column!r} column")
     return 0

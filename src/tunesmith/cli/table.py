@@ -23,3 +23,15 @@ def table(
         out.append("  ".join([*parts, last[0] if last else ""]).rstrip())
         out += [" " * lead + more for more in last[1:]]
     return "\n".join(out)
+
+
+def listing(
+    header: Sequence[str], rows: Sequence[Sequence[object]], total: int, written: bool, right: Sequence[int] = ()
+) -> str:
+    """The first rows of a longer list as a table (no wrapping: one row a line), then how many more there are and,
+    unless they were ``written`` to a file, how to get them all."""
+    out = table(header, rows, right, wrap_last=False)
+    more = total - len(rows)
+    if more:
+        out += f"\n... and {more} more" + ("" if written else " (--output FILE lists them all)")
+    return out

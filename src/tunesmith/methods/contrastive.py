@@ -32,7 +32,7 @@ from tunesmith.config import Config
 from tunesmith.errors import ConfigError, InputError
 from tunesmith.methods.base import METHODS, Job, Method, ParityCheck, export_transformers
 from tunesmith.methods.head import fit_logistic_head, train_head
-from tunesmith.methods.training import choose_kept, copy_state
+from tunesmith.methods.training import copy_state, keep_better
 from tunesmith.train.loop import fit
 from tunesmith.train.result import FitResult
 
@@ -128,18 +128,12 @@ class Contrastive(Method):
         job.model.eval()
         train_x, choice_x = job.encode(job.model)
         head.load_state_dict(fresh)
-        result = self._head(job, train_x, choice_x, "head on the tuned encoder")
-        for k in ("steps", "epochs_run", "history", "stopped", "train_seconds", "step_seconds", "samples", "tokens"):
-            setattr(result, k, getattr(tuned, k))
-        result.positions, result.resumed_from, result.precision = tuned.positions, tuned.resumed_from, tuned.precision
-        result.best_step = tuned.steps  # the head is fitted on the encoder as it ended
-        result.warm_start = job.warm_start.best
-        keep_frozen = choose_kept(job, result, job.warm_start)
-        if keep_frozen and cfg.classifier.keep_better and job.rebuild is not None:
-            job.model = job.rebuild()
-            job.task.feature_head(job.model).load_state_dict(frozen_head)
-        result.kept = job.kept
-        return result
+        fitted = self._head(job, train_x, choice_x, "head on the tuned encoder")
+        # The run's record is the encoder's training; what it is judged by is the head fitted on its end state.
+        tuned.best, tuned.metric, tuned.best_step = fitted.best, fitted.metric, tuned.steps
+        tuned.warm_start = job.warm_start.best
+        keep_better(job, tuned, frozen_head)
+        return tuned
 
     @staticmethod
     def _head(job: Job, train_x: Any, choice_x: Any, desc: str) -> FitResult:

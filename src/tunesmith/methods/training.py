@@ -34,12 +34,19 @@ def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any]
     result = _fit(job)
     result.warm_start = job.warm_start.best if job.warm_start is not None else None
     if frozen_head is not None and job.warm_start is not None:
-        keep_frozen = choose_kept(job, result, job.warm_start)
-        if keep_frozen and job.cfg.classifier.keep_better and job.rebuild is not None:
-            job.model = job.rebuild()
-            job.task.feature_head(job.model).load_state_dict(frozen_head)
-        result.kept = job.kept
+        keep_better(job, result, frozen_head)
     return result
+
+
+def keep_better(job: Job, tuned: FitResult, frozen_head: dict[str, Any]) -> None:
+    """Compare the tuned model with the frozen encoder + head (``job.warm_start``) on the selection split; when the
+    latter wins and ``classifier.keep_better`` is on, ``job.model`` becomes the pre-trained model with that head.
+    The record goes into ``job.kept`` and ``tuned.kept``."""
+    assert job.warm_start is not None
+    if choose_kept(job, tuned, job.warm_start) and job.cfg.classifier.keep_better and job.rebuild is not None:
+        job.model = job.rebuild()
+        job.task.feature_head(job.model).load_state_dict(frozen_head)
+    tuned.kept = job.kept
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:
