@@ -1,11 +1,14 @@
-"""Writing files so that a crash never leaves a half-written one, and reading JSON lines with their line numbers."""
+"""Writing files so that a crash never leaves a half-written one (JSON, JSON lines, CSV), and reading JSON lines
+with their line numbers."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,15 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A CSV file with a header row, written atomically (None cells are empty)."""
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(header)
+    w.writerows(["" if c is None else c for c in r] for r in rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:

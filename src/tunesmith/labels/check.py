@@ -8,8 +8,6 @@ k fine-tuning runs would cost k times a training run."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import numpy as np
 
 from tunesmith import config as cfgmod
 from tunesmith.errors import ConfigError, InputError
-from tunesmith.files import atomic_write_text
+from tunesmith.files import write_csv
 
 FILTER = "prune_by_noise_rate"  # cleanlab's rule for how many to flag (bench/bench_check_labels.py compares them)
 
@@ -59,11 +57,8 @@ class LabelCheck:
             ]
             for s in self.suspects
         ]
-        text = io.StringIO()
-        w = csv.writer(text)
-        w.writerow(["file", "line", "example", "label", "suggested", "label_probability", "suggested_probability"])
-        w.writerows(rows)
-        atomic_write_text(out, text.getvalue())
+        header = ["file", "line", "example", "label", "suggested", "label_probability", "suggested_probability"]
+        write_csv(out, header, rows)
         return out
 
 

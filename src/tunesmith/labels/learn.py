@@ -12,8 +12,6 @@ joins training (one example cannot be split into training and selection data); t
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -22,7 +20,7 @@ from typing import Any
 
 from tunesmith.data.validate import normalise_label
 from tunesmith.errors import DataError, InputError, Problem
-from tunesmith.files import atomic_write_text, write_json
+from tunesmith.files import write_csv, write_json
 from tunesmith.labels.check import load_config
 from tunesmith.labels.next import label_next
 from tunesmith.labels.pool import read_pool
@@ -201,11 +199,7 @@ def _labelled(path: str, text_col: str, label_col: str) -> list[tuple[str, str]]
 
 def _write(path: Path, columns: list[str], rows: list[tuple[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    w = csv.writer(text)
-    w.writerow(columns)
-    w.writerows(rows)
-    atomic_write_text(path, text.getvalue())
+    write_csv(path, columns, rows)
 
 
 def _save(result: LearnResult) -> None:

@@ -12,8 +12,6 @@ cached by the pool's texts, so a loop that asks again and again embeds the pool 
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import numpy as np
 from tunesmith import config as cfgmod
 from tunesmith.data.validate import normalise_label, sort_labels
 from tunesmith.errors import ConfigError, InputError
-from tunesmith.files import atomic_write_text
+from tunesmith.files import write_csv
 from tunesmith.labels.check import load_config
 from tunesmith.labels.pool import Pool, read_pool, same_text
 from tunesmith.labels.select import NEAR, STRATEGIES, Pick, choose, unit
@@ -62,12 +60,8 @@ class Selection:
         out = Path(path)
         if out.is_dir():
             raise InputError(f"--output {out}: is a folder; give a file name (CSV)")
-        text = io.StringIO()
-        w = csv.DictWriter(text, fieldnames=self.columns, extrasaction="ignore")
-        w.writeheader()
-        for r in self.records():
-            w.writerow({k: "" if v is None else v for k, v in r.items()})
-        atomic_write_text(out, text.getvalue())
+        columns = self.columns
+        write_csv(out, columns, ([r.get(c) for c in columns] for r in self.records()))
         return out
 
 
