@@ -7,8 +7,10 @@ import torch, so ``tunesmith validate`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,11 @@ from typing import Any
 import yaml
 
 from tunesmith.errors import ConfigError
+from tunesmith.files import read_yaml
+
+# Whole numbers beyond this are refused for every key (a seed of 2**70 or 10**9 epochs is a slip, not a setting).
+INT_LIMIT = 2**31 - 1
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _f(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
@@ -129,6 +136,7 @@ class TrainConfig:
         help="passes over the training data; default: follows the data size (about 100 optimizer steps for "
         "classifiers, 1-5 epochs; 80 for causal-lm, 1-4 epochs; docs/planning.md)",
         min=1,
+        max=10_000,
     )
     batch_size: int | None = _f(
         None,
@@ -151,7 +159,7 @@ class TrainConfig:
         help="causal-lm: pack each batch's examples into rows of max(max_length, 256) tokens, without attention "
         "across examples, instead of padding each to the longest",
     )
-    seed: int = _f(42, help="seed for data order, splits, initialisation and dropout")
+    seed: int = _f(42, help="seed for data order, splits, initialisation and dropout", min=0, max=2**32 - 1)
     weight_decay: float = _f(0.01, help="AdamW weight decay (not applied to biases and norms)", min=0.0)
     warmup_ratio: float = _f(0.1, help="share of steps spent warming up the learning rate", min=0.0, max=1.0)
     scheduler: str = _f("linear", help="decay after warm-up", choices=("linear", "cosine", "constant"))
@@ -359,12 +367,13 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in args:
-            if arg is type(None):
-                continue
+        concrete = [a for a in args if a is not type(None)]
+        for arg in concrete:
             try:
                 return _coerce(value, arg, path)
             except ConfigError:
+                if len(concrete) == 1:  # "float or null": the float's own reason (e.g. not finite) says more
+                    raise
                 continue
         raise ConfigError(f"{path}: got {value!r}; allowed: {_type_name(tp)}")
     if origin is list:
@@ -379,13 +388,16 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads 5e-5 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            number = float(value)
+        elif isinstance(value, str):  # YAML reads 5e-5 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise ConfigError(f"{path}: got {value!r}; allowed: a finite number")
+            return number
     elif tp is str and isinstance(value, str):
         return value
     raise ConfigError(f"{path}: got {value!r}; allowed: {_type_name(tp)}")
@@ -402,6 +414,8 @@ def _check_range(value: Any, meta: dict, path: str) -> None:
         raise ConfigError(f"{path}: got {value!r}; allowed: a number >= {meta['min']}")
     if "max" in meta and value > meta["max"]:
         raise ConfigError(f"{path}: got {value!r}; allowed: a number <= {meta['max']}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_LIMIT:
+        raise ConfigError(f"{path}: got {value!r}; allowed: a whole number between {-INT_LIMIT} and {INT_LIMIT}")
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
@@ -450,7 +464,16 @@ def apply_override(raw: dict, item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")
     key, text = item.split("=", 1)
-    set_key(raw, key, yaml.safe_load(text) if text != "" else None)
+    try:
+        value = read_yaml(text) if text != "" else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item}: the value is not valid YAML ({_yaml_problem(exc)})") from None
+    set_key(raw, key, value)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message in one line: what is wrong and where."""
+    return " ".join(str(exc).split())
 
 
 def did_you_mean(word: str, choices: Any) -> str:
@@ -494,18 +517,31 @@ def from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config file; errors name the file and the key path."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    raw = read_config_yaml(p)
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of keys")
     try:
         return from_dict(raw or {}, overrides)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+
+
+def read_config_yaml(p: Path) -> Any:
+    """The mapping in a YAML file a person wrote; ConfigError naming the file for what cannot be read."""
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder; give the YAML config file inside it")
+    try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: {p.stat().st_size} bytes; a config file holds at most {MAX_CONFIG_BYTES}")
+        return read_yaml(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{p}: cannot be read (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
 
 
 def coerce(config: Config | str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:

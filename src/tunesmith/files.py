@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -57,9 +59,11 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
 
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, line) of every non-blank line: what the JSON-lines readers parse, in one place."""
-    for i, line in enumerate(text.splitlines(), 1):
+    # Only "\n" ends a line: str.splitlines() would also split at U+2028, U+0085 and other characters that JSON
+    # allows raw inside a string.
+    for i, line in enumerate(text.split("\n"), 1):
         if line.strip():
-            yield i, line
+            yield i, line.removesuffix("\r")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -73,3 +77,34 @@ def not_found(path: str | Path, what: str = "file not found") -> str:
     if p.is_absolute():
         return what
     return f"{what} (a relative path is read from the folder tunesmith runs in: {Path.cwd()})"
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """YAML as a person writes a config: no aliases (``*name`` expands without bound: the "billion laughs" and
+    recursive aliases) and no key given twice in one mapping (the later one would silently win)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed: write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            with contextlib.suppress(TypeError):  # an unhashable key is refused by PyYAML itself
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str) -> Any:
+    """A user's YAML (configs, search spaces, ``--set`` values): safe types only, no aliases, no duplicated keys.
+    Raises yaml.YAMLError with the line and column."""
+    return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass

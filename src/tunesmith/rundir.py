@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -33,6 +35,26 @@ def package_versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     return out
+
+
+def check_writable(folder: str | Path, key: str = "output_dir") -> None:
+    """InputError unless ``folder`` is, or can be made as, a folder this process can write into (checked by
+    writing a probe file into it, or into its nearest existing parent, so that root and ACLs are honoured)."""
+    path = Path(folder).expanduser()
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "is a file" if existing == path else f"cannot be made: {existing} is a file"
+        raise InputError(f"{key}: {path} {what}; give a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tunesmith-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{key}: {path} cannot be written ({exc.strerror or exc})") from None
 
 
 def new_run_dir(output_dir: str, task: str, method: str) -> Path:

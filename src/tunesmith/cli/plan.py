@@ -48,14 +48,12 @@ def add_parsers(sub: Any) -> None:
 
 
 def _raw_config(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    import yaml
-
     from tunesmith import config as cfgmod
 
     if args.config:
         path = Path(args.config)
         cfgmod.load(path, args.set)  # every error with file and key, before any probe
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = cfgmod.read_config_yaml(path) or {}
         for item in args.set:
             cfgmod.apply_override(raw, item)
         out = path.with_name(path.stem + ".plan.yaml")

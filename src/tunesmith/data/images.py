@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.readers import read_table
-from tunesmith.data.validate import DataReport, Examples, lines_text, normalise_label
+from tunesmith.data.validate import DataReport, Examples, LabelTypeError, lines_text, normalise_label
 from tunesmith.errors import DataError
 from tunesmith.files import not_found
 
@@ -37,21 +38,49 @@ class ImageRef:
     mode: str  # the mode it was stored in (L, RGB, RGBA, P, ...)
 
 
-def decode_file(path: Path) -> tuple[np.ndarray, str]:
+# Decoded pixels per image: a small file may declare a huge canvas (a 100 KB PNG of 9000 x 9000 decodes to
+# ~240 MB), so the header's size is checked before any pixel is decoded.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def decode_image(source: Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """(H x W x 3 uint8 pixels, the file's own mode) of an image file or its bytes; ValueError saying why not.
+    16-bit greyscale is scaled to 8 bits (not clipped); the size is checked before decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    if path.stat().st_size == 0:
-        raise ValueError("zero-byte file")
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ValueError(f"{width} x {height} pixels; at most {max_pixels:,} per image")
             img.load()
-            mode = img.mode
-            rgb = img.convert("RGB") if mode != "RGB" else img
-            return np.asarray(rgb, dtype=np.uint8).copy(), mode
+            return _to_rgb8(img), img.mode
     except UnidentifiedImageError:
         raise ValueError("not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"too many pixels ({exc})") from None
     except (OSError, SyntaxError) as exc:
         raise ValueError(f"corrupt or truncated image ({exc})") from None
+
+
+def _to_rgb8(img: Any) -> np.ndarray:
+    """8-bit RGB. Pillow's own convert("RGB") clips 16-bit and 32-bit greyscale at 255, which turns most of such
+    an image white; these are scaled by their bit depth instead."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) <= 65535 else values.max()
+        if img.mode == "I" and values.max(initial=0) <= 255:
+            top = 255.0  # 8-bit values held in a 32-bit image
+        grey = np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    rgb = img.convert("RGB") if img.mode != "RGB" else img
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def decode_file(path: Path) -> tuple[np.ndarray, str]:
+    if path.stat().st_size == 0:
+        raise ValueError("zero-byte file")
+    return decode_image(path)
 
 
 def _pixel_key(pixels: np.ndarray) -> str:
@@ -139,7 +168,12 @@ class _Reader:
             for f in sorted(d.rglob("*")):
                 if f.is_file() and not f.name.startswith("."):
                     n += 1
-                    self.add_file(f, d.name, n, str(f.relative_to(root)))
+                    shown = str(f.relative_to(root))
+                    if not f.resolve().is_relative_to(root.resolve()):
+                        self.error("path_escape", f"{shown} is a link to {f.resolve()}, outside {root}; files must "
+                                   "stay inside the image folder", n)  # fmt: skip
+                        continue
+                    self.add_file(f, d.name, n, shown)
 
     def manifest(self, file: Path, path_column: str, label_column: str, extra: list[str]) -> None:
         try:
@@ -160,7 +194,12 @@ class _Reader:
         self.extras = {c: [] for c in extra}
         base = file.parent
         for row, line in zip(table.rows, table.lines):
-            rel, label = row.get(path_column), self.label_of(row.get(label_column))
+            rel = row.get(path_column)
+            try:
+                label = self.label_of(row.get(label_column))
+            except LabelTypeError as exc:
+                self.error("label_type", str(exc), line, label_column)
+                continue
             if not isinstance(rel, str) or not rel.strip():
                 self.error("missing_path", "image path is missing", line, path_column)
                 continue

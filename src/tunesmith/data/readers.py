@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from tunesmith.errors import DataError, Problem
 from tunesmith.files import jsonl_lines, not_found
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+# One row (a JSONL line, a CSV field) holds at most this many characters. Inputs are cut to a few hundred tokens
+# anyway; a 50 MB row cost gigabytes of memory in parsing and tokenizing before it was cut.
+MAX_ROW_CHARS = 2_000_000
+csv.field_size_limit(MAX_ROW_CHARS)  # the csv module's default (131,072) refused ordinary long documents
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 @dataclass
@@ -54,6 +61,14 @@ def _read_csv(path: str, text: str) -> tuple[list[str], list[dict], list[int], l
     except StopIteration:
         return [], [], [], [Problem("error", "empty_file", "the file is empty", path, 1)]
     header = [h.strip() for h in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        names = ", ".join(repr(h) for h in repeated)
+        problems.append(
+            Problem("error", "duplicate_column", f"the header names {names} more than once; name each column once",
+                    path, 1)
+        )  # fmt: skip
+        return header, [], [], problems
     rows, lines = [], []
     start = reader.line_num + 1
     try:
@@ -74,7 +89,8 @@ def _read_csv(path: str, text: str) -> tuple[list[str], list[dict], list[int], l
                     lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        problems.append(Problem("error", "malformed_csv", f"CSV cannot be parsed: {exc}", path, start))
+        why = f"a field is longer than {MAX_ROW_CHARS:,} characters" if "field larger" in str(exc) else str(exc)
+        problems.append(Problem("error", "malformed_csv", f"CSV cannot be parsed: {why}", path, start))
     return header, rows, lines, problems
 
 
@@ -83,10 +99,22 @@ def parse_jsonl(path: str, text: str, objects_only: bool = True) -> tuple[list[t
     is not JSON (or, with ``objects_only``, not a JSON object): the one JSONL line parser of user data."""
     out, problems = [], []
     for i, line in jsonl_lines(text):
+        if len(line) > MAX_ROW_CHARS:
+            problems.append(
+                Problem("error", "row_too_large", f"{len(line):,} characters; a row holds at most {MAX_ROW_CHARS:,}",
+                        path, i)
+            )  # fmt: skip
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg} (column {exc.colno})", path, i))
+            continue
+        if _SURROGATE_ESCAPE.search(line) and (where := _lone_surrogate(obj)) is not None:
+            problems.append(
+                Problem("error", "invalid_text", f"{where} holds a lone surrogate escape (such as \\ud800), which "
+                        "is not a character: fix the text's encoding", path, i)
+            )  # fmt: skip
             continue
         if objects_only and not isinstance(obj, dict):
             problems.append(
@@ -95,6 +123,27 @@ def parse_jsonl(path: str, text: str, objects_only: bool = True) -> tuple[list[t
             continue
         out.append((i, obj))
     return out, problems
+
+
+def _lone_surrogate(value: Any, where: str = "a value") -> str | None:
+    """Where in a parsed JSON value a string holds half of a UTF-16 pair (json.loads lets "\\ud800" through; no
+    tokenizer or file can take it), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, "a key") or _lone_surrogate(item, f"field {key!r}" if where == "a value"
+                                                                        else where)  # fmt: skip
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            if found := _lone_surrogate(item, where):
+                return found
+    return None
 
 
 def _read_jsonl(path: str, text: str) -> tuple[list[str], list[dict], list[int], list[Problem]]:

@@ -7,6 +7,7 @@ live here; a task turns its rows into ``Examples`` and calls ``check_labelled``.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.readers import Table
-from tunesmith.errors import Problem
+from tunesmith.errors import InputError, Problem
 
 MAX_LINES_SHOWN = 5
 
@@ -156,14 +157,54 @@ def require_columns(table: Table, columns: list[tuple[str, str]], report: DataRe
     return ok
 
 
+class LabelTypeError(InputError):
+    """A label that is a list or a mapping: no class can be named by it."""
+
+
 def normalise_label(value: Any) -> str | None:
-    """Labels may be strings or ints; both become strings. None / blank means missing."""
-    if value is None or isinstance(value, bool) or isinstance(value, float) and np.isnan(value):
+    """Labels may be strings, numbers or booleans; all become strings (1.0 -> "1", true -> "true"). None, NaN or
+    blank means missing; a list or mapping raises LabelTypeError (its text would silently become a class)."""
+    if value is None or isinstance(value, float) and np.isnan(value):
         return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict | set):
+        kind = "mapping" if isinstance(value, dict) else "list"
+        raise LabelTypeError(f"label is a {kind} ({_short(value)}); allowed: a string, a number or true/false")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value).strip()
     return text or None
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_label(value: Any, report: DataReport, path: str, line: int, column: str) -> str | None:
+    """The row's label, or None with the problem reported (missing, or of a type no class can have)."""
+    try:
+        label = normalise_label(value)
+    except LabelTypeError as exc:
+        report.add("error", "label_type", str(exc), path, line, column)
+        return None
+    if label is None:
+        report.add("error", "missing_label", "label is missing", path, line, column)
+    return label
+
+
+def _same_number(labels: list[str]) -> list[list[str]]:
+    """Groups of distinct label texts that name the same number ("1", "1.0", "01"): two classes by accident."""
+    by_value: dict[float, list[str]] = defaultdict(list)
+    for lab in labels:
+        try:
+            value = float(lab)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            by_value[value].append(lab)
+    return [group for group in by_value.values() if len(group) > 1]
 
 
 def sort_labels(labels: set[str], order: list[str] | None = None) -> list[str]:
@@ -191,6 +232,19 @@ def check_labelled(
     labels = sort_labels(set(counts), order if order is not None else list(train.labels))
     report.stats["train_examples"] = len(train)
     report.stats["class_counts"] = {lab: counts[lab] for lab in labels}
+    for group in _same_number(labels):
+        spelled = "; ".join(
+            f"{lab!r} on {lines_text([ln for ln, y in zip(train.lines, train.labels) if y == lab])}" for lab in group
+        )
+        report.add(
+            "error",
+            "label_spelling",
+            f"labels {', '.join(map(repr, group))} are the same number written differently ({spelled}); they would "
+            "train as different classes: write each class one way",
+            train.source,
+            min(ln for ln, y in zip(train.lines, train.labels) if y in group),
+            field="label",
+        )
     if len(labels) == 1:
         report.add(
             "error",

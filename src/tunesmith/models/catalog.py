@@ -98,9 +98,11 @@ def catalog_path(entry: CatalogEntry) -> Path:
     return Path(spec.origin).parent / entry.subpath
 
 
-def resolve(spec: str, cache_dir: str | None = None) -> ModelSource:
-    """Turn the config's ``model`` value into a loadable source, or say what is allowed. A GGUF file (catalog
-    entry or local path) is converted once into a Hugging Face folder under the cache."""
+def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False) -> ModelSource:
+    """Turn the config's ``model`` value into a loadable source, or say what is allowed, before anything is written:
+    a local folder must hold safetensors weights (pickles run code when loaded; ``allow_pickle`` is the config's
+    trust_remote_code), and a hub id must be in the local Hugging Face cache when downloads are off. A GGUF file
+    (catalog entry or local path) is converted once into a Hugging Face folder under the cache."""
     if spec in CATALOG:
         path = catalog_path(CATALOG[spec])
         if path.suffix == ".gguf":
@@ -114,6 +116,11 @@ def resolve(spec: str, cache_dir: str | None = None) -> ModelSource:
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise ConfigError(f"model: folder {spec!r} has no config.json, so it is not a Hugging Face model folder")
+        if not allow_pickle and not any(p.glob("*.safetensors")):
+            raise ConfigError(
+                f"model: {spec} has no .safetensors weights; pickled weights are refused (convert them with "
+                "safetensors first, or set trust_remote_code: true for weights you trust)"
+            )
         return ModelSource(spec, str(p.resolve()), None, _fingerprint_dir(p), True)
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1
     if looks_like_path or "/" not in spec:
@@ -122,7 +129,29 @@ def resolve(spec: str, cache_dir: str | None = None) -> ModelSource:
             f"model: {spec!r} is not a catalog name ({names}), an existing local folder or .gguf file, "
             "or a hub id (owner/name)"
         )
+    if _offline() and not _in_hub_cache(spec):
+        raise ConfigError(
+            f"model: {spec!r} is a hub id that is not in the local Hugging Face cache, and downloads are off "
+            "(HF_HUB_OFFLINE); download it where a network exists, or name a catalog model or a local folder"
+        )
     return ModelSource(spec, spec, None, hashlib.sha256(spec.encode()).hexdigest()[:16], False)
+
+
+def _offline() -> bool:
+    import os
+
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
 
 
 def _from_gguf(path: Path, cache_dir: str | None) -> Path:

@@ -30,7 +30,7 @@ from tunesmith.methods import get_method
 from tunesmith.methods.base import Job, Method, export_transformers
 from tunesmith.models.catalog import ModelSource, resolve
 from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
-from tunesmith.rundir import Run, locate_run, package_versions
+from tunesmith.rundir import Run, check_writable, locate_run, package_versions
 from tunesmith.runtime import quiet_libraries, seed_everything, set_threads
 from tunesmith.tasks import get_task
 from tunesmith.tasks.base import Prepared, Task, TaskData
@@ -96,7 +96,7 @@ def inspect(cfg: Config, select: Select | None = None) -> tuple[Task, TaskData, 
     data = task.read()
     if select is not None:
         data.train, data.val = select(data.train, data.val)
-    source = resolve(cfg.model, cfg.cache_dir)
+    source = resolve(cfg.model, cfg.cache_dir, allow_pickle=cfg.trust_remote_code)
     preprocessor = task.load_preprocessor(source, data)
     return task, data, source, preprocessor, task.check_inputs(preprocessor, data)
 
@@ -141,6 +141,7 @@ def finetune(
     ``on_eval(record)`` sees every validation evaluation during training (a search prunes through it: True stops
     training, an exception abandons the run); ``select(train, val)`` may narrow the data after reading."""
     timer = Timer()
+    check_writable(cfg.output_dir)
     threads = set_threads(cfg.train.threads)
     quiet_libraries()
     with timer.phase("read_and_check"):

@@ -191,7 +191,7 @@ def make_plan(
             raise ConfigError(f"--methods: got {m!r}; allowed for task {base.task}: {', '.join(allowed)}")
     plan = Plan(hardware, data, [], price_per_hour, budget_s)
     for model in candidate_models(base.task, raw):
-        source = resolve(model, base.cache_dir)
+        source = resolve(model, base.cache_dir, allow_pickle=base.trust_remote_code)
         facts = model_facts(source, get_task(base.task).default_image_size)
         for method in methods or list(allowed):
             option_raw = {**copy.deepcopy(raw), "model": model, "method": method}

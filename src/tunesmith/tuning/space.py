@@ -20,6 +20,7 @@ import yaml
 
 from tunesmith import config as cfgmod
 from tunesmith.errors import ConfigError
+from tunesmith.files import read_yaml
 
 DISTRIBUTIONS = {
     "loguniform": "loguniform(low, high): a float, log scale, 0 < low < high",
@@ -182,8 +183,8 @@ def parse_file(path: str | Path) -> SearchSpace:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+        raw = read_yaml(text)
         root = yaml.compose(text)
-        raw = yaml.safe_load(text)
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

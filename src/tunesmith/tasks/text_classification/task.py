@@ -15,7 +15,7 @@ from tunesmith.data.validate import (
     DataReport,
     Examples,
     length_stats,
-    normalise_label,
+    read_label,
     require_columns,
     settle_max_length,
 )
@@ -53,17 +53,15 @@ def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examp
     texts, labels, lines, groups = [], [], [], []
     extras: dict[str, list[str]] = {c: [] for c in cfg.eval.slice_columns}
     for row, line in zip(table.rows, table.lines):
-        text, label = row.get(d.text_column), normalise_label(row.get(d.label_column))
-        bad = False
+        text = row.get(d.text_column)
+        label = read_label(row.get(d.label_column), report, table.path, line, d.label_column)
+        bad = label is None
         if not isinstance(text, str):
             kind = "missing" if text is None else f"not text ({type(text).__name__})"
             report.add("error", "non_text", f"value is {kind}; expected a string", table.path, line, d.text_column)
             bad = True
         elif not text.strip():
             report.add("error", "empty_text", "text is empty", table.path, line, d.text_column)
-            bad = True
-        if label is None:
-            report.add("error", "missing_label", "label is missing", table.path, line, d.label_column)
             bad = True
         if bad:
             continue
