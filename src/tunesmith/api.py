@@ -203,6 +203,13 @@ def seeds_table(result: dict[str, Any]) -> str:
     return table(result)
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """InputError when ``host:port`` cannot be listened on (checked before a model is loaded)."""
+    from tunesmith.serve.security import check_can_listen as check
+
+    check(host, port)
+
+
 def server(run: str | Path, host: str, token_file: str | None, backend: str = "auto", **limits: Any) -> Any:
     """(app, predictor, token, where the token came from) for serving ``run``; ``limits`` are ServeSettings
     fields (a None leaves the default: 16 MiB bodies for image models, 1 MiB otherwise)."""

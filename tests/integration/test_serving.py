@@ -51,7 +51,8 @@ def test_every_route_but_health_requires_the_token(classifier):
             assert r.status_code != 401, path
         spec = c.get("/openapi.json", headers=AUTH).json()
         assert "/v1/predict" in spec["paths"] and "/v1/generate" in spec["paths"]
-        assert c.get("/docs").status_code == 404
+        assert c.get("/docs", headers=AUTH).status_code == 404
+        assert c.get("/docs").status_code == 401  # no route is probed without the token
 
 
 def test_predict_matches_the_model_and_describes_it(classifier):

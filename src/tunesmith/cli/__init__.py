@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -117,16 +118,18 @@ def _parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve a run or registered model over HTTP (FastAPI, token required)")
     sv.add_argument("run", help="a run directory or a registered model, e.g. support-intents@prod")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    sv.add_argument("--port", type=_port, default=8000, help="port to listen on, 1-65535 (default 8000)")
     sv.add_argument("--token-file", help="file holding the bearer token (else $TUNESMITH_TOKEN; else generated)")
     sv.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto", help="auto: ONNX when exported")
-    sv.add_argument("--max-batch", type=int, default=32, help="inputs per model call")
-    sv.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch")
-    sv.add_argument("--max-queue", type=int, default=256, help="inputs waiting before 429")
-    sv.add_argument("--max-inputs", type=int, default=64, help="inputs per request")
-    sv.add_argument("--max-input-chars", type=int, default=10_000, help="characters per text input")
-    sv.add_argument("--max-body-bytes", type=int, default=None, help="request body limit (1 MiB; images 16 MiB)")
-    sv.add_argument("--timeout", type=float, default=30.0, help="seconds per request before 504")
+    sv.add_argument("--max-batch", type=_positive_int, default=32, help="inputs per model call")
+    sv.add_argument("--max-wait-ms", type=_positive_float, default=5.0, help="longest wait to fill a batch")
+    sv.add_argument("--max-queue", type=_positive_int, default=256, help="inputs waiting before 429")
+    sv.add_argument("--max-inputs", type=_positive_int, default=64, help="inputs per request")
+    sv.add_argument("--max-input-chars", type=_positive_int, default=10_000, help="characters per text input")
+    sv.add_argument(
+        "--max-body-bytes", type=_positive_int, default=None, help="request body limit (1 MiB; images 16 MiB)"
+    )
+    sv.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request before 504")
     u = sub.add_parser("update", help="fine-tune a registered version on new data (with replay) and gate it")
     u.add_argument("ref", help="the version to start from, e.g. support-intents@prod")
     u.add_argument("--data", required=True, help="new training data, in the version's data format")
@@ -391,10 +394,39 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port; allowed: 1-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number > 0")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tunesmith import api
+
+    api.check_can_listen(args.host, args.port)
 
     limits = {
         "max_body_bytes": args.max_body_bytes,

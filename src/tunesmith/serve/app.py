@@ -13,21 +13,22 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-import io
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunesmith.data.images import decode_image
 from tunesmith.inference.base import Predictor
-from tunesmith.serve.batcher import MicroBatcher, QueueFull
-from tunesmith.serve.security import BodyLimit, token_matches
+from tunesmith.serve.batcher import MemberFailed, MicroBatcher, QueueFull
+from tunesmith.serve.security import Guard, token_matches
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class ServeSettings:
     timeout_s: float = 30.0
     max_new_tokens: int = 512
     max_waiting_generations: int = 8
+    max_image_pixels: int = 16_000_000  # decoded pixels per image (the header is read first)
+    max_request_pixels: int = 64_000_000  # decoded pixels of all images in one request
+    body_timeout_s: float = 10.0  # the whole request body must arrive within this
 
 
 class PredictRequest(BaseModel):
@@ -54,17 +58,17 @@ class PredictRequest(BaseModel):
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str = Field(pattern="^(system|user|assistant)$")
-    content: str
+    content: str = Field(min_length=1)
 
 
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    prompt: str | list[Message]
+    prompt: str | list[Message] = Field(min_length=1, description="a prompt, or chat messages ending with the user's")
     system: str | None = None
     max_new_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0.0, le=5.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    temperature: float = Field(0.0, ge=0.0, le=5.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
     stream: bool = False
 
 
@@ -115,27 +119,26 @@ class ModelService:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def decode_inputs(self, inputs: list[str]) -> list[Any]:
-        """Texts checked for size, or base64 images decoded; 422 on the first bad one."""
+        """Texts checked for size and encoding, or base64 images decoded within the pixel limits; 422 on the first
+        bad one."""
         s = self.settings
         if len(inputs) > s.max_inputs:
             raise unprocessable(f"{len(inputs)} inputs; at most {s.max_inputs} per request")
         if self.model.input_kind != "image":
             for i, text in enumerate(inputs):
-                if not text.strip():
-                    raise unprocessable(f"inputs[{i}] is empty")
-                if len(text) > s.max_input_chars:
-                    raise unprocessable(f"inputs[{i}] has {len(text)} characters; at most {s.max_input_chars}")
+                check_text(text, f"inputs[{i}]", s.max_input_chars)
             return inputs
-        from PIL import Image, UnidentifiedImageError
-
-        images = []
+        images, pixels = [], 0
         for i, data in enumerate(inputs):
             try:
                 raw = base64.b64decode(data, validate=True)
-                with Image.open(io.BytesIO(raw)) as img:
-                    images.append(np.asarray(img.convert("RGB")))
-            except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as exc:
-                raise unprocessable(f"inputs[{i}] is not a base64-encoded image ({type(exc).__name__})") from None
+                image, _ = decode_image(raw, min(s.max_image_pixels, s.max_request_pixels - pixels))
+            except binascii.Error:
+                raise unprocessable(f"inputs[{i}] is not base64") from None
+            except ValueError as exc:
+                raise unprocessable(f"inputs[{i}]: {exc}") from None
+            pixels += image.shape[0] * image.shape[1]
+            images.append(image)
         return images
 
     async def predict(self, req: PredictRequest) -> dict[str, Any]:
@@ -147,6 +150,8 @@ class ModelService:
             results = await asyncio.wait_for(self.batcher.submit(items), self.settings.timeout_s)
         except QueueFull as exc:
             raise busy(str(exc)) from None
+        except MemberFailed as exc:
+            raise unprocessable(f"these inputs could not be processed: {exc}") from None
         except asyncio.TimeoutError:
             raise timed_out(self.settings) from None
         return {"model": self.name, "predictions": results, "ms": round((time.perf_counter() - t) * 1000, 2)}
@@ -158,8 +163,7 @@ class ModelService:
         if req.max_new_tokens > s.max_new_tokens:
             raise unprocessable(f"max_new_tokens is {req.max_new_tokens}; at most {s.max_new_tokens}")
         prompt = req.prompt if isinstance(req.prompt, str) else [m.model_dump() for m in req.prompt]
-        if isinstance(prompt, str) and len(prompt) > s.max_input_chars:
-            raise unprocessable(f"prompt has {len(prompt)} characters; at most {s.max_input_chars}")
+        check_prompt(prompt, req.system, s.max_input_chars)
         if self.waiting >= s.max_waiting_generations:
             raise busy("too many generations waiting")
         kwargs = {"max_new_tokens": req.max_new_tokens, "temperature": req.temperature, "top_p": req.top_p,
@@ -183,37 +187,114 @@ class ModelService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.timeout_s
         await self._acquire()
+        stop = threading.Event()
         if req.stream:
-            return StreamingResponse(self._events(prompt, kwargs, deadline), media_type="text/event-stream")
+            return StreamingResponse(self._events(self._start_stream(prompt, kwargs, stop, deadline), stop, deadline),
+                                     media_type="text/event-stream")  # fmt: skip
+        work = loop.run_in_executor(self.executor, lambda: self.model.generate(prompt, stop=stop, **kwargs))
+        work.add_done_callback(lambda _: self._release())  # the model is free when the work ends, not before
         try:
-            text = await asyncio.wait_for(
-                loop.run_in_executor(self.executor, lambda: self.model.generate(prompt, **kwargs)),
-                max(0.0, deadline - loop.time()),
-            )
+            text = await asyncio.wait_for(asyncio.shield(work), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
+            stop.set()
             raise timed_out(self.settings) from None
-        finally:
-            self._release()
+        except asyncio.CancelledError:  # the client went away
+            stop.set()
+            raise
         return {"model": self.name, "text": text}
 
-    async def _events(self, prompt: Any, kwargs: dict[str, Any], deadline: float) -> Any:
-        """Server-sent events: the answer piece by piece, then [DONE]; the model is released at the end."""
+    def _start_stream(self, prompt: Any, kwargs: dict[str, Any], stop: threading.Event, deadline: float) -> Any:
+        """Start the generation in the model thread at once (not when the response body is first read, which may
+        never happen), handing pieces over a queue. It ends at the answer's end, when told to stop, or at the
+        deadline; the model is released when it has ended."""
         loop = asyncio.get_running_loop()
-        pieces = self.model.stream(prompt, **kwargs)
-        done = object()
+        queue: asyncio.Queue = asyncio.Queue()
+        until = time.monotonic() + max(0.0, deadline - loop.time())
+
+        def produce() -> None:
+            try:
+                for piece in self.model.stream(prompt, stop=stop, **kwargs):
+                    loop.call_soon_threadsafe(queue.put_nowait, piece)
+                    if time.monotonic() > until:
+                        stop.set()
+                    if stop.is_set():
+                        break
+            except Exception as exc:  # said to the client as an error event
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        work = loop.run_in_executor(self.executor, produce)
+        work.add_done_callback(lambda _: self._release())
+        return queue
+
+    async def _events(self, queue: asyncio.Queue, stop: threading.Event, deadline: float) -> Any:
+        """Server-sent events: the answer piece by piece, then [DONE]; a client that goes away stops the model."""
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                piece = await loop.run_in_executor(self.executor, next, pieces, done)
-                if piece is done:
-                    break
-                if loop.time() > deadline:
+                try:
+                    piece = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
                     yield "event: error\ndata: " + json.dumps({"detail": "timed out"}) + "\n\n"
+                    return
+                if piece is _END:
+                    break
+                if isinstance(piece, Exception):
+                    yield "event: error\ndata: " + json.dumps({"detail": type(piece).__name__}) + "\n\n"
                     return
                 yield "data: " + json.dumps({"text": piece}) + "\n\n"
             yield "data: [DONE]\n\n"
         finally:
-            pieces.close()
-            self._release()
+            stop.set()
+
+
+_END = object()
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    """422 naming each wrong field and why, without echoing the input: a NaN or a lone surrogate in it cannot be
+    written as JSON (it turned a 422 into a 500)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in errors]  # fmt: skip
+    body = json.dumps({"detail": detail}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
+
+
+def check_text(text: str, where: str, max_chars: int) -> None:
+    """422 for text no model can take: empty, over the limit, or holding half of a UTF-16 pair (JSON's
+    "\\ud800", which no tokenizer can encode)."""
+    if not text.strip():
+        raise unprocessable(f"{where} is empty")
+    if len(text) > max_chars:
+        raise unprocessable(f"{where} has {len(text)} characters; at most {max_chars}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise unprocessable(f"{where} holds a lone surrogate (character {exc.start}); send valid Unicode") from None
+
+
+def check_prompt(prompt: str | list[dict[str, str]], system: str | None, max_chars: int) -> None:
+    """The prompt's own rules: every text valid and non-empty, all of it within ``max_chars`` together, a system
+    message only first, and the last message the user's."""
+    texts = [("prompt", prompt)] if isinstance(prompt, str) else [(f"prompt[{i}].content", m["content"])
+                                                                  for i, m in enumerate(prompt)]  # fmt: skip
+    if system is not None:
+        texts.append(("system", system))
+    for where, text in texts:
+        check_text(text, where, max_chars)
+    total = sum(len(t) for _, t in texts)
+    if total > max_chars:
+        raise unprocessable(f"the prompt has {total} characters in all; at most {max_chars}")
+    if isinstance(prompt, list):
+        roles = [m["role"] for m in prompt]
+        if "system" in roles[1:]:
+            raise unprocessable(f"prompt[{roles.index('system', 1)}]: a system message may only come first")
+        if system is not None and roles[0] == "system":
+            raise unprocessable("give the system message once: in `system` or as the first message")
+        if roles[-1] != "user":
+            raise unprocessable(f"the last message is the {roles[-1]}'s; the last message must be the user's")
 
 
 def create_app(model: Predictor, name: str, settings: ServeSettings) -> Any:
@@ -240,6 +321,7 @@ def create_app(model: Predictor, name: str, settings: ServeSettings) -> Any:
         openapi_url=None,
     )
     app.state.batcher = service.batcher
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     token = [Depends(auth)]
 
     @app.get("/health")
@@ -262,5 +344,6 @@ def create_app(model: Predictor, name: str, settings: ServeSettings) -> Any:
     async def generate(req: GenerateRequest) -> Any:
         return await service.generate(req)
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Guard, token=settings.token, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
+                       open_paths=("/health",))  # fmt: skip
     return app

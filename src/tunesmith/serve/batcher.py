@@ -14,6 +14,11 @@ class QueueFull(Exception):
     """More inputs are waiting than the server accepts; the caller should retry later (429)."""
 
 
+class MemberFailed(Exception):
+    """This caller's own inputs failed in the model when tried alone (the batch they shared was retried caller by
+    caller, so the others still got their answers)."""
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -75,12 +80,24 @@ class MicroBatcher:
                         if not fut.done():
                             fut.set_result(outputs[start : start + len(items)])
                         start += len(items)
-            except Exception as exc:  # the callers get the error; the loop goes on
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            except Exception:  # one caller's inputs may have failed the batch: each caller is tried alone
+                await self._one_by_one(live)
             finally:
                 self.pending -= count
+
+    async def _one_by_one(self, live: list[tuple[list[Any], asyncio.Future]]) -> None:
+        loop = asyncio.get_running_loop()
+        for items, fut in live:
+            if fut.done():
+                continue
+            try:
+                result = await loop.run_in_executor(self.executor, self.fn, items)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(MemberFailed(f"{type(exc).__name__}: {exc}"[:300]))
+                continue
+            if not fut.done():
+                fut.set_result(result)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -55,35 +56,43 @@ def load_token(host: str, token_file: str | None) -> tuple[str, str]:
 def token_matches(header: str | None, token: str) -> bool:
     if not header or not header.startswith("Bearer "):
         return False
-    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
+    return hmac.compare_digest(header[7:].strip().encode("utf-8", "replace"), token.encode())
 
 
-class BodyLimit:
-    """ASGI middleware: a body over ``limit`` bytes gets 413, by Content-Length at once, else after reading at most
-    ``limit`` + 1 bytes; the app then reads the buffered body (never more than the limit is held)."""
+class Guard:
+    """ASGI middleware in front of every route, in this order: the bearer token (401 before anything of the body
+    is read; /health is open), then the body: over ``limit`` bytes is 413 (by Content-Length at once, else after
+    reading at most ``limit`` + 1 bytes), and a body that has not fully arrived within ``timeout_s`` is 408 (a
+    client sending 1 byte a second holds no worker). The app then reads the buffered body."""
 
-    def __init__(self, app: Any, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, token: str, limit: int, timeout_s: float = 10.0, open_paths: tuple[str, ...] = ()):
+        self.app, self.token, self.limit, self.timeout_s, self.open_paths = app, token, limit, timeout_s, open_paths
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        if scope.get("path") not in self.open_paths:
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            if not token_matches(given, self.token):
+                await _json(send, 401, {"detail": "a valid bearer token is required"},
+                            [(b"www-authenticate", b"Bearer")])  # fmt: skip
+                return
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
-                return
-            if not message.get("more_body"):
-                break
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.timeout_s)
+        except asyncio.TimeoutError:
+            await _json(send, 408, {"detail": f"the request body did not arrive within {self.timeout_s:g} s"})
+            return
+        if body is None:  # the client went away
+            return
+        if len(body) > self.limit:
+            await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
+            return
         sent = False
 
         async def replay() -> dict:
@@ -95,9 +104,36 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    async def _read(self, receive: Any) -> bytearray | None:
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.limit or not message.get("more_body"):
+                return body
 
-async def _json(send: Any, status: int, body: dict) -> None:
+
+async def _json(send: Any, status: int, body: dict, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """InputError, before the model is loaded, when ``host:port`` cannot be listened on (in use, not an address
+    of this machine, a privileged port)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise InputError(f"--host {host}: not an address this machine can listen on ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,21 @@ def sampling(temperature: float, top_p: float) -> dict[str, Any]:
     return {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": None}
 
 
+def stop_when(event: threading.Event | None) -> dict[str, Any]:
+    """generate() keyword arguments that end the generation within one token once ``event`` is set (a server
+    whose client went away, a deadline); none when there is no event."""
+    if event is None:
+        return {}
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _OnEvent(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return {"stopping_criteria": StoppingCriteriaList([_OnEvent()])}
+
+
 def generate_ids(
     model: Any,
     tokenizer: Any,
@@ -40,6 +56,7 @@ def generate_ids(
     batch_size: int = 16,
     seed: int | None = None,
     progress: str | None = None,
+    stop: threading.Event | None = None,
 ) -> list[list[int]]:
     """New token ids per prompt (stop token excluded). Prompts are batched by length and padded on the left.
     ``progress`` names a bar on stderr (answers done), for the minutes a held-out set of answers can take."""
@@ -76,6 +93,7 @@ def generate_ids(
                 eos_token_id=stops,
                 pad_token_id=pad,
                 **sampling(temperature, top_p),
+                **stop_when(stop),
             )
             for j, i in enumerate(sel):
                 new = gen[j, width:].tolist()

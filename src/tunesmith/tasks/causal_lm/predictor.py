@@ -21,7 +21,7 @@ from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import check_output
 from tunesmith.inference.weights import load_trained
 from tunesmith.methods.base import ParityCheck
-from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, sampling, stop_token_ids
+from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, sampling, stop_token_ids, stop_when
 from tunesmith.tasks.causal_lm.loss import answer_items, answer_loss
 from tunesmith.tasks.causal_lm.rendering import prompt_ids, prompt_of
 
@@ -72,6 +72,7 @@ class Generator(Predictor):
         system: str | None = None,
         seed: int | None = None,
         batch_size: int = 16,
+        stop: threading.Event | None = None,
     ) -> str | list[str]:
         """Answer one prompt (a string, or a list of chat messages) or a list of prompts. temperature 0 is
         greedy; otherwise sampling with top-p. Stops at the end of the assistant's turn."""
@@ -87,6 +88,7 @@ class Generator(Predictor):
             top_p=top_p,
             batch_size=batch_size,
             seed=seed,
+            stop=stop,
         )
         return texts[0] if single else texts
 
@@ -99,13 +101,16 @@ class Generator(Predictor):
         top_p: float = 1.0,
         system: str | None = None,
         seed: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
-        """Yield the answer piece by piece as it is generated."""
+        """Yield the answer piece by piece as it is generated. Closing the iterator early (or setting ``stop``)
+        ends the generation within a token and waits for it, so the model is free when this returns."""
         import torch
         from transformers import TextIteratorStreamer
 
         ids = torch.tensor([self._prompt_ids(prompt, system)], dtype=torch.long)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stop = stop or threading.Event()
         if seed is not None:
             torch.manual_seed(seed)
         stops = stop_token_ids(self.tokenizer)
@@ -117,6 +122,7 @@ class Generator(Predictor):
             "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0],
             "streamer": streamer,
             **sampling(temperature, top_p),
+            **stop_when(stop),
         }
         errors: list[BaseException] = []
 
@@ -130,8 +136,11 @@ class Generator(Predictor):
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        yield from streamer
-        thread.join()
+        try:
+            yield from streamer
+        finally:  # the end of the answer, an error, or a consumer that stopped reading
+            stop.set()
+            thread.join()
         if errors:
             raise errors[0]
 
