@@ -191,7 +191,7 @@ def _models_parser(sub: Any) -> None:
     r = ms.add_parser("register", help="store a finished run as the next version of NAME")
     r.add_argument("run", help="a finished run directory")
     r.add_argument("--name", required=True, help="the model's name, e.g. support-intents")
-    r.add_argument("--promote", metavar="ALIAS", help="also point NAME@ALIAS at the new version")
+    r.add_argument("--promote", metavar="ALIAS", help="also move NAME@ALIAS to it (through the gate)")
     p = ms.add_parser("promote", help="point an alias (prod, staging, ...) at a version, through the gate")
     p.add_argument("ref", help="e.g. support-intents@v3")
     p.add_argument("--to", required=True, metavar="ALIAS", help="the alias to move, e.g. prod")

@@ -19,6 +19,17 @@ def _num(x: Any) -> str:
     return "" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
 
 
+def _print_promotion(moved: dict[str, Any]) -> None:
+    for c in moved["comparisons"]:
+        print(f"  {c['eval_set']:<28} {c['metric']} {c['old']:.4f} -> {c['new']:.4f}")
+    forced = " (gate overridden with --force: " + "; ".join(moved["gate"]["reasons"]) + ")"
+    print(
+        f"{moved['name']}@{moved['alias']} -> v{moved['version']}"
+        + (f" (was v{moved['previous']})" if moved["previous"] else "")
+        + (forced if moved["gate"]["forced"] else "")
+    )
+
+
 def run_models(args: argparse.Namespace) -> int:
     store = api.registry()
     cmd = args.models_command
@@ -27,20 +38,11 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"registered {row['name']}@v{row['version']} ({len(row['files'])} files)")
         for missing in row["data"].get("missing", []):
             print(f"warning: data {missing} not found here; it was not stored (no replay or gate on it later)")
-        if args.promote:
-            store.promote(f"{row['name']}@v{row['version']}", args.promote)
-            print(f"{row['name']}@{args.promote} -> v{row['version']}")
+        if args.promote:  # through the same gate as `models promote`
+            _print_promotion(api.promote(f"{row['name']}@v{row['version']}", args.promote))
         return 0
     if cmd == "promote":
-        moved = api.promote(args.ref, args.to, args.max_regression, args.force)
-        for c in moved["comparisons"]:
-            print(f"  {c['eval_set']:<28} {c['metric']} {c['old']:.4f} -> {c['new']:.4f}")
-        forced = " (gate overridden with --force: " + "; ".join(moved["gate"]["reasons"]) + ")"
-        print(
-            f"{moved['name']}@{moved['alias']} -> v{moved['version']}"
-            + (f" (was v{moved['previous']})" if moved["previous"] else "")
-            + (forced if moved["gate"]["forced"] else "")
-        )
+        _print_promotion(api.promote(args.ref, args.to, args.max_regression, args.force))
         return 0
     if cmd == "list":
         rows = store.list(args.name, deleted=args.all)

@@ -30,6 +30,11 @@ def promote_checked(
     max_regression: float = DEFAULT_MAX_REGRESSION,
     force: bool = False,
 ) -> dict[str, Any]:
+    with store.lock("aliases"):  # the gate and the move as one step: concurrent promotions queue here
+        return _promote(store, ref, alias, max_regression, force)
+
+
+def _promote(store: ModelStore, ref: str, alias: str, max_regression: float, force: bool) -> dict[str, Any]:
     cand = store.version(ref)
     name = cand["name"]
     current_version = store.aliases(name).get(alias)

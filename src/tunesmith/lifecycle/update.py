@@ -13,6 +13,7 @@ import yaml
 
 from tunesmith.data.validate import Examples
 from tunesmith.errors import InputError
+from tunesmith.inference.weights import base_model_path, inside_run
 from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION, SetComparison, compare_scores, verdict
 from tunesmith.lifecycle.report import write_update_report
 from tunesmith.rundir import read_manifest
@@ -170,10 +171,10 @@ def _child_config(
         cfg["data"]["label_names"] = label_list(manifest["label_map"])
     export = manifest["export"]
     if export.get("adapter"):
-        cfg["model"] = manifest["base_model"]["path"]
-        cfg["lora"]["init_adapter"] = str(parent_run / export["adapter"])
+        cfg["model"] = base_model_path(manifest)
+        cfg["lora"]["init_adapter"] = str(inside_run(parent_run, export["adapter"], "export.adapter"))
     else:
-        cfg["model"] = str(parent_run / export["path"])
+        cfg["model"] = str(inside_run(parent_run, export.get("path"), "export.path"))
     return cfgmod.from_dict(cfg, list(overrides))
 
 
@@ -186,7 +187,13 @@ def _register(st: ModelStore, name: str, parent_ref: Ref, result: UpdateResult) 
         st.add_evaluation(result.version, eval_set, {"n": c.n, result.metric: c.new})
         st.add_evaluation(parent_ref, eval_set, {"n": c.n, result.metric: c.old})
     if result.promoted:
-        st.promote(result.version, result.alias)
+        with st.lock("aliases"):  # the gate compared against the parent: move only if the alias still points there
+            now = st.aliases(name).get(result.alias)
+            if now is None or now == st.version(parent_ref)["version"]:
+                st.promote(result.version, result.alias)
+            else:
+                result.promoted = False
+                result.notes.append(f"{name}@{result.alias} moved to v{now} while this update ran; it was left there")
 
 
 def _read_new_data(cfg: Any, manifest: dict[str, Any]) -> Examples:

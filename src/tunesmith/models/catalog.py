@@ -83,6 +83,11 @@ def _fingerprint_dir(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def fingerprint_path(path: Path) -> str:
+    """The fingerprint ``resolve`` records for a model folder or file."""
+    return _fingerprint_dir(path) if path.is_dir() else _fingerprint_file(path)
+
+
 def _fingerprint_file(path: Path) -> str:
     st = path.stat()
     return hashlib.sha256(f"{path.name}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]

@@ -7,6 +7,7 @@ from pathlib import Path
 from tunesmith.errors import InputError
 from tunesmith.files import write_json
 from tunesmith.inference import load
+from tunesmith.inference.weights import inside_run
 from tunesmith.methods.lora import merge_checked
 from tunesmith.rundir import read_manifest
 
@@ -26,7 +27,7 @@ def merge_adapter(run_dir: str | Path) -> Path:
     if export.get("format") == "transformers" and not export.get("adapter"):
         raise InputError(f"{run}: this run's model is already full weights (method {manifest.get('method')})")
     if export.get("merged"):
-        return run / export["path"]
+        return inside_run(run, export.get("path"), "export.path")
     loaded = load(run)
     info = merge_checked(loaded.model, run / "model", loaded.parity_check())
     loaded.save_preprocessor(run / "model")

@@ -147,6 +147,8 @@ def finetune(
     with timer.phase("read_and_check"):
         c = check(cfg, select)
     run = locate_run(cfg.output_dir, cfg.task, cfg.method, resume, run_dir)
+    if resume:
+        check_same_training(run, c.resolved)
     accelerator = make_accelerator()
     main = accelerator.is_main_process
     if main:
@@ -182,6 +184,39 @@ def finetune(
     write_json(run / "manifest.json", manifest)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # the manifest is written: the run is complete
     return Run(run, manifest)
+
+
+# Keys a resumed run may change: where things go and how the machine runs, never what is trained.
+RESUME_MAY_CHANGE = ("output_dir", "cache_dir", "train.threads", "train.checkpoint_every", "train.keep_checkpoints",
+                     "eval.")  # fmt: skip
+
+
+def check_same_training(run: Path, resolved: Config) -> None:
+    """A resumed run continues the same training: ConfigError naming every key whose resolved value differs from
+    the run's config.yaml (a new batch size or learning rate would silently mix two trainings in one model)."""
+    saved = run / "config.yaml"
+    if not saved.is_file():
+        return
+    before = _flat(cfgmod.read_config_yaml(saved) or {})
+    now = _flat(cfgmod.to_dict(resolved))
+    changed = sorted(k for k in before.keys() | now.keys()
+                     if before.get(k) != now.get(k) and not k.startswith(RESUME_MAY_CHANGE))  # fmt: skip
+    if changed:
+        listed = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        raise cfgmod.ConfigError(
+            f"--resume {run}: the config differs from the run's own in what is trained ({listed}); resume with the "
+            f"run's config ({saved}), or start a new run"
+        )
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def start(run: Path, c: Checked) -> None:

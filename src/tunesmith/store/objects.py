@@ -36,8 +36,10 @@ class ObjectStore:
         return self.root / digest[:2] / digest[2:]
 
     def put(self, source: Path) -> tuple[str, int]:
-        """Copy ``source`` in (hashing while copying); returns (digest, size). A file already stored is kept."""
+        """Copy ``source`` in (hashing while copying); returns (digest, size). A file already stored is kept when
+        its bytes check out, and replaced when they do not (a damaged copy is repaired by registering again)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep()
         tmp = self.root / f".incoming.{os.getpid()}.{os.urandom(4).hex()}"
         h, size = hashlib.sha256(), 0
         try:
@@ -50,7 +52,7 @@ class ObjectStore:
                 os.fsync(dst.fileno())
             digest = h.hexdigest()
             final = self.path(digest)
-            if final.is_file() and final.stat().st_size == size:
+            if final.is_file() and final.stat().st_size == size and file_sha256(final) == digest:
                 return digest, size
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp, 0o444)
@@ -58,6 +60,14 @@ class ObjectStore:
             return digest, size
         finally:
             tmp.unlink(missing_ok=True)
+
+    def sweep(self) -> None:
+        """Remove the partial copies (``.incoming.PID.*``) of registrations whose process no longer runs (killed
+        mid-copy); those of running processes are left alone."""
+        for partial in self.root.glob(".incoming.*"):
+            parts = partial.name.split(".")
+            if len(parts) >= 3 and parts[2].isdigit() and not _alive(int(parts[2])):
+                partial.unlink(missing_ok=True)
 
     def link(self, digest: str, target: Path) -> None:
         """Place the object at ``target`` (a hard link, a copy where links are not possible)."""
@@ -85,3 +95,13 @@ class ObjectStore:
                 f"{what}: checksum mismatch (registered sha256 {digest[:16]}..., found {actual[:16]}...); the file "
                 "was altered after registration; refusing to use it"
             )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -10,19 +10,21 @@ Names are validated before any path is built from them, so nothing a user types 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import InputError
+from tunesmith.errors import DataError, InputError
 from tunesmith.rundir import read_manifest
 from tunesmith.store.capture import data_files, run_files
 from tunesmith.store.index import Index, event
 from tunesmith.store.names import Ref, check_alias, check_name, parse_ref
-from tunesmith.store.objects import ObjectStore
+from tunesmith.store.objects import ArtifactError, ObjectStore
 
 # Scalar metrics worth keeping per evaluation set and showing side by side.
 METRIC_KEYS = ("n", "accuracy", "macro_f1", "ece", "loss", "perplexity", "token_f1", "rouge_l", "exact_match")
@@ -97,10 +99,34 @@ class ModelStore:
             split_files = data_files(path, split, task.data_files(path) if path.is_file() else [])
             files += split_files
             data[split] = split_files[0][1] if path.is_file() else f"data/{split}/{path.name}"
+        if data["missing"]:  # what is here cannot be checked against the run without the rest: none of it is kept
+            given = [d[split] for split in ("train", "validation") if d.get(split)]
+            return run_files(run), {"missing": given}
+        if data.get("train"):
+            self._check_data(run, task, manifest)
         # The version's own validation set is usable later when it can be read again from the stored files.
         if "train" in data and (d.get("validation") is None or "validation" in data):
             data["validation_set"] = True
         return files, data
+
+    @staticmethod
+    def _check_data(run: Path, task: Any, manifest: dict[str, Any]) -> None:
+        """The data files at the config's paths must be the ones the run was trained on (its data fingerprint):
+        later gates and replay use them as that run's data."""
+        want = manifest.get("data", {}).get("fingerprint")
+        if not want:
+            return
+        try:
+            got = task.read().fingerprint
+        except DataError as exc:
+            first = next((str(p) for p in exc.problems if p.severity == "error"), "")
+            raise InputError(f"{run}: its data no longer reads as it did at training ({first}); refused") from None
+        if got != want:
+            paths = ", ".join(str(x) for x in (task.cfg.data.train, task.cfg.data.validation) if x)
+            raise InputError(
+                f"{run}: the data at {paths} is not what this run was trained on (fingerprint {got}, recorded "
+                f"{want}); register from the folder the run was trained in, with its data unchanged"
+            )
 
     def _put_evaluation(self, con: Any, name: str, version: int, eval_set: str, metrics: dict[str, Any]) -> None:
         con.execute(
@@ -249,8 +275,27 @@ class ModelStore:
         for rel, meta in row["files"].items():
             if rel.startswith(only):
                 what = f"{row['name']}@v{row['version']}: {rel}"
-                self.objects.verify(view / rel, meta["sha256"], meta["size"], what)
+                try:
+                    self.objects.verify(view / rel, meta["sha256"], meta["size"], what)
+                except ArtifactError:  # the view's copy is damaged: relink it from the object, if that is intact
+                    self.objects.verify(self.objects.path(meta["sha256"]), meta["sha256"], meta["size"], what)
+                    self.objects.link(meta["sha256"], view / rel)
+                    self.objects.verify(view / rel, meta["sha256"], meta["size"], what)
         return view
+
+    @contextlib.contextmanager
+    def lock(self, what: str) -> Iterator[None]:
+        """An exclusive lock across processes (``flock`` on a file in the store): moving aliases is serialized,
+        so two promotions cannot both pass a gate against the same current version."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{what}.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _build_view(self, row: dict[str, Any], view: Path) -> None:
         tmp = view.with_name(f".{view.name}.{os.getpid()}.{os.urandom(3).hex()}")

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tunesmith.files import atomic_write_text
+
 
 class Progress:
     """tqdm bar with step, loss, throughput and ETA on stderr (stdout stays for results)."""
@@ -85,6 +87,25 @@ class RunLogger:
             for k, v in record.items():
                 if k not in ("step", "epoch") and isinstance(v, (int, float)):
                     self.tb.add_scalar(f"{self.desc}/eval_{k}", v, record["step"])
+
+    def rewind(self, step: int) -> None:
+        """Resuming from the checkpoint of ``step``: this phase's records after it are dropped from the log, so the
+        replayed steps are logged once (the log reads as one uninterrupted run)."""
+        if self.fh is None:
+            return
+        path = Path(self.fh.name)
+        self.fh.close()
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by the kill
+                continue
+            later = record.get("phase") == self.desc and isinstance(record.get("step"), int) and record["step"] > step
+            if not later:
+                kept.append(line if line.endswith("\n") else line + "\n")
+        atomic_write_text(path, "".join(kept))
+        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def event(self, name: str, **fields: Any) -> None:
         self._write({"kind": name, **fields})

@@ -167,6 +167,7 @@ class _Loop:
         res.history = meta["history"]
         res.resumed_from = str(ckpt)
         restored = FitState(**meta["state"])
+        self.logger.rewind(restored.step)
         self.logger.event("resume", checkpoint=str(ckpt), step=restored.step)
         return restored
 

@@ -46,8 +46,8 @@ class Generator(Predictor):
         def full(folder: Path) -> Any:
             return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
 
-        def base() -> Any:
-            return full(Path(manifest["base_model"]["path"]))
+        def base(path: str) -> Any:
+            return full(Path(path))
 
         model, folder = load_trained(run, manifest, full, base)
         tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -16,7 +16,6 @@ from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import Prediction, check_output, prediction_record, predictions, write_records
 from tunesmith.inference.weights import load_trained
 from tunesmith.methods.base import ParityCheck
-from tunesmith.models.catalog import resolve
 from tunesmith.tasks.classification import correct, label_list, probability_parity
 from tunesmith.tasks.image_classification.vision import (
     EFFICIENTNET,
@@ -39,10 +38,8 @@ class ImagePredictor(Predictor):
 
     @classmethod
     def load(cls, run: Path, manifest: dict[str, Any]) -> ImagePredictor:
-        def base() -> Any:
-            spec = manifest["base_model"]
-            kind = EFFICIENTNET if spec.get("spec") == EFFICIENTNET else "transformers"
-            path = resolve(spec["spec"]).path if kind == EFFICIENTNET else spec["path"]
+        def base(path: str) -> Any:
+            kind = EFFICIENTNET if manifest["base_model"].get("spec") == EFFICIENTNET else "transformers"
             return build_classifier(path, kind, label_list(manifest["label_map"]))
 
         model, _ = load_trained(run, manifest, ImageClassifier.from_pretrained, base)

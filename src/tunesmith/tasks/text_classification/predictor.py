@@ -14,7 +14,7 @@ from tunesmith.eval.compare import scored
 from tunesmith.files import read_jsonl
 from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import Prediction, check_output, prediction_record, predictions, write_records
-from tunesmith.inference.weights import load_trained
+from tunesmith.inference.weights import inside_run, load_trained
 from tunesmith.methods.base import ParityCheck
 from tunesmith.tasks.classification import correct, label_list, probability_parity
 from tunesmith.tasks.text_classification.task import predict_proba
@@ -41,9 +41,8 @@ class TextPredictor(Predictor):
 
         head = manifest.get("classifier") or {"pooling": "cls", "hidden": [], "dropout": 0.0}
 
-        def base() -> Any:  # the pre-trained model an adapter was trained on, with the run's head
+        def base(path: str) -> Any:  # the pre-trained model an adapter was trained on, with the run's head
             labels = label_list(manifest["label_map"])
-            path = manifest["base_model"]["path"]
             return build_classifier(
                 path, labels, head["pooling"], head["hidden"], head["dropout"], use_safetensors=True
             )
@@ -61,7 +60,7 @@ class TextPredictor(Predictor):
         from tunesmith.inference.onnx_runtime import OnnxModel
 
         info = self.manifest["onnx"]
-        self.onnx = OnnxModel(self.run_dir / info["file"])
+        self.onnx = OnnxModel(inside_run(self.run_dir, info.get("file"), "onnx.file"))
         self.backend = "onnx-" + (info["quantized"] or "fp32")
 
     def save_preprocessor(self, folder: Path) -> None:
