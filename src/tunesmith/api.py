@@ -11,6 +11,7 @@ from tunesmith import config as cfgmod
 from tunesmith.config import Config
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.inference.base import Predictor
+from tunesmith.labels.select import NEAR
 from tunesmith.rundir import Run
 
 ConfigLike = Config | str | Path | dict
@@ -243,7 +244,7 @@ def label_next(
     text_column: str | None = None,
     label_column: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-    near: float = 0.95,
+    near: float = NEAR,
 ) -> Any:
     """The k rows of an unlabelled pool whose labels would help most (active learning). ``source``: a run
     (its model scores the pool), a config (a linear model on the frozen features of its labelled data) or a model
@@ -268,7 +269,7 @@ def learn(
     overrides: list[str] | tuple[str, ...] = (),
     on_round: Any = None,
     baseline: bool = False,
-    near: float = 0.95,
+    near: float = NEAR,
 ) -> Any:
     """The active-learning loop on a pool whose labels are known (``oracle_column``): train, pick k, reveal,
     retrain, ``rounds`` times (``baseline``: again with random picks). Returns a LearnResult; its folder holds

@@ -55,15 +55,17 @@ def add_parsers(sub: Any) -> None:
 
 def _picking(p: Any) -> None:
     """What label-next and learn pick with: the strategy, the near-duplicate threshold, the seed; config overrides."""
+    from tunesmith.api import NEAR
+
     p.add_argument(
         "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
     )
     p.add_argument(
         "--near",
         type=float,
-        default=0.95,
+        default=NEAR,
         help="cosine similarity of the embeddings from which a row counts as a near-duplicate of a training example "
-        "or of another pick (default 0.95; 1 sets aside exact twins only)",
+        f"or of another pick (default {NEAR:g}; 1 sets aside exact twins only)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for k-means and random picks")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
