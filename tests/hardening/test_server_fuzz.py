@@ -30,7 +30,14 @@ VALUES = st.recursive(
 )
 MESSAGES = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant", "x"]),
                                            "content": NASTY_TEXT}), max_size=4)  # fmt: skip
+CHAT = st.fixed_dictionaries(
+    {"model": st.one_of(st.just("m@v1"), NASTY_TEXT), "messages": st.one_of(MESSAGES, VALUES)},
+    optional={"max_tokens": NASTY_NUMBERS | st.integers(), "temperature": NASTY_NUMBERS, "top_p": NASTY_NUMBERS,
+              "n": st.integers(), "stop": st.one_of(NASTY_TEXT, st.lists(NASTY_TEXT, max_size=6)),
+              "stream": st.booleans(), "stream_options": VALUES, "seed": NASTY_NUMBERS, "tools": VALUES},
+)  # fmt: skip
 SHAPED = st.one_of(
+    CHAT,
     st.fixed_dictionaries({"inputs": st.one_of(st.lists(NASTY_TEXT, max_size=70), VALUES)}),
     st.fixed_dictionaries(
         {"prompt": st.one_of(NASTY_TEXT, MESSAGES, VALUES)},

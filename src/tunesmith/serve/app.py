@@ -6,6 +6,7 @@ malformed request never reaches the model.
   POST /v1/predict      {"inputs": [...]} -> labels and probabilities (classifiers; images as base64)
   POST /v1/generate     {"prompt": ..., "stream": false} -> the answer (causal-lm; server-sent events if stream)
   GET  /openapi.json    the OpenAPI spec
+  POST /v1/chat/completions, GET /v1/models   OpenAI-compatible (serve/openai_api.py)
 """
 
 import asyncio
@@ -16,6 +17,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +26,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunesmith.data.images import decode_image
 from tunesmith.inference.base import Predictor
 from tunesmith.serve.batcher import MemberFailed, MicroBatcher, QueueFull
-from tunesmith.serve.security import Guard, token_matches
+from tunesmith.serve.openai_api import add_openai_routes
+from tunesmith.serve.security import OPENAI_PATHS, Guard, error_body, token_matches
 
 
 @dataclass(frozen=True)
@@ -163,12 +167,36 @@ class ModelService:
         if req.max_new_tokens > s.max_new_tokens:
             raise unprocessable(f"max_new_tokens is {req.max_new_tokens}; at most {s.max_new_tokens}")
         prompt = req.prompt if isinstance(req.prompt, str) else [m.model_dump() for m in req.prompt]
+        if isinstance(prompt, list) and getattr(self.model, "format", "chat") != "chat":
+            raise unprocessable(f"this model was tuned on {self.model.format} data: send the prompt as a string")
         check_prompt(prompt, req.system, s.max_input_chars)
         if self.waiting >= s.max_waiting_generations:
             raise busy("too many generations waiting")
         kwargs = {"max_new_tokens": req.max_new_tokens, "temperature": req.temperature, "top_p": req.top_p,
                   "seed": req.seed, "system": req.system}  # fmt: skip
         return prompt, kwargs
+
+    def chat_args(self, req: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """(messages, generation arguments) of an OpenAI chat request, checked as /v1/generate's are."""
+        s = self.settings
+        if not self.model.generates:
+            raise HTTPException(400, "this model classifies: use POST /v1/predict")
+        if getattr(self.model, "format", "chat") != "chat":
+            raise HTTPException(400, f"this model was tuned on {self.model.format} data, not chat: use /v1/generate")
+        limit = req.max_completion_tokens or req.max_tokens or min(256, s.max_new_tokens)
+        if limit > s.max_new_tokens:
+            raise HTTPException(400, f"max_tokens is {limit}; at most {s.max_new_tokens}")
+        messages = [
+            {"role": "system" if m.role == "developer" else m.role,
+             "content": m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)}
+            for m in req.messages
+        ]  # fmt: skip
+        check_prompt(messages, None, s.max_input_chars)
+        if self.waiting >= s.max_waiting_generations:
+            raise busy("too many generations waiting")
+        kwargs = {"max_new_tokens": limit, "temperature": req.temperature, "top_p": req.top_p, "seed": req.seed,
+                  "system": None}  # fmt: skip
+        return messages, kwargs
 
     async def _acquire(self) -> None:
         self.waiting += 1
@@ -184,32 +212,40 @@ class ModelService:
 
     async def generate(self, req: GenerateRequest) -> Any:
         prompt, kwargs = self._generation_args(req)
+        if req.stream:
+            pieces = await self.open_stream(prompt, kwargs)
+            return StreamingResponse(self._events(pieces), media_type="text/event-stream")
+        text = await self.run_generation(lambda stop: self.model.generate(prompt, stop=stop, **kwargs))
+        return {"model": self.name, "text": text}
+
+    async def run_generation(self, call: Callable[[threading.Event], Any]) -> Any:
+        """``call(stop)`` in the model thread, one at a time: 504 past the deadline, and the model told to stop
+        there or when the client goes away. The model is free when the work ends, not before."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.timeout_s
         await self._acquire()
         stop = threading.Event()
-        if req.stream:
-            return StreamingResponse(self._events(self._start_stream(prompt, kwargs, stop, deadline), stop, deadline),
-                                     media_type="text/event-stream")  # fmt: skip
-        work = loop.run_in_executor(self.executor, lambda: self.model.generate(prompt, stop=stop, **kwargs))
-        work.add_done_callback(lambda _: self._release())  # the model is free when the work ends, not before
+        work = loop.run_in_executor(self.executor, lambda: call(stop))
+        work.add_done_callback(lambda _: self._release())
         try:
-            text = await asyncio.wait_for(asyncio.shield(work), max(0.0, deadline - loop.time()))
+            return await asyncio.wait_for(asyncio.shield(work), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             stop.set()
             raise timed_out(self.settings) from None
         except asyncio.CancelledError:  # the client went away
             stop.set()
             raise
-        return {"model": self.name, "text": text}
 
-    def _start_stream(self, prompt: Any, kwargs: dict[str, Any], stop: threading.Event, deadline: float) -> Any:
-        """Start the generation in the model thread at once (not when the response body is first read, which may
-        never happen), handing pieces over a queue. It ends at the answer's end, when told to stop, or at the
-        deadline; the model is released when it has ended."""
+    async def open_stream(self, prompt: Any, kwargs: dict[str, Any]) -> "Pieces":
+        """Start a streamed generation now (not when the response body is first read, which may never happen):
+        it runs in the model thread and hands pieces over a queue, ending at the answer's end, when told to stop,
+        or at the deadline; the model is released when it has ended."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout_s
+        await self._acquire()
+        stop = threading.Event()
         queue: asyncio.Queue = asyncio.Queue()
-        until = time.monotonic() + max(0.0, deadline - loop.time())
+        until = time.monotonic() + self.settings.timeout_s
 
         def produce() -> None:
             try:
@@ -219,47 +255,79 @@ class ModelService:
                         stop.set()
                     if stop.is_set():
                         break
-            except Exception as exc:  # said to the client as an error event
+            except Exception as exc:  # handed to the reader
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
 
         work = loop.run_in_executor(self.executor, produce)
         work.add_done_callback(lambda _: self._release())
-        return queue
+        return Pieces(queue, stop, deadline)
 
-    async def _events(self, queue: asyncio.Queue, stop: threading.Event, deadline: float) -> Any:
+    async def _events(self, pieces: "Pieces") -> Any:
         """Server-sent events: the answer piece by piece, then [DONE]; a client that goes away stops the model."""
+        try:
+            async for piece in pieces:
+                yield "data: " + json.dumps({"text": piece}) + "\n\n"
+            yield "data: [DONE]\n\n"
+        except asyncio.TimeoutError:
+            yield "event: error\ndata: " + json.dumps({"detail": "timed out"}) + "\n\n"
+        except Exception as exc:
+            yield "event: error\ndata: " + json.dumps({"detail": type(exc).__name__}) + "\n\n"
+
+
+@dataclass
+class Pieces:
+    """A streamed answer as it arrives: ``async for piece in pieces``; raises TimeoutError past the deadline, or
+    the generation's own error. Leaving the loop early (or a client that goes away) stops the generation."""
+
+    queue: asyncio.Queue
+    stop: threading.Event
+    deadline: float
+
+    async def __aiter__(self) -> Any:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                try:
-                    piece = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
-                except asyncio.TimeoutError:
-                    yield "event: error\ndata: " + json.dumps({"detail": "timed out"}) + "\n\n"
-                    return
+                piece = await asyncio.wait_for(self.queue.get(), max(0.0, self.deadline - loop.time()))
                 if piece is _END:
-                    break
-                if isinstance(piece, Exception):
-                    yield "event: error\ndata: " + json.dumps({"detail": type(piece).__name__}) + "\n\n"
                     return
-                yield "data: " + json.dumps({"text": piece}) + "\n\n"
-            yield "data: [DONE]\n\n"
+                if isinstance(piece, Exception):
+                    raise piece
+                yield piece
         finally:
-            stop.set()
+            self.stop.set()
 
 
 _END = object()
 
 
-async def _invalid_request(_: Request, exc: Exception) -> Response:
-    """422 naming each wrong field and why, without echoing the input: a NaN or a lone surrogate in it cannot be
-    written as JSON (it turned a 422 into a 500)."""
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A request that does not validate: each wrong field and why, without echoing the input (a NaN or a lone
+    surrogate in it cannot be written as JSON: it turned a 422 into a 500). OpenAI's routes answer 400 in their
+    shape, naming the first field."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     detail = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in errors]  # fmt: skip
+    path = request.url.path
+    if path.startswith(OPENAI_PATHS):
+        first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+        param = ".".join(p for p in first["loc"][1:] if not p.isdigit()) or None
+        body = error_body(path, 400, f"{'.'.join(first['loc'][1:]) or 'body'}: {first['msg']}", param)
+        return Response(json.dumps(body, ensure_ascii=True), status_code=400, media_type="application/json")
     body = json.dumps({"detail": detail}, ensure_ascii=True, default=str)
     return Response(body, status_code=422, media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """HTTPExceptions in the route's shape (OpenAI's routes: their error object, 422 as OpenAI's 400)."""
+    status = getattr(exc, "status_code", 500)
+    message = str(getattr(exc, "detail", "error"))
+    path = request.url.path
+    if path.startswith(OPENAI_PATHS) and status == 422:
+        status = 400
+    body = json.dumps(error_body(path, status, message), ensure_ascii=True)
+    return Response(body, status_code=status, media_type="application/json", headers=getattr(exc, "headers", None))
 
 
 def check_text(text: str, where: str, max_chars: int) -> None:
@@ -322,6 +390,7 @@ def create_app(model: Predictor, name: str, settings: ServeSettings) -> Any:
     )
     app.state.batcher = service.batcher
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     token = [Depends(auth)]
 
     @app.get("/health")
@@ -344,6 +413,7 @@ def create_app(model: Predictor, name: str, settings: ServeSettings) -> Any:
     async def generate(req: GenerateRequest) -> Any:
         return await service.generate(req)
 
+    add_openai_routes(app, service, name, token)
     app.add_middleware(Guard, token=settings.token, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
                        open_paths=("/health",))  # fmt: skip
     return app

@@ -59,6 +59,21 @@ def token_matches(header: str | None, token: str) -> bool:
     return hmac.compare_digest(header[7:].strip().encode("utf-8", "replace"), token.encode())
 
 
+OPENAI_PATHS = ("/v1/chat/", "/v1/models")
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+                 408: "timeout", 413: "invalid_request_error", 429: "rate_limit_error", 504: "timeout"}  # fmt: skip
+
+
+def error_body(path: str, status: int, message: str, param: str | None = None) -> dict[str, Any]:
+    """An error as the route's clients expect it: OpenAI's shape on the OpenAI-compatible routes, else
+    ``{"detail": message}``."""
+    if path.startswith(OPENAI_PATHS):
+        kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        code = {401: "invalid_api_key", 404: "model_not_found" if "model" in message else "not_found"}.get(status)
+        return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return {"detail": message}
+
+
 class Guard:
     """ASGI middleware in front of every route, in this order: the bearer token (401 before anything of the body
     is read; /health is open), then the body: over ``limit`` bytes is 413 (by Content-Length at once, else after
@@ -73,25 +88,29 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if scope.get("path") not in self.open_paths:
+        path = str(scope.get("path", ""))
+        if path not in self.open_paths:
             given = headers.get(b"authorization", b"").decode("latin-1")
             if not token_matches(given, self.token):
-                await _json(send, 401, {"detail": "a valid bearer token is required"},
+                await _json(send, 401, error_body(path, 401, "a valid bearer token is required"),
                             [(b"www-authenticate", b"Bearer")])  # fmt: skip
                 return
+        too_big = error_body(path, 413, f"request body over {self.limit} bytes")
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
+            await _json(send, 413, too_big)
             return
         try:
             body = await asyncio.wait_for(self._read(receive), self.timeout_s)
         except asyncio.TimeoutError:
-            await _json(send, 408, {"detail": f"the request body did not arrive within {self.timeout_s:g} s"})
+            await _json(
+                send, 408, error_body(path, 408, f"the request body did not arrive within {self.timeout_s:g} s")
+            )
             return
         if body is None:  # the client went away
             return
         if len(body) > self.limit:
-            await _json(send, 413, {"detail": f"request body over {self.limit} bytes"})
+            await _json(send, 413, too_big)
             return
         sent = False
 

@@ -21,7 +21,14 @@ from tunesmith.inference.base import PREDICTORS, Predictor
 from tunesmith.inference.outputs import check_output
 from tunesmith.inference.weights import load_trained
 from tunesmith.methods.base import ParityCheck
-from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, sampling, stop_token_ids, stop_when
+from tunesmith.tasks.causal_lm.decoding import (
+    generate_ids,
+    generate_texts,
+    greedy_parity,
+    sampling,
+    stop_token_ids,
+    stop_when,
+)
 from tunesmith.tasks.causal_lm.loss import answer_items, answer_loss
 from tunesmith.tasks.causal_lm.rendering import prompt_ids, prompt_of
 
@@ -91,6 +98,36 @@ class Generator(Predictor):
             stop=stop,
         )
         return texts[0] if single else texts
+
+    def complete(
+        self,
+        prompt: str | list[dict[str, str]],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        system: str | None = None,
+        seed: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """One answer with what it cost: ``text``, ``prompt_tokens``, ``completion_tokens`` and ``finish_reason``
+        ("length" when it used every one of ``max_new_tokens`` without ending its turn, else "stop")."""
+        ids = self._prompt_ids(prompt, system)
+        (out,) = generate_ids(self.model, self.tokenizer, [ids], max_new_tokens=max_new_tokens,
+                              temperature=temperature, top_p=top_p, seed=seed, stop=stop)  # fmt: skip
+        return {
+            "text": self.tokenizer.decode(out, skip_special_tokens=True).strip(),
+            "prompt_tokens": len(ids),
+            "completion_tokens": len(out),
+            "finish_reason": "length" if len(out) >= max_new_tokens else "stop",
+        }
+
+    def count_tokens(self, prompt: str | list[dict[str, str]], system: str | None = None) -> int:
+        """Tokens of a prompt as the model reads it (chat template included)."""
+        return len(self._prompt_ids(prompt, system))
+
+    def count_answer_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def stream(
         self,
