@@ -65,15 +65,17 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = _task_defaults()
 @dataclass(frozen=True)
 class DataConfig:
     train: str = _f(
-        help="training file, relative to the working directory (classification: CSV, JSONL or Parquet; "
-        "causal-lm: chat or prompt/completion JSONL, or plain text)"
+        help="training file, relative to the working directory (classification: CSV, JSONL, a .json array, Parquet "
+        "or a save_to_disk dataset folder; causal-lm: see data.format)"
     )
     validation: str | None = _f(None, help="validation file; without one a seeded (stratified) split is made")
     format: str = _f(
         "auto",
-        help="causal-lm data: chat ({messages: [...]}) or prompt-completion JSONL, or plain text (documents "
-        "separated by blank lines); auto: .txt/.md is text, JSONL is told apart by its keys",
-        choices=("auto", "chat", "prompt-completion", "text"),
+        help="causal-lm data: chat (OpenAI {messages}), sharegpt ({conversations: [{from, value}]}), alpaca "
+        "({instruction, input, output}), conversational (TRL prompt/completion message lists), prompt-completion, "
+        "or text ({text} rows, or .txt/.md documents separated by blank lines), as JSON lines, a .json array or a "
+        "save_to_disk dataset folder; auto: told apart by the keys (docs/generation.md)",
+        choices=("auto", "chat", "sharegpt", "alpaca", "conversational", "prompt-completion", "text"),
     )
     truncation: str = _f(
         "truncate",

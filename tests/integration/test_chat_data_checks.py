@@ -52,12 +52,12 @@ def test_every_line_problem_is_reported_together(tmp_path, tiny_llama, cache_dir
     expect = {
         "not_json": (2, None),
         "not_object": (3, None),
-        "missing_messages": (4, "messages"),
+        "unknown_format": (4, None),  # no key of any known format
         "unknown_role": (5, "messages[0].role"),
         "empty_content": (6, "messages[0].content"),
         "no_assistant": (7, "messages"),
         "bad_content": (8, "messages[1].content"),
-        "bad_messages": (9, None),
+        "bad_messages": (9, "messages"),
         "system_position": (10, "messages"),
     }
     for check, (line, field) in expect.items():

@@ -1,32 +1,76 @@
-"""Read and check text-generation data: chat JSONL, prompt/completion JSONL and plain text (no torch here).
+"""Read and check text-generation data in the formats the big tools use (no torch here).
 
-Every example becomes a list of messages ``{"role", "content"}``; prompt/completion pairs keep their raw form
-(``{"prompt", "completion"}``) and plain-text documents become ``{"text"}``, because those are not chats and a
-chat template must not be forced on them. All problems of all lines are collected before anything is raised.
+Source formats, told apart by their keys (``data.format: auto``) or named:
+
+  chat               OpenAI chat: {"messages": [{"role", "content", "weight"?}]}; content a string or text parts
+  sharegpt           {"conversations": [{"from": human|gpt|system, "value"}], "system"?}
+  alpaca             {"instruction", "input"?, "output", "system"?}
+  conversational     TRL's {"prompt": [messages], "completion": [messages]}
+  prompt-completion  {"prompt": "...", "completion": "..."}
+  text               {"text": "..."} rows, or a .txt/.md file of documents separated by blank lines
+
+in JSON lines, a .json array, or a Hugging Face dataset folder written by ``save_to_disk``. Every chat-like
+format becomes messages ``{"role", "content"}`` (``"weight": 0`` on assistant turns that carry no loss: OpenAI's
+weight 0, and the assistant turns inside a conversational prompt); prompt/completion pairs keep their raw form and
+documents become ``{"text"}``, because those are not chats and a chat template must not be forced on them. All
+problems of all lines are collected before anything is raised; one file holds one format.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.readers import decode_text, parse_jsonl
+from tunesmith.data.readers import decode_text, parse_json_rows, read_saved_dataset
 from tunesmith.data.validate import DataReport, Examples, check_duplicates, check_leakage, lines_text
 from tunesmith.files import not_found
 
 ROLES = ("system", "user", "assistant")
-FORMATS = ("chat", "prompt-completion", "text")
+# source format -> what it becomes (what the model is trained and served on)
+FORMATS = {"chat": "chat", "sharegpt": "chat", "alpaca": "chat", "conversational": "chat",
+           "prompt-completion": "prompt-completion", "text": "text"}  # fmt: skip
 TEXT_SUFFIXES = {".txt", ".md", ".text"}
 JSONL_SUFFIXES = {".jsonl", ".json"}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+KEYS_OF = {"chat": "messages", "sharegpt": "conversations", "alpaca": "instruction + output",
+           "conversational": "prompt + completion as message lists", "prompt-completion": "prompt + completion",
+           "text": "text"}  # fmt: skip
 
 
-def detect_format(path: str, rows: list[dict[str, Any]]) -> str:
-    if Path(path).suffix.lower() in TEXT_SUFFIXES:
+def row_format(obj: dict[str, Any]) -> str | None:
+    """The source format a row's keys name, or None."""
+    if "messages" in obj:
+        return "chat"
+    if "conversations" in obj:
+        return "sharegpt"
+    if "instruction" in obj and "output" in obj:
+        return "alpaca"
+    if "prompt" in obj and "completion" in obj:
+        lists = isinstance(obj["prompt"], list) or isinstance(obj["completion"], list)
+        return "conversational" if lists else "prompt-completion"
+    if "text" in obj:
         return "text"
-    votes = Counter("chat" if "messages" in r else "prompt-completion" if "prompt" in r else "?" for r in rows)
-    return "prompt-completion" if votes["prompt-completion"] > votes["chat"] else "chat"
+    return None
+
+
+def detect_format(path: str, rows: list[tuple[int, dict[str, Any]]], report: DataReport) -> str | None:
+    """The one source format of a file's rows; a row in no known format, or a file mixing formats, is an error."""
+    by_kind: dict[str, list[int]] = {}
+    for line, obj in rows:
+        kind = row_format(obj)
+        if kind is None:
+            allowed = "; ".join(f"{k}: {v}" for k, v in KEYS_OF.items())
+            report.add("error", "unknown_format", f"no known format in keys {', '.join(obj) or 'none'} "
+                       f"(formats by their keys: {allowed})", path, line)  # fmt: skip
+            continue
+        by_kind.setdefault(kind, []).append(line)
+    if len(by_kind) > 1:
+        parts = "; ".join(f"{k} on {lines_text(v)}" for k, v in sorted(by_kind.items(), key=lambda kv: -len(kv[1])))
+        first = min(min(v) for v in by_kind.values())
+        report.add("error", "mixed_formats", f"one format per file, found several: {parts}", path, first)
+        return None
+    return next(iter(by_kind), None)
 
 
 def _read_lines(path: str, report: DataReport) -> tuple[list[tuple[int, Any]], str] | None:
@@ -34,6 +78,10 @@ def _read_lines(path: str, report: DataReport) -> tuple[list[tuple[int, Any]], s
     import hashlib
 
     p = Path(path)
+    if p.is_dir():
+        rows, _, digest, problems = read_saved_dataset(p)
+        report.problems.extend(problems)
+        return (list(enumerate(rows, start=1)), digest) if not problems else None
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -52,7 +100,7 @@ def _read_lines(path: str, report: DataReport) -> tuple[list[tuple[int, Any]], s
     digest = hashlib.sha256(data).hexdigest()
     if p.suffix.lower() in TEXT_SUFFIXES:
         return [(0, text)], digest
-    out, problems = parse_jsonl(path, text, objects_only=False)
+    out, problems = parse_json_rows(path, text, objects_only=False)
     report.problems.extend(problems)
     return out, digest
 
@@ -72,51 +120,128 @@ def _text_documents(path: str, text: str) -> tuple[list[dict[str, str]], list[in
     return docs, lines
 
 
-def _check_chat(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
-    msgs = obj.get("messages")
-    if "messages" not in obj:
-        keys = ", ".join(obj) or "none"
-        report.add("error", "missing_messages", f"no 'messages' key (keys here: {keys})", path, line, "messages")
-        return None
+def _content(value: Any) -> str | None:
+    """A message's text: a string, or OpenAI's list of text parts joined; None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(p, dict) and p.get("type") == "text"
+                                                 and isinstance(p.get("text"), str) for p in value):  # fmt: skip
+        return "".join(p["text"] for p in value)
+    return None
+
+
+def _check_messages(msgs: Any, path: str, line: int, report: DataReport, field: str,
+                    keys: tuple[str, str] = ("role", "content"), roles: dict[str, str] | None = None,
+                    prompt_only: bool = False) -> list[dict[str, Any]] | None:  # fmt: skip
+    """Messages as ``{"role", "content"}`` (``"weight": 0`` where no loss), every problem reported with the source's
+    own field names: ``keys`` are its role and content keys, ``roles`` maps its role names."""
     if not isinstance(msgs, list) or not msgs:
-        report.add("error", "bad_messages", "'messages' must be a non-empty list of {role, content}", path, line)
+        report.add("error", "bad_messages", f"{field!r} must be a non-empty list of messages", path, line, field)
         return None
+    role_key, content_key = keys
+    roles = roles or {r: r for r in ROLES}
     ok, clean = True, []
     for j, m in enumerate(msgs):
-        where = f"messages[{j}]"
+        where = f"{field}[{j}]"
         if not isinstance(m, dict):
             report.add("error", "bad_message", f"expected an object, got {type(m).__name__}", path, line, where)
             ok = False
             continue
-        role, content = m.get("role"), m.get("content")
-        if role not in ROLES:
-            report.add(
-                "error",
-                "unknown_role",
-                f"role {role!r} is not allowed; allowed: {', '.join(ROLES)}",
-                path,
-                line,
-                f"{where}.role",
-            )
+        if m.get("role") == "tool" or "tool_calls" in m or "tool_call_id" in m:
+            report.add("error", "tool_message", "tool calls and tool results are not trained on yet; leave these "
+                       "messages out", path, line, where)  # fmt: skip
             ok = False
-        if not isinstance(content, str):
-            kind = "missing" if content is None else f"not text ({type(content).__name__})"
-            report.add("error", "bad_content", f"content is {kind}", path, line, f"{where}.content")
+            continue
+        role, content = roles.get(m.get(role_key)), _content(m.get(content_key))
+        if role is None:
+            report.add("error", "unknown_role", f"{role_key} {m.get(role_key)!r} is not allowed; allowed: "
+                       f"{', '.join(roles)}", path, line, f"{where}.{role_key}")  # fmt: skip
+            ok = False
+        if content is None:
+            got = m.get(content_key)
+            kind = "missing" if got is None else f"not text or text parts ({type(got).__name__})"
+            report.add("error", "bad_content", f"{content_key} is {kind}", path, line, f"{where}.{content_key}")
             ok = False
         elif not content.strip():
-            report.add("error", "empty_content", "content is empty", path, line, f"{where}.content")
+            report.add("error", "empty_content", f"{content_key} is empty", path, line, f"{where}.{content_key}")
             ok = False
-        clean.append({"role": role, "content": content})
-    if ok and not any(m["role"] == "assistant" for m in clean):
-        report.add("error", "no_assistant", "no assistant turn, so nothing to learn from", path, line, "messages")
-        ok = False
-    if ok and any(m["role"] == "system" for m in clean[1:]):
-        report.add("error", "system_position", "a system message may only come first", path, line, "messages")
-        ok = False
-    return {"messages": clean} if ok else None
+        weight = m.get("weight", 1)
+        if weight not in (0, 1) or isinstance(weight, bool):
+            report.add("error", "bad_weight", f"weight is {weight!r}; allowed: 0 (no loss) or 1", path, line,
+                       f"{where}.weight")  # fmt: skip
+            ok = False
+        message = {"role": role, "content": content}
+        if weight == 0 or (prompt_only and role == "assistant"):
+            message["weight"] = 0
+        clean.append(message)
+    if not ok:
+        return None
+    if any(m["role"] == "system" for m in clean[1:]):
+        report.add("error", "system_position", "a system message may only come first", path, line, field)
+        return None
+    return clean
 
 
-def _check_pair(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
+def _trained(messages: list[dict[str, Any]], path: str, line: int, report: DataReport, field: str) -> bool:
+    if any(m["role"] == "assistant" and m.get("weight", 1) for m in messages):
+        return True
+    report.add("error", "no_assistant", "no assistant turn with loss, so nothing to learn from", path, line, field)
+    return False
+
+
+def _from_chat(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
+    if "messages" not in obj:
+        keys = ", ".join(obj) or "none"
+        report.add("error", "missing_messages", f"no 'messages' key (keys here: {keys})", path, line, "messages")
+        return None
+    msgs = _check_messages(obj["messages"], path, line, report, "messages")
+    return {"messages": msgs} if msgs and _trained(msgs, path, line, report, "messages") else None
+
+
+def _from_sharegpt(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
+    msgs = _check_messages(obj.get("conversations"), path, line, report, "conversations", ("from", "value"),
+                           SHAREGPT_ROLES)  # fmt: skip
+    if msgs is None:
+        return None
+    system = obj.get("system")
+    if system is not None:
+        if not isinstance(system, str) or not system.strip() or msgs[0]["role"] == "system":
+            report.add("error", "bad_content", "system must be non-empty text, given once", path, line, "system")
+            return None
+        msgs = [{"role": "system", "content": system}, *msgs]
+    return {"messages": msgs} if _trained(msgs, path, line, report, "conversations") else None
+
+
+def _from_alpaca(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
+    ok = True
+    for key, required in (("instruction", True), ("output", True), ("input", False), ("system", False)):
+        value = obj.get(key)
+        if value is None and not required:
+            continue
+        if not isinstance(value, str) or (required and not value.strip()):
+            kind = "missing" if value is None else "empty" if isinstance(value, str) else type(value).__name__
+            report.add("error", "bad_content", f"{key} is {kind}; expected text", path, line, key)
+            ok = False
+    if not ok:
+        return None
+    user = obj["instruction"] + (f"\n\n{obj['input']}" if (obj.get("input") or "").strip() else "")
+    system = [{"role": "system", "content": obj["system"]}] if (obj.get("system") or "").strip() else []
+    return {"messages": [*system, {"role": "user", "content": user}, {"role": "assistant", "content": obj["output"]}]}
+
+
+def _from_conversational(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
+    prompt = _check_messages(obj.get("prompt"), path, line, report, "prompt", prompt_only=True)
+    completion = _check_messages(obj.get("completion"), path, line, report, "completion")
+    if prompt is None or completion is None:
+        return None
+    msgs = prompt + completion
+    if any(m["role"] == "system" for m in msgs[1:]):
+        report.add("error", "system_position", "a system message may only come first", path, line, "completion")
+        return None
+    return {"messages": msgs} if _trained(msgs, path, line, report, "completion") else None
+
+
+def _from_pair(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
     ok = True
     for key in ("prompt", "completion"):
         value = obj.get(key)
@@ -132,17 +257,34 @@ def _check_pair(obj: dict[str, Any], path: str, line: int, report: DataReport) -
     return {"prompt": obj["prompt"], "completion": obj["completion"]} if ok else None
 
 
+def _from_text(obj: dict[str, Any], path: str, line: int, report: DataReport) -> dict[str, Any] | None:
+    value = obj.get("text")
+    if not isinstance(value, str) or not value.strip():
+        kind = "missing" if value is None else "empty" if isinstance(value, str) else type(value).__name__
+        report.add("error", "bad_content", f"text is {kind}; expected a document", path, line, "text")
+        return None
+    return {"text": value}
+
+
+CONVERTERS = {"chat": _from_chat, "sharegpt": _from_sharegpt, "alpaca": _from_alpaca,
+              "conversational": _from_conversational, "prompt-completion": _from_pair, "text": _from_text}  # fmt: skip
+
+
 def read_split(path: str, fmt: str, report: DataReport) -> tuple[Examples | None, str, str]:
-    """One file -> (examples, format, sha256). Problems of every line go into ``report``."""
+    """One file or dataset folder -> (examples, the format they are trained as: chat, prompt-completion or text,
+    sha256). ``fmt`` is data.format (a source format, or auto); problems of every line go into ``report``, and the
+    source format found goes into its stats."""
     got = _read_lines(path, report)
     if got is None:
         return None, fmt, ""
     parsed, digest = got
-    if Path(path).suffix.lower() not in TEXT_SUFFIXES | JSONL_SUFFIXES:
+    suffix = Path(path).suffix.lower()
+    if not Path(path).is_dir() and suffix not in TEXT_SUFFIXES | JSONL_SUFFIXES:
         allowed = ", ".join(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES))
-        report.add("error", "format", f"unsupported file type {Path(path).suffix!r}; allowed: {allowed}", path)
+        report.add("error", "format", f"unsupported file type {suffix!r}; allowed: {allowed}, or a dataset folder "
+                   "written by save_to_disk", path)  # fmt: skip
         return None, fmt, digest
-    if Path(path).suffix.lower() in TEXT_SUFFIXES:
+    if suffix in TEXT_SUFFIXES:
         if fmt not in ("auto", "text"):
             report.add("error", "format", f"data.format is {fmt!r} but this is a plain-text file", path)
             return None, fmt, digest
@@ -150,6 +292,7 @@ def read_split(path: str, fmt: str, report: DataReport) -> tuple[Examples | None
         if not docs:
             report.add("error", "empty_file", "the file holds no text", path)
             return None, "text", digest
+        report.stats.setdefault("source_format", "text (plain-text documents)")
         return _examples(path, docs, lines), "text", digest
     objects = []
     for line, obj in parsed:
@@ -158,21 +301,20 @@ def read_split(path: str, fmt: str, report: DataReport) -> tuple[Examples | None
         else:
             objects.append((line, obj))
     if not parsed:
-        report.add("error", "empty_file", "the file holds no data lines", path)
+        report.add("error", "empty_file", "the file holds no data rows", path)
         return None, fmt, digest
-    if fmt == "auto":
-        fmt = detect_format(path, [o for _, o in objects])
-    if fmt == "text":
-        report.add("error", "format", "data.format is 'text' but this is a JSONL file", path)
+    source = detect_format(path, objects, report) if fmt == "auto" else fmt
+    if source is None:
         return None, fmt, digest
-    check = _check_chat if fmt == "chat" else _check_pair
+    how = f"found by its keys ({KEYS_OF[source]})" if fmt == "auto" else "data.format"
+    report.stats.setdefault("source_format", f"{source}, {how}")
     records, lines = [], []
     for line, obj in objects:
-        rec = check(obj, path, line, report)
+        rec = CONVERTERS[source](obj, path, line, report)
         if rec is not None:
             records.append(rec)
             lines.append(line)
-    return _examples(path, records, lines), fmt, digest
+    return _examples(path, records, lines), FORMATS[source], digest
 
 
 def _examples(path: str, records: list[dict[str, Any]], lines: list[int]) -> Examples:

@@ -20,6 +20,7 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parq
 # anyway; a 50 MB row cost gigabytes of memory in parsing and tokenizing before it was cut.
 MAX_ROW_CHARS = 2_000_000
 csv.field_size_limit(MAX_ROW_CHARS)  # the csv module's default (131,072) refused ordinary long documents
+SURROGATE = "holds a lone surrogate escape (such as \\ud800), which is not a character: fix the text's encoding"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
@@ -111,10 +112,7 @@ def parse_jsonl(path: str, text: str, objects_only: bool = True) -> tuple[list[t
             problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg} (column {exc.colno})", path, i))
             continue
         if _SURROGATE_ESCAPE.search(line) and (where := _lone_surrogate(obj)) is not None:
-            problems.append(
-                Problem("error", "invalid_text", f"{where} holds a lone surrogate escape (such as \\ud800), which "
-                        "is not a character: fix the text's encoding", path, i)
-            )  # fmt: skip
+            problems.append(Problem("error", "invalid_text", f"{where} {SURROGATE}", path, i))
             continue
         if objects_only and not isinstance(obj, dict):
             problems.append(
@@ -123,6 +121,91 @@ def parse_jsonl(path: str, text: str, objects_only: bool = True) -> tuple[list[t
             continue
         out.append((i, obj))
     return out, problems
+
+
+def parse_json_rows(path: str, text: str, objects_only: bool = True) -> tuple[list[tuple[int, Any]], list[Problem]]:
+    """JSON lines, or, for a ``.json`` file that holds one JSON array, its elements: (line where the row starts,
+    value) per row, with the same per-row checks as ``parse_jsonl``."""
+    if Path(path).suffix.lower() == ".json" and text.lstrip().startswith("["):
+        return _parse_array(path, text, objects_only)
+    return parse_jsonl(path, text, objects_only)
+
+
+def _parse_array(path: str, text: str, objects_only: bool) -> tuple[list[tuple[int, Any]], list[Problem]]:
+    decoder = json.JSONDecoder()
+    out: list[tuple[int, Any]] = []
+    problems: list[Problem] = []
+    counted, line = 0, 1
+
+    def line_at(pos: int) -> int:
+        nonlocal counted, line
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    def skip(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    pos, first = skip(0) + 1, True
+    while True:
+        pos = skip(pos)
+        if pos < len(text) and text[pos] == "]":
+            if skip(pos + 1) < len(text):
+                problems.append(Problem("error", "not_json", "text after the closing ]", path, line_at(pos)))
+            return out, problems
+        if not first:
+            if pos >= len(text) or text[pos] != ",":
+                problems.append(Problem("error", "not_json", "expected ',' or ']' between rows of the JSON array",
+                                        path, line_at(min(pos, len(text)))))  # fmt: skip
+                return out, problems
+            pos = skip(pos + 1)
+        first = False
+        start = line_at(pos)
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg}", path, line_at(exc.pos)))
+            return out, problems
+        if end - pos > MAX_ROW_CHARS:
+            problems.append(Problem("error", "row_too_large", f"{end - pos:,} characters; a row holds at most "
+                                    f"{MAX_ROW_CHARS:,}", path, start))  # fmt: skip
+        elif _SURROGATE_ESCAPE.search(text, pos, end) and (where := _lone_surrogate(obj)) is not None:
+            problems.append(Problem("error", "invalid_text", f"{where} {SURROGATE}", path, start))
+        elif objects_only and not isinstance(obj, dict):
+            problems.append(Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}",
+                                    path, start))  # fmt: skip
+        else:
+            out.append((start, obj))
+        pos = end
+
+
+def read_saved_dataset(folder: Path) -> tuple[list[dict[str, Any]], list[str], str, list[Problem]]:
+    """A Hugging Face dataset written by ``save_to_disk`` (Arrow stream files beside ``state.json``), read with
+    pyarrow: (rows, columns, sha256 of the Arrow files, problems). A DatasetDict folder names its splits."""
+    import pyarrow as pa
+
+    name = str(folder)
+    if (folder / "dataset_dict.json").is_file():
+        splits = sorted(d.name for d in folder.iterdir() if d.is_dir())
+        return [], [], "", [Problem("error", "format", f"a dataset with splits ({', '.join(splits)}): name one split's "
+                                    f"folder, e.g. {folder / (splits[0] if splits else 'train')}", name)]  # fmt: skip
+    shards = sorted(folder.glob("*.arrow"))
+    if not shards:
+        return [], [], "", [Problem("error", "format", "a folder without Arrow files: give a data file, or a "
+                                    "dataset folder written by save_to_disk", name)]  # fmt: skip
+    digest, rows, columns = hashlib.sha256(), [], []
+    for shard in shards:
+        data = shard.read_bytes()
+        digest.update(data)
+        try:
+            table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        except pa.ArrowInvalid as exc:
+            return [], [], "", [Problem("error", "unreadable", f"{shard.name}: not an Arrow stream ({exc})", name)]
+        columns = table.column_names
+        rows += table.to_pylist()
+    return rows, columns, digest.hexdigest(), []
 
 
 def _lone_surrogate(value: Any, where: str = "a value") -> str | None:
@@ -147,7 +230,7 @@ def _lone_surrogate(value: Any, where: str = "a value") -> str | None:
 
 
 def _read_jsonl(path: str, text: str) -> tuple[list[str], list[dict], list[int], list[Problem]]:
-    parsed, problems = parse_jsonl(path, text)
+    parsed, problems = parse_json_rows(path, text)
     columns: dict[str, None] = {}
     for _, obj in parsed:
         columns.update(dict.fromkeys(obj))
@@ -169,10 +252,23 @@ def read_table(path: str | Path) -> Table:
     """Read one data file; every file-level problem is raised together as a DataError."""
     p = Path(path)
     name = str(path)
+    if p.is_dir():
+        rows, columns, fingerprint, problems = read_saved_dataset(p)
+        if problems:
+            raise DataError(problems)
+        return Table(name, columns, rows, list(range(1, len(rows) + 1)), fingerprint, unit="row")
     fmt = FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise DataError(
-            [Problem("error", "format", f"unsupported file type {p.suffix!r}; allowed: .csv, .jsonl, .parquet", name)]
+            [
+                Problem(
+                    "error",
+                    "format",
+                    f"unsupported file type {p.suffix!r}; allowed: .csv, .jsonl, .json, .parquet, or a "
+                    "dataset folder written by save_to_disk",
+                    name,
+                )
+            ]
         )
     try:
         data = p.read_bytes()

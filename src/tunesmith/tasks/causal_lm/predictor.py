@@ -225,7 +225,9 @@ class Generator(Predictor):
         """Loss and perplexity on the answers of a file in the run's data format, and token F1 / ROUGE-L / exact
         match of greedy answers to up to ``limit`` of its prompts."""
         report = DataReport()
-        examples, _, _ = read_split(str(path), self.format, report)
+        examples, fmt, _ = read_split(str(path), "auto", report)
+        if examples is not None and fmt != self.format:
+            report.add("error", "format", f"this is {fmt} data; the model was tuned on {self.format} data", str(path))
         if report.errors or examples is None or not len(examples):
             raise DataError(report.errors or [Problem("error", "empty_file", "no usable examples", str(path))])
         items = self._items(examples)
@@ -257,7 +259,7 @@ class Generator(Predictor):
         prompts = [r["prompt"] for r in read_jsonl(path)[:16]] if path.is_file() else []
         if not prompts:  # plain-text runs: the opening of held-out documents
             val = self.manifest["data"].get("validation") or self.manifest["data"]["train"]
-            examples, _, _ = read_split(val, "text", DataReport())
+            examples, _, _ = read_split(val, "auto", DataReport())
             prompts = [r["text"][:200] for r in (examples.inputs if examples else [])[:16]]
         if not prompts:
             raise InputError(f"{self.run_dir}: no held-out prompts to check a merge against")

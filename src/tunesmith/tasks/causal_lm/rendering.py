@@ -15,9 +15,12 @@ def _apply_template(tokenizer: Any, messages: list[dict[str, str]], generation_p
 def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
     """The rendered conversation as (text, carries_loss) pieces. Each assistant turn is what the template adds
     between the prompt for that turn (``add_generation_prompt=True``) and the conversation including it: the
-    answer and its end-of-turn marker. Whitespace after the marker belongs to the prompt side."""
+    answer and its end-of-turn marker. Whitespace after the marker belongs to the prompt side. An assistant turn
+    with ``"weight": 0`` is context: it carries no loss."""
     pieces: list[tuple[str, bool]] = []
     done = ""
+    trained = [m["role"] == "assistant" and m.get("weight", 1) != 0 for m in messages]
+    messages = [{"role": m["role"], "content": m["content"]} for m in messages]  # the template sees no weights
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
@@ -31,7 +34,7 @@ def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[
         answer = full[len(prompt) :]
         trailing = answer[len(answer.rstrip()) :]
         pieces.append((prompt[len(done) :], False))
-        pieces.append((answer[: len(answer) - len(trailing)], True))
+        pieces.append((answer[: len(answer) - len(trailing)], trained[i]))
         done = full[: len(full) - len(trailing)]
     rest = _apply_template(tokenizer, messages, False)[len(done) :]
     if rest:
@@ -63,8 +66,8 @@ def prompt_of(record: dict[str, Any]) -> tuple[Any, str] | None:
     """(prompt, reference answer) for generation at evaluation: the conversation up to its last assistant turn,
     or the prompt of a pair. Plain text has no prompt."""
     if "messages" in record:
-        msgs = record["messages"]
-        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        msgs = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+        last = max(i for i, m in enumerate(record["messages"]) if m["role"] == "assistant" and m.get("weight", 1))
         return msgs[:last], msgs[last]["content"]
     if "prompt" in record:
         return record["prompt"], record["completion"]

@@ -93,14 +93,14 @@ class CausalLM(Task):
         train, fmt, fp_train = read_split(d.train, d.format, report)
         val, fp_val = None, ""
         if d.validation is not None:
-            val, val_fmt, fp_val = read_split(d.validation, fmt if fmt != "auto" else d.format, report)
+            val, val_fmt, fp_val = read_split(d.validation, d.format, report)
             if train is not None and val is not None and val_fmt != fmt:
                 report.add("error", "format", f"validation data is {val_fmt} but training data is {fmt}", d.validation)
         if train is not None and len(train):
             train, val = limit_and_split(train, val, d, self.cfg.train.seed, report, "examples")
             train, select = carve_selection(train, d, self.cfg.train.seed, report, "examples")
             train = add_replay(
-                train, d, self.cfg.train.seed, report, lambda p: read_split(p, fmt, report)[0], "examples"
+                train, d, self.cfg.train.seed, report, lambda p: read_split(p, d.format, report)[0], "examples"
             )
             check_generation_data(train if select is None else train.concat(select), val, report, d.min_examples)
         elif train is not None:

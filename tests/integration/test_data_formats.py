@@ -1,0 +1,166 @@
+"""Text-generation data in the formats the big tools use: each is told apart by its keys, read into the same
+conversations, and trains; OpenAI's per-message weight 0 carries no loss; one file holds one format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tunesmith
+from tests.conftest import llm_config, make_chats, write_jsonl
+from tunesmith import api
+from tunesmith.cli import main
+from tunesmith.errors import DataError
+
+CHATS = make_chats(60, seed=5)
+
+
+def _turns(chat: dict) -> tuple[str | None, str, str]:
+    msgs = chat["messages"]
+    system = msgs[0]["content"] if msgs[0]["role"] == "system" else None
+    return system, msgs[-2]["content"], msgs[-1]["content"]
+
+
+def sharegpt(chat: dict) -> dict:
+    system, q, a = _turns(chat)
+    row = {"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+    return {**row, "system": system} if system else row
+
+
+def alpaca(chat: dict) -> dict:
+    system, q, a = _turns(chat)
+    row = {"instruction": q, "input": "", "output": a}
+    return {**row, "system": system} if system else row
+
+
+def conversational(chat: dict) -> dict:
+    return {"prompt": chat["messages"][:-1], "completion": chat["messages"][-1:]}
+
+
+def openai_full(chat: dict) -> dict:
+    """OpenAI's fine-tuning format in full: content as text parts, an earlier assistant turn with weight 0."""
+    system, q, a = _turns(chat)
+    parts = [{"type": "text", "text": q[: len(q) // 2]}, {"type": "text", "text": q[len(q) // 2 :]}]
+    msgs = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi.", "weight": 0},
+            {"role": "user", "content": parts}, {"role": "assistant", "content": a, "weight": 1}]  # fmt: skip
+    return {"messages": ([{"role": "system", "content": system}] if system else []) + msgs}
+
+
+def text_rows(chat: dict) -> dict:
+    _, q, a = _turns(chat)
+    return {"text": f"{q} {a}", "source": "faq"}
+
+
+def _write(folder: Path, name: str, rows: list[dict], how: str) -> Path:
+    if how == "jsonl":
+        return write_jsonl(folder / f"{name}.jsonl", rows)
+    if how == "json":
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+        return path
+    import datasets
+
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder / name))
+    return folder / name
+
+
+@pytest.mark.parametrize(
+    "convert, how, source, trained_as",
+    [
+        (sharegpt, "jsonl", "sharegpt", "chat"),
+        (alpaca, "json", "alpaca", "chat"),
+        (alpaca, "jsonl", "alpaca", "chat"),
+        (conversational, "jsonl", "conversational", "chat"),
+        (openai_full, "jsonl", "chat", "chat"),
+        (text_rows, "jsonl", "text", "text"),
+        (sharegpt, "saved", "sharegpt", "chat"),
+    ],
+)
+def test_each_format_is_recognised_and_trains(convert, how, source, trained_as, tiny_llama, tmp_path, cache_dir):
+    rows = [convert(c) for c in CHATS]
+    train = _write(tmp_path, "train", rows[:48], how)
+    val = _write(tmp_path, "validation", rows[48:], how)
+    cfg = llm_config(tiny_llama, train, val, tmp_path / "runs", train__epochs=1, eval__generate_examples=2)
+    report = api.validate(cfg)
+    assert report.stats["format"] == trained_as
+    assert report.stats["source_format"].startswith(f"{source}, found by its keys")
+    run = tunesmith.finetune(cfg)
+    assert run.manifest["data"]["format"] == trained_as and run.manifest["status"] == "complete"
+    assert run.metrics["loss"] == run.metrics["loss"]  # a number, not NaN
+
+
+def test_alpaca_and_sharegpt_read_as_the_same_conversations(tmp_path):
+    from tunesmith.data.conversations import read_split
+    from tunesmith.data.validate import DataReport
+
+    got = {}
+    for convert in (sharegpt, alpaca, lambda c: c):
+        path = write_jsonl(tmp_path / "x.jsonl", [convert(c) for c in CHATS[:10]])
+        examples, fmt, _ = read_split(str(path), "auto", DataReport())
+        got[fmt, len(got)] = examples.inputs
+    assert len({json.dumps(v) for v in got.values()}) == 1
+
+
+def test_a_weight_0_turn_carries_no_loss(tiny_llama, tmp_path):
+    from transformers import AutoTokenizer
+
+    from tunesmith.data.conversations import read_split
+    from tunesmith.data.validate import DataReport
+    from tunesmith.tasks.causal_lm.rendering import render
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    path = write_jsonl(tmp_path / "w.jsonl", [openai_full(CHATS[1])])
+    (chat,) = read_split(str(path), "auto", DataReport())[0].inputs
+    assert [m.get("weight", 1) for m in chat["messages"] if m["role"] == "assistant"] == [0, 1]
+    ids, mask = render(tok, chat)
+    trained = tok.decode([i for i, m in zip(ids, mask) if m])
+    assert "Hi." not in trained and _turns(CHATS[1])[2] in trained
+    unweighted = [{k: v for k, v in m.items() if k != "weight"} for m in chat["messages"]]
+    ids2, mask2 = render(tok, {"messages": unweighted})
+    assert ids2 == ids  # the same text, only the loss differs
+    assert sum(mask2) - sum(mask) == len(tok("Hi.<|im_end|>", add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.parametrize(
+    "rows, check, says",
+    [
+        ([sharegpt(c) for c in CHATS[:20]] + [alpaca(c) for c in CHATS[20:30]], "mixed_formats",
+         "sharegpt on lines 1, 2, 3"),
+        ([{"question": "q", "answer": "a"}] * 12, "unknown_format", "no known format in keys question, answer"),
+        ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]}] * 12,
+         "no_assistant", "no assistant turn with loss"),
+        ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0.5}]}] * 12,
+         "bad_weight", "allowed: 0 (no loss) or 1"),
+        ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": []}]}] * 12,
+         "tool_message", "not trained on yet"),
+        ([{"conversations": [{"from": "human", "value": "q"}, {"from": "bot", "value": "a"}]}] * 12,
+         "unknown_role", "from 'bot' is not allowed"),
+        ([{"instruction": "", "output": "a"}] * 12, "bad_content", "instruction is empty"),
+    ],
+)  # fmt: skip
+def test_bad_format_data_is_refused_with_its_line(rows, check, says, tiny_llama, tmp_path, cache_dir, capsys):
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(llm_config(tiny_llama, train, None, tmp_path / "runs")))
+    assert main(["train", str(path)]) == 2
+    assert "nothing was written" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    with pytest.raises(DataError) as exc:
+        api.validate(path)
+    found = [p for p in exc.value.problems if p.check == check]
+    assert found and says in found[0].message and found[0].line is not None, [str(p) for p in exc.value.problems]
+
+
+def test_a_dataset_with_splits_names_them(tmp_path):
+    import datasets
+
+    from tunesmith.data.readers import read_table
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"text": "a", "label": "x"}])}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    with pytest.raises(DataError, match="name one split's folder"):
+        read_table(tmp_path / "dd")
+    assert read_table(tmp_path / "dd" / "train").rows == [{"text": "a", "label": "x"}]
