@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat demo-images fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan clean screenshots
+.PHONY: install demo demo-chat demo-images fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf clean screenshots
 
 install: $(VENV)/.installed
 
@@ -91,6 +91,13 @@ bench-plan: install data/rotten_tomatoes/train.csv
 
 bench-serve: install data/rotten_tomatoes/train.csv
 	$(PY) bench/bench_serving.py
+
+# llama.cpp itself checks the GGUF export: llama-cpp-python is built from its PyPI source (cmake and a C++
+# compiler, installed here as Debian packages; about 10 minutes on 2 cores the first time).
+bench-gguf: install data/chatterbot/train.jsonl
+	@(command -v cmake >/dev/null && command -v g++ >/dev/null) || $(SUDO) apt-get install -y -q cmake g++
+	$(PY) -c "import llama_cpp" 2>/dev/null || $(PIP) install -q --no-binary llama-cpp-python llama-cpp-python
+	$(PY) bench/bench_gguf.py
 
 clean:
 	rm -rf runs data .pytest_cache

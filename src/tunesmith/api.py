@@ -81,6 +81,14 @@ def export_onnx(run_dir: str | Path, quantize: bool = True, limit: int = 2000) -
     return export(run_dir, quantize=quantize, limit=limit)
 
 
+def export_gguf(run_dir: str | Path, quant: str = "f16") -> dict[str, Any]:
+    """GGUF export of a causal-LM run for llama.cpp and Ollama (``RUN/gguf/model.gguf`` and a ``Modelfile``),
+    read back with transformers and compared with the merged model on held-out prompts."""
+    from tunesmith.pipeline.gguf_export import export_gguf as export
+
+    return export(run_dir, quant=quant)
+
+
 # --- what the command line (and the dashboard) use beyond training and prediction --------------------------
 def resolve_config(config: ConfigLike, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """A validated Config from a file, a mapping or a Config, with ``a.b=value`` overrides."""

@@ -112,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     how = x.add_mutually_exclusive_group(required=True)
     how.add_argument("--merge", action="store_true", help="merge the adapter into the base weights (RUN/model)")
     how.add_argument("--onnx", action="store_true", help="ONNX export (RUN/onnx), kept only after a parity check")
+    how.add_argument(
+        "--gguf", action="store_true", help="causal-lm: GGUF for llama.cpp / Ollama (RUN/gguf, with a Modelfile)"
+    )
+    x.add_argument("--quant", default="f16", help="with --gguf: f16 (default), q8_0 or f32")
     x.add_argument("--no-quantize", action="store_true", help="with --onnx: fp32 instead of int8 weights")
 
     _models_parser(sub)
@@ -363,6 +367,17 @@ def _export(args: argparse.Namespace) -> int:
             f"{f['agreement']:.2%} of predictions agree, accuracy {f['accuracy_torch']:.2%} -> "
             f"{f['accuracy_onnx']:.2%}; predict and serve use it from now on"
         )
+        return 0
+    if args.gguf:
+        g = api.export_gguf(args.run, quant=args.quant)
+        checked = (
+            f"read back by transformers: {g['identical_greedy_outputs']} of {g['prompts']} held-out prompts get "
+            "identical greedy answers"
+            if g["prompts"]
+            else "read back by transformers"
+        )
+        print(f"{Path(args.run) / g['file']} ({g['size_mb']} MB, {g['quant']}) and {g['modelfile']}; {checked}")
+        print(f"  ollama: cd {Path(args.run) / 'gguf'} && ollama create NAME -f Modelfile && ollama run NAME")
         return 0
     folder = api.merge_adapter(args.run)
     print(f"merged weights in {folder} (Hugging Face format); outputs checked against base + adapter")
