@@ -20,6 +20,8 @@ class CatalogEntry:
     subpath: str
     params: str
     description: str
+    hub_id: str | None = None  # where the same model lives on the Hugging Face Hub (model cards, portable adapters)
+    license: str | None = None
 
 
 CATALOG: dict[str, CatalogEntry] = {
@@ -33,6 +35,8 @@ CATALOG: dict[str, CatalogEntry] = {
             "model",
             "22.7M",
             "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, 384 wide); default text encoder",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "apache-2.0",
         ),
         CatalogEntry(
             "efficientnet-lite0",
@@ -51,6 +55,8 @@ CATALOG: dict[str, CatalogEntry] = {
             "SmolLM2-135M-Instruct.Q4_1.gguf",
             "134.5M",
             "SmolLM2-135M-Instruct chat model (Llama, 30 layers, 576 wide; GGUF, converted once); default generator",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "apache-2.0",
         ),
     ]
 }

@@ -9,6 +9,7 @@ from tunesmith.files import write_json
 from tunesmith.inference import load
 from tunesmith.inference.weights import inside_run
 from tunesmith.methods.lora import merge_checked
+from tunesmith.pipeline.model_card import write_model_cards
 from tunesmith.rundir import read_manifest
 
 
@@ -32,5 +33,6 @@ def merge_adapter(run_dir: str | Path) -> Path:
     info = merge_checked(loaded.model, run / "model", loaded.parity_check())
     loaded.save_preprocessor(run / "model")
     manifest["export"] = {**export, **info}
+    write_model_cards(run, manifest)
     write_json(run / "manifest.json", manifest)
     return run / "model"

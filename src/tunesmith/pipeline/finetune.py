@@ -29,6 +29,7 @@ from tunesmith.files import write_json
 from tunesmith.methods import get_method
 from tunesmith.methods.base import Job, Method, export_transformers
 from tunesmith.models.catalog import ModelSource, resolve
+from tunesmith.pipeline.model_card import write_model_cards
 from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
 from tunesmith.rundir import Run, check_writable, locate_run, package_versions
 from tunesmith.runtime import quiet_libraries, seed_everything, set_threads
@@ -181,6 +182,7 @@ def finetune(
             c.task.save_preprocessor(c.preprocessor, run / folder)
     timer.phases["total"] = time.perf_counter() - timer.start
     manifest = build_manifest(c, prep, fit, job, export, results, timer, threads, accelerator)
+    write_model_cards(run, manifest)
     write_json(run / "manifest.json", manifest)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # the manifest is written: the run is complete
     return Run(run, manifest)

@@ -101,6 +101,8 @@ class ImageClassifier(torch.nn.Module):
         else:
             self.net.to(memory_format=torch.contiguous_format)  # safetensors stores the standard layout
             self.net.save_pretrained(folder, safe_serialization=True)
+            processor = processor_config(self.preprocess)
+            (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2), encoding="utf-8")
         (folder / META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
@@ -163,6 +165,26 @@ def build_classifier(
 
 
 # --- pixels: resize once, augment on tensors -------------------------------------------------------------------
+def processor_config(pre: Preprocess) -> dict[str, Any]:
+    """The preprocessing as a Hugging Face image processor does it (shorter side to the size, a centred square
+    crop, bilinear, then the normalisation), so that ``transformers.pipeline("image-classification", model=DIR)``
+    sees what training saw."""
+    return {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"shortest_edge": pre.size},
+        "resample": 2,
+        "do_center_crop": True,
+        "crop_size": {"height": pre.size, "width": pre.size},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [m / 255 for m in pre.mean],
+        "image_std": [v / 255 for v in pre.std],
+        "do_convert_rgb": True,
+    }
+
+
 def resize_square(pixels: np.ndarray, size: int) -> np.ndarray:
     """Shorter side to ``size`` then a centred square crop (the usual evaluation view); uint8 (3, size, size)."""
     from PIL import Image
