@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--store", help="model store folder (default $TUNESMITH_STORE or ~/.local/share/tunesmith/store)")
+    p.add_argument("--version", action="version", version=f"tunesmith {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     t = sub.add_parser(
@@ -159,6 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--output", help="write every suspect to this CSV (file, line, example, label, suggested, ...)")
     cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     add_label_parsers(sub)
+    comp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    comp.add_argument("shell", choices=("bash", "zsh"), help="e.g. `tunesmith completion bash >> ~/.bashrc`")
     c = sub.add_parser("config", help="list every config key with its default and meaning")
     c.add_argument("--markdown", action="store_true", help="as a Markdown table (docs/config.md)")
     for name, text in {**COMMAND_EXAMPLES, **LABEL_EXAMPLES}.items():
@@ -173,7 +176,8 @@ COMMAND_EXAMPLES = {
     "predict": "  tunesmith predict runs/RUN --input new.csv --output predictions.jsonl\n"
     "  tunesmith predict runs/CHAT_RUN --input prompts.jsonl --output answers.jsonl --max-new-tokens 128",
     "generate": '  tunesmith generate runs/CHAT_RUN --prompt "How do I reset my password?"',
-    "export": "  tunesmith export runs/LORA_RUN --merge\n  tunesmith export runs/RUN --onnx",
+    "export": "  tunesmith export runs/LORA_RUN --merge\n  tunesmith export runs/RUN --onnx\n"
+    "  tunesmith export runs/CHAT_RUN --gguf --quant q8_0",
     "serve": "  tunesmith serve runs/RUN\n  TUNESMITH_TOKEN=secret tunesmith serve support-intents@prod --port 9000",
     "update": "  tunesmith update support-intents@prod --data new.csv\n"
     "  tunesmith update support-intents@prod --data new.csv --replay 1.0 --max-regression 0.5",
@@ -183,6 +187,7 @@ COMMAND_EXAMPLES = {
     "models": "  tunesmith models\n  tunesmith models register runs/RUN --name support-intents --promote prod\n"
     "  tunesmith models list\n  tunesmith models diff support-intents@v1 support-intents@v2",
     "config": "  tunesmith config | grep lora",
+    "completion": "  tunesmith completion bash >> ~/.bashrc\n  tunesmith completion zsh > ~/.zfunc/_tunesmith",
     "check-labels": "  tunesmith check-labels my.yaml --output suspects.csv\n"
     "  tunesmith check-labels runs/RUN --top 50",
 }
@@ -396,6 +401,22 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tunesmith")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _completion(args: argparse.Namespace) -> int:
+    from tunesmith.cli.completion import script
+
+    print(script(_parser(), args.shell), end="")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
     from tunesmith.api import config_reference as describe
 
@@ -513,6 +534,7 @@ COMMANDS = {
     "update": _update,
     "serve": _serve,
     "config": _config,
+    "completion": _completion,
     "check-labels": _check_labels,
     "label-next": label_next_command,
     "learn": learn_command,
