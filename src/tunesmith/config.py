@@ -199,6 +199,13 @@ class TrainConfig:
         "EfficientNet-Lite0 accuracy fell each epoch without this)",
     )
     threads: int | None = _f(None, help="torch CPU threads; default: the cores available", min=1)
+    report_to: list[str] | None = _f(
+        None,
+        help="experiment trackers beside the run's own log: tensorboard, mlflow ($MLFLOW_TRACKING_URI, else "
+        "OUTPUT_DIR/mlruns), wandb ($WANDB_PROJECT; WANDB_MODE=offline needs no network); default: tensorboard "
+        "where installed; [] for none",
+        choices=("tensorboard", "mlflow", "wandb"),
+    )
     max_steps: int | None = _f(None, help="stop after this many optimizer steps", min=1)
 
 
@@ -407,6 +414,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
 
 def _check_range(value: Any, meta: dict, path: str) -> None:
     if value is None:
+        return
+    if "choices" in meta and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_range(item, meta, f"{path}[{i}]")
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{path}: got {value!r}; allowed: {', '.join(map(str, meta['choices']))}")

@@ -35,7 +35,7 @@ from tunesmith.rundir import Run, check_writable, locate_run, package_versions
 from tunesmith.runtime import quiet_libraries, seed_everything, set_threads
 from tunesmith.tasks import get_task
 from tunesmith.tasks.base import Prepared, Task, TaskData
-from tunesmith.train import meter
+from tunesmith.train import meter, trackers
 from tunesmith.train.loop import make_accelerator
 from tunesmith.train.result import FitResult
 
@@ -143,6 +143,7 @@ def finetune(
     training, an exception abandons the run); ``select(train, val)`` may narrow the data after reading."""
     timer = Timer()
     check_writable(cfg.output_dir)
+    trackers.chosen(cfg.train.report_to)  # a tracker that is not installed is refused before anything is written
     threads = set_threads(cfg.train.threads)
     quiet_libraries()
     with timer.phase("read_and_check"):

@@ -42,19 +42,19 @@ class Progress:
 
 
 class RunLogger:
-    def __init__(self, folder: Path | None, desc: str):
+    """The run's JSON-lines log, plus the experiment trackers the config names (train/trackers.py)."""
+
+    def __init__(self, folder: Path | None, desc: str, report_to: list[str] | None = None,
+                 params: dict[str, Any] | None = None):  # fmt: skip
+        from tunesmith.train.trackers import chosen, open_trackers
+
         self.desc = desc
         self.fh = None
-        self.tb = None
+        self.trackers: list[Any] = []
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             self.fh = open(folder / "train.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(folder / "tensorboard"))
-            except ImportError:  # tensorboard is optional
-                self.tb = None
+            self.trackers = open_trackers(chosen(report_to), folder, desc, params or {})
 
     def progress(self, total: int, initial: int, disable: bool) -> Progress:
         return Progress(total, initial, self.desc, disable)
@@ -77,16 +77,17 @@ class RunLogger:
                 **work,
             }
         )
-        if self.tb is not None:
-            self.tb.add_scalar(f"{self.desc}/loss", loss, step)
-            self.tb.add_scalar(f"{self.desc}/lr", lr, step)
+        self._track({f"{self.desc}/loss": loss, f"{self.desc}/lr": lr}, step)
 
     def eval(self, record: dict[str, Any]) -> None:
         self._write({"kind": "eval", **record})
-        if self.tb is not None:
-            for k, v in record.items():
-                if k not in ("step", "epoch") and isinstance(v, (int, float)):
-                    self.tb.add_scalar(f"{self.desc}/eval_{k}", v, record["step"])
+        values = {f"{self.desc}/eval_{k}": v for k, v in record.items()
+                  if k not in ("step", "epoch") and isinstance(v, int | float) and not isinstance(v, bool)}  # fmt: skip
+        self._track(values, record["step"])
+
+    def _track(self, values: dict[str, float], step: int) -> None:
+        for tracker in self.trackers:
+            tracker.log(values, step=step)
 
     def rewind(self, step: int) -> None:
         """Resuming from the checkpoint of ``step``: this phase's records after it are dropped from the log, so the
@@ -114,6 +115,6 @@ class RunLogger:
         if self.fh is not None:
             self.fh.close()
             self.fh = None
-        if self.tb is not None:
-            self.tb.close()
-            self.tb = None
+        for tracker in self.trackers:
+            tracker.finish()
+        self.trackers = []

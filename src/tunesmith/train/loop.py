@@ -9,6 +9,7 @@ checkpoint saves and resume restores is one small dataclass, ``FitState``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
@@ -152,7 +153,9 @@ class _Loop:
         self.scheduler = make_scheduler(optimizer, cfg.scheduler, int(cfg.warmup_ratio * self.total), self.total)
         self.model, self.optimizer = acc.prepare(model, optimizer)
         self.inner = acc.unwrap_model(self.model)
-        self.logger = RunLogger(run_dir / "logs" if run_dir is not None and self.main else None, desc)
+        params = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, int | float | str | bool)}
+        folder = run_dir / "logs" if run_dir is not None and self.main else None
+        self.logger = RunLogger(folder, desc, cfg.report_to, params)
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     def resume(self, st: FitState, res: FitResult) -> FitState:
