@@ -313,6 +313,12 @@ class Config:
         choices=("full", "head", "lora", "contrastive"),
     )
     trust_remote_code: bool = _f(False, help="allow model code shipped with the weights to run")
+    chat_template: str | None = _f(
+        None,
+        help="causal-lm: the chat template for a base model without one (or to replace its own): plain (### User / "
+        "### Assistant headings, answers ended by the end-of-sequence token; any vocabulary), chatml (needs "
+        "<|im_start|> and <|im_end|> tokens), or a Jinja file; saved with the tokenizer",
+    )
     output_dir: str = _f("runs", help="folder that receives one sub-folder per run")
     cache_dir: str | None = _f(None, help="cache for tokens, features and converted models; default ~/.cache/tunesmith")
     data: DataConfig = _f(None, help="data files and columns")
@@ -340,6 +346,8 @@ class Config:
             raise ConfigError(
                 f"method: got {self.method!r}; allowed for task {self.task}: {', '.join(defaults['methods'])}"
             )
+        if self.chat_template is not None and self.task != "causal-lm":
+            raise ConfigError(f"chat_template: applies to causal-lm; this config's task is {self.task}")
         if self.lora.dropout is None:
             object.__setattr__(self, "lora", dataclasses.replace(self.lora, dropout=defaults["lora_dropout"]))
         if self.train.metric is None:

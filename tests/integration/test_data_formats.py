@@ -164,3 +164,53 @@ def test_a_dataset_with_splits_names_them(tmp_path):
     with pytest.raises(DataError, match="name one split's folder"):
         read_table(tmp_path / "dd")
     assert read_table(tmp_path / "dd" / "train").rows == [{"text": "a", "label": "x"}]
+
+
+@pytest.fixture()
+def base_llama(tiny_llama, tmp_path):
+    """The tiny Llama as a base model without a chat template."""
+    import shutil
+
+    folder = tmp_path / "base-llama"
+    shutil.copytree(tiny_llama, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    for extra in folder.glob("chat_template.*"):
+        extra.unlink()
+    return folder
+
+
+@pytest.mark.parametrize("choice", ["plain", "chatml", "file"])
+def test_a_base_model_gets_the_chat_template_the_config_names(choice, base_llama, chat_data, tmp_path, cache_dir,
+                                                              capsys):  # fmt: skip
+    from transformers import AutoTokenizer
+
+    from tunesmith.tasks.causal_lm.templates import BUILT_IN
+
+    cfg = llm_config(base_llama, *chat_data, tmp_path / "runs", train__epochs=1, eval__generate_examples=2)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["validate", str(path)]) == 2
+    assert "set chat_template" in capsys.readouterr().err
+    if choice == "file":
+        (tmp_path / "t.jinja").write_text(BUILT_IN["plain"].replace("### User", "Q").replace("### Assistant", "A"))
+        choice = str(tmp_path / "t.jinja")
+    run = tunesmith.finetune({**cfg, "chat_template": choice})
+    saved = AutoTokenizer.from_pretrained(run.path / "adapter").chat_template
+    assert saved == (BUILT_IN.get(choice) or (tmp_path / "t.jinja").read_text())
+    model = tunesmith.load(run.path)
+    assert isinstance(model.generate("What does a cat say?", max_new_tokens=4), str)
+
+
+def test_a_chat_template_that_cannot_work_is_refused(base_llama, chat_data, tmp_path, cache_dir):
+    from tunesmith.errors import ConfigError
+
+    cfg = llm_config(base_llama, *chat_data, tmp_path / "runs", train__epochs=1)
+    (tmp_path / "bad.jinja").write_text("{% for m in messages %}{{ m['content'] }")
+    with pytest.raises(ConfigError, match="does not render"):
+        api.validate({**cfg, "chat_template": str(tmp_path / "bad.jinja")})
+    with pytest.raises(ConfigError, match="neither a built-in"):
+        api.validate({**cfg, "chat_template": "vicuna"})
+    with pytest.raises(ConfigError, match="applies to causal-lm"):
+        api.validate({**cfg, "task": "text-classification", "method": "full", "chat_template": "plain"})

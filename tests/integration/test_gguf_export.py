@@ -15,8 +15,19 @@ from tunesmith.cli import main
 
 @pytest.fixture(scope="module")
 def lora_run(tiny_llama, chat_data, tmp_path_factory):
+    """A LoRA run on the tiny Llama with a rotary base other than the default (written wrongly, it changes every
+    answer: SmolLM2's 100,000 was once lost this way)."""
+    import shutil
+
     out = tmp_path_factory.mktemp("gguf")
-    return tunesmith.finetune(llm_config(tiny_llama, *chat_data, out / "runs", train__epochs=2,
+    base = out / "llama"
+    shutil.copytree(tiny_llama, base)
+    config = json.loads((base / "config.json").read_text())
+    rope = config.get("rope_parameters") or {"rope_type": "default"}
+    config["rope_parameters"] = {**rope, "rope_theta": 500.0}
+    config.pop("rope_theta", None)
+    (base / "config.json").write_text(json.dumps(config))
+    return tunesmith.finetune(llm_config(base, *chat_data, out / "runs", train__epochs=2,
                                          cache_dir=str(out / "cache")))  # fmt: skip
 
 
@@ -29,6 +40,8 @@ def test_the_gguf_file_answers_as_the_merged_model(lora_run, quant, capsys):
     info = json.loads((lora_run.path / "manifest.json").read_text())["gguf"]
     assert info["quant"] == quant and info["prompts"] == 8 and "identical greedy" in said
     assert info["identical_prompt_tokens"] == 8  # the tokenizer inside the file encodes prompts identically
+    gap = {"f32": 1e-4, "f16": 0.05, "q8_0": 0.25}[quant]  # every position's log-probabilities, not only argmax
+    assert info["max_logprob_difference"] < gap, info
     if quant in ("f32", "f16"):
         assert info["identical_greedy_outputs"] == 8
     else:
@@ -36,6 +49,7 @@ def test_the_gguf_file_answers_as_the_merged_model(lora_run, quant, capsys):
     reader = gguf.GGUFReader(str(lora_run.path / "gguf" / "model.gguf"))
     fields = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("tokenizer.ggml.")}
     assert fields["general.architecture"] == "llama" and "<|im_start|>" in fields["tokenizer.chat_template"]
+    assert fields["llama.rope.freq_base"] == 500.0
     kinds = {t.name: t.tensor_type.name for t in reader.tensors}
     assert kinds["blk.0.attn_norm.weight"] == "F32" and kinds["blk.0.attn_q.weight"] == quant.upper()
     modelfile = (lora_run.path / "gguf" / "Modelfile").read_text()

@@ -161,7 +161,7 @@ def _write(path: Path, arch: str, config: dict[str, Any], tensors: dict[str, np.
     w.add_head_count_kv(kv)
     w.add_rope_dimension_count(config.get("head_dim") or hidden // heads)
     w.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
-    w.add_rope_freq_base(config.get("rope_theta", 10000.0))
+    w.add_rope_freq_base(_rope_theta(config))
     w.add_vocab_size(len(vocab["tokens"]))
     w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                      "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant])  # fmt: skip
@@ -185,6 +185,15 @@ def _write(path: Path, arch: str, config: dict[str, Any], tensors: dict[str, np.
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def _rope_theta(config: dict[str, Any]) -> float:
+    """The rotary base, wherever this transformers version keeps it; scaled rotary embeddings are not mapped."""
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    kind = rope.get("rope_type") or rope.get("type") or "default"
+    if kind != "default":
+        raise InputError(f"GGUF export: rotary scaling {kind!r} is not mapped by the writer; refused")
+    return float(config.get("rope_theta") or rope.get("rope_theta") or 10000.0)
 
 
 def _mapped(tensors: dict[str, np.ndarray], layers: int, heads: int, kv: int, tied: bool) -> Any:
@@ -258,5 +267,11 @@ def _read_back(tmp: Path, folder: Path, run: Path, limit: int) -> dict[str, Any]
     want = generate_ids(merged, tok, ids, max_new_tokens=24)
     got = generate_ids(gguf_model, tok, ids, max_new_tokens=24)
     same = sum(a == b for a, b in zip(want, got))
+    with torch.inference_mode():  # every position's next-token log-probabilities, not only the argmax
+        gap = max(
+            float((torch.log_softmax(gguf_model(torch.tensor([i])).logits, -1)
+                   - torch.log_softmax(merged(torch.tensor([i])).logits, -1)).abs().max())
+            for i in ids
+        )  # fmt: skip
     return {"read_back": "transformers", "prompts": len(prompts), "identical_greedy_outputs": same,
-            "identical_prompt_tokens": same_tokens}  # fmt: skip
+            "identical_prompt_tokens": same_tokens, "max_logprob_difference": round(gap, 5)}  # fmt: skip

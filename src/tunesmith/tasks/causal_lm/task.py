@@ -34,6 +34,7 @@ from tunesmith.tasks.causal_lm.loss import (
     validation_loss,
 )
 from tunesmith.tasks.causal_lm.rendering import prompt_ids, prompt_of, render
+from tunesmith.tasks.causal_lm.templates import apply_chat_template_choice
 from tunesmith.train import meter
 from tunesmith.train.result import FitResult
 
@@ -118,10 +119,12 @@ class CausalLM(Task):
         tok = AutoTokenizer.from_pretrained(source.path, trust_remote_code=self.cfg.trust_remote_code)
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
+        if self.cfg.chat_template:
+            apply_chat_template_choice(tok, self.cfg.chat_template)
         if data.format == "chat" and not getattr(tok, "chat_template", None):
             raise ConfigError(
-                f"model: {source.spec}'s tokenizer has no chat template, so chat data cannot be formatted; "
-                "use a chat model or prompt/completion data (data.format)"
+                f"model: {source.spec}'s tokenizer has no chat template, so chat data cannot be formatted; set "
+                "chat_template (plain, chatml, or a Jinja file), use a chat model, or prompt/completion data"
             )
         return tok
 
