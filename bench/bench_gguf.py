@@ -84,6 +84,7 @@ def main() -> None:
         same = sum(a == b for a, b in zip(want, got))
         rows.append({"quant": quant, "size_mb": info["size_mb"], "prompts": len(ids), "identical_llama_cpp": same,
                      "identical_transformers_gguf": info["identical_greedy_outputs"],
+                     "max_logprob_difference": info["max_logprob_difference"],
                      "transformers_s": round(hf_s, 2), "llama_cpp_s": round(cpp_s, 2),
                      "speed_ratio": round(hf_s / cpp_s, 2)})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
@@ -95,7 +96,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['quant']} | {r['size_mb']} | {r['prompts']} | {r['identical_llama_cpp']} | "
-              f"{r['identical_transformers_gguf']} | {r['transformers_s']} | {r['llama_cpp_s']} | "
+              f"{r['identical_transformers_gguf']} | {r['max_logprob_difference']} | {r['transformers_s']} | "
+              f"{r['llama_cpp_s']} | "
               f"{r['speed_ratio']}x |")  # fmt: skip
 
 
