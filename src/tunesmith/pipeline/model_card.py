@@ -73,14 +73,10 @@ def card(manifest: dict[str, Any], library: str) -> str:
     if entry is not None and entry.hub_id and str(entry.subpath).endswith(".gguf"):
         lines += [f"The base was tunesmith's catalog build of {entry.hub_id} ({Path(entry.subpath).name}, "
                   "dequantised), whose weights differ slightly from the hub's.", ""]  # fmt: skip
-    lines += ["| metric | tuned | " + " | ".join(metrics.get("baselines", {})) + " |"]
-    lines += ["|---|---|" + "---|" * len(metrics.get("baselines", {}))]
-    for key in meta["metrics"]:
-        base = [_fmt(b.get(key)) for b in metrics.get("baselines", {}).values()]
-        lines.append(f"| {key} | {_fmt(metrics[key])} | " + " | ".join(base) + " |")
+    lines += _metrics_table(metrics, meta["metrics"])
     lines += ["", f"Measured on {metrics.get('n', data.get('validation_examples'))} held-out examples. Trained on "
               f"{data.get('train_examples')} examples (data fingerprint `{data.get('fingerprint')}`); the run's "
-              "report.html has per-class figures, slices and intervals.", ""]  # fmt: skip
+              "report.html has the whole comparison, with intervals.", ""]  # fmt: skip
     lines += [
         "## Use",
         "",
@@ -90,6 +86,21 @@ def card(manifest: dict[str, Any], library: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _metrics_table(metrics: dict[str, Any], headline: list[str]) -> list[str]:
+    """The tuned model's figures beside each baseline's: classifiers' baselines, or the base model for generators
+    (whose answer scores are kept per model)."""
+    tuned = metrics.get("tuned") if isinstance(metrics.get("tuned"), dict) else metrics
+    baselines = dict(metrics.get("baselines") or {})
+    if isinstance(metrics.get("base"), dict):
+        baselines["base model"] = metrics["base"]
+    keys = [k for k in (*headline, "token_f1", "rouge_l") if isinstance(tuned.get(k), int | float)]
+    keys = list(dict.fromkeys(keys))
+    rows = ["| metric | tuned |" + "".join(f" {name} |" for name in baselines), "|---|---|" + "---|" * len(baselines)]
+    for key in keys:
+        rows.append(f"| {key} | {_fmt(tuned[key])} |" + "".join(f" {_fmt(b.get(key))} |" for b in baselines.values()))
+    return rows
 
 
 def _fmt(value: Any) -> str:
