@@ -135,7 +135,10 @@ def test_a_weight_0_turn_carries_no_loss(tiny_llama, tmp_path):
         ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0.5}]}] * 12,
          "bad_weight", "allowed: 0 (no loss) or 1"),
         ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": []}]}] * 12,
-         "tool_message", "not trained on yet"),
+         "tool_message", "a tool call needs"),
+        ([{"messages": [{"role": "user", "content": "q", "tool_calls": [{"type": "function", "function": {
+            "name": "f", "arguments": "{}"}}]}, {"role": "assistant", "content": "a"}]}] * 12,
+         "tool_message", "only an assistant message makes tool calls"),
         ([{"conversations": [{"from": "human", "value": "q"}, {"from": "bot", "value": "a"}]}] * 12,
          "unknown_role", "from 'bot' is not allowed"),
         ([{"instruction": "", "output": "a"}] * 12, "bad_content", "instruction is empty"),
@@ -214,3 +217,50 @@ def test_a_chat_template_that_cannot_work_is_refused(base_llama, chat_data, tmp_
         api.validate({**cfg, "chat_template": "vicuna"})
     with pytest.raises(ConfigError, match="applies to causal-lm"):
         api.validate({**cfg, "task": "text-classification", "method": "full", "chat_template": "plain"})
+
+
+def weather(chat_index: int) -> dict:
+    """An OpenAI function-calling conversation: the assistant calls a tool, the tool answers, the assistant
+    answers from it."""
+    city = ["Oslo", "Lima", "Pune", "Kyiv"][chat_index % 4]
+    call = {"id": f"call_{chat_index}", "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}  # fmt: skip
+    return {"messages": [
+        {"role": "user", "content": f"What is the weather in {city}? ({chat_index})"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": f"call_{chat_index}", "content": f"reading={chat_index}C"},
+        {"role": "assistant", "content": f"It is {chat_index} degrees in {city}."},
+    ]}  # fmt: skip
+
+
+def test_tool_calls_train_and_tool_results_carry_no_loss(tiny_llama, tmp_path, cache_dir):
+    from transformers import AutoTokenizer
+
+    from tunesmith.data.conversations import read_split
+    from tunesmith.data.validate import DataReport
+    from tunesmith.tasks.causal_lm.rendering import render
+
+    rows = [weather(i) for i in range(40)]
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:32])
+    val = write_jsonl(tmp_path / "validation.jsonl", rows[32:])
+    (record,) = read_split(str(write_jsonl(tmp_path / "one.jsonl", rows[:1])), "auto", DataReport())[0].inputs
+    call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    assert record["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [call]}
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    ids, mask = render(tok, record)
+    trained = tok.decode([i for i, m in zip(ids, mask) if m])
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>' in trained
+    assert "It is 0 degrees in Oslo." in trained
+    assert "reading=0C" not in trained and "What is the weather" not in trained  # tool results and questions
+    assert "<|im_start|>tool\nreading=0C" in tok.decode(ids)
+    # a template that renders OpenAI's tool_calls itself gets them in that structure
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}{% for c in m.tool_calls or [] %}"
+        "CALL {{ c.function.name }}({{ c.function.arguments | tojson }}){% endfor %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    ids, mask = render(tok, record)
+    assert 'CALL get_weather({"city": "Oslo"})' in tok.decode([i for i, m in zip(ids, mask) if m])
+    run = tunesmith.finetune(llm_config(tiny_llama, train, val, tmp_path / "runs", train__epochs=1,
+                                        eval__generate_examples=2))  # fmt: skip
+    assert run.manifest["status"] == "complete"

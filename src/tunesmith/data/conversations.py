@@ -147,17 +147,23 @@ def _check_messages(msgs: Any, path: str, line: int, report: DataReport, field: 
             report.add("error", "bad_message", f"expected an object, got {type(m).__name__}", path, line, where)
             ok = False
             continue
-        if m.get("role") == "tool" or "tool_calls" in m or "tool_call_id" in m:
-            report.add("error", "tool_message", "tool calls and tool results are not trained on yet; leave these "
-                       "messages out", path, line, where)  # fmt: skip
+        calls = _tool_calls(m, path, line, report, where) if "tool_calls" in m else []
+        if calls is None:
             ok = False
             continue
-        role, content = roles.get(m.get(role_key)), _content(m.get(content_key))
+        role = "tool" if role_key == "role" and m.get("role") == "tool" else roles.get(m.get(role_key))
+        content = _content(m.get(content_key))
         if role is None:
+            allowed = ", ".join([*roles, "tool"] if role_key == "role" else roles)
             report.add("error", "unknown_role", f"{role_key} {m.get(role_key)!r} is not allowed; allowed: "
-                       f"{', '.join(roles)}", path, line, f"{where}.{role_key}")  # fmt: skip
+                       f"{allowed}", path, line, f"{where}.{role_key}")  # fmt: skip
             ok = False
-        if content is None:
+        if calls and role != "assistant":
+            report.add("error", "tool_message", "only an assistant message makes tool calls", path, line, where)
+            ok = False
+        if calls and m.get(content_key) in (None, ""):
+            content = ""  # a turn that only calls tools
+        elif content is None:
             got = m.get(content_key)
             kind = "missing" if got is None else f"not text or text parts ({type(got).__name__})"
             report.add("error", "bad_content", f"{content_key} is {kind}", path, line, f"{where}.{content_key}")
@@ -170,7 +176,9 @@ def _check_messages(msgs: Any, path: str, line: int, report: DataReport, field: 
             report.add("error", "bad_weight", f"weight is {weight!r}; allowed: 0 (no loss) or 1", path, line,
                        f"{where}.weight")  # fmt: skip
             ok = False
-        message = {"role": role, "content": content}
+        message: dict[str, Any] = {"role": role, "content": content}
+        if calls:
+            message["tool_calls"] = calls
         if weight == 0 or (prompt_only and role == "assistant"):
             message["weight"] = 0
         clean.append(message)
@@ -180,6 +188,28 @@ def _check_messages(msgs: Any, path: str, line: int, report: DataReport, field: 
         report.add("error", "system_position", "a system message may only come first", path, line, field)
         return None
     return clean
+
+
+def _tool_calls(m: dict[str, Any], path: str, line: int, report: DataReport, where: str) -> list[dict] | None:
+    """OpenAI's assistant ``tool_calls`` as ``[{"name", "arguments"}]`` (arguments parsed from their JSON text), or
+    None with the problem reported."""
+    calls = m["tool_calls"]
+    out = []
+    for k, call in enumerate(calls if isinstance(calls, list) and calls else [None]):
+        fn = call.get("function") if isinstance(call, dict) else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        args = fn.get("arguments", "{}") if isinstance(fn, dict) else None
+        if isinstance(args, str):
+            try:
+                args = json.loads(args or "{}")
+            except json.JSONDecodeError:
+                args = None
+        if not isinstance(name, str) or not name or not isinstance(args, dict):
+            report.add("error", "tool_message", "a tool call needs {type: function, function: {name, arguments: "
+                       "a JSON object}}", path, line, f"{where}.tool_calls[{k}]")  # fmt: skip
+            return None
+        out.append({"name": name, "arguments": args})
+    return out
 
 
 def _trained(messages: list[dict[str, Any]], path: str, line: int, report: DataReport, field: str) -> bool:

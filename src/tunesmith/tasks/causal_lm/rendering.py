@@ -3,13 +3,41 @@ prompts the model answers at evaluation and in use."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tunesmith.errors import ConfigError
 
 
-def _apply_template(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+def _apply_template(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(
+        for_template(tokenizer, messages), tokenize=False, add_generation_prompt=generation_prompt
+    )
+
+
+def for_template(tokenizer: Any, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as the chat template takes them. Tool calls go to a template that renders ``tool_calls`` in
+    OpenAI's structure; a template that does not gets them written into the assistant's text, one
+    ``<tool_call>{"name", "arguments"}</tool_call>`` block each (the convention of Hermes and Qwen models), and tool
+    results stay messages of role ``tool``."""
+    native = "tool_calls" in (getattr(tokenizer, "chat_template", None) or "")
+    out = []
+    for m in messages:
+        message = {"role": m["role"], "content": m["content"]}
+        calls = m.get("tool_calls") or []
+        if calls and native:
+            message["tool_calls"] = [{"type": "function", "function": c} for c in calls]
+        elif calls:
+            message["content"] = answer_text(m)
+        out.append(message)
+    return out
+
+
+def answer_text(message: dict[str, Any]) -> str:
+    """An assistant message as text: its content, then its tool calls as ``<tool_call>`` blocks."""
+    calls = message.get("tool_calls") or []
+    blocks = "\n".join(f"<tool_call>\n{json.dumps(c, ensure_ascii=False)}\n</tool_call>" for c in calls)
+    return "\n".join(part for part in (message["content"], blocks) if part)
 
 
 def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
@@ -20,7 +48,6 @@ def chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[
     pieces: list[tuple[str, bool]] = []
     done = ""
     trained = [m["role"] == "assistant" and m.get("weight", 1) != 0 for m in messages]
-    messages = [{"role": m["role"], "content": m["content"]} for m in messages]  # the template sees no weights
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
@@ -66,9 +93,9 @@ def prompt_of(record: dict[str, Any]) -> tuple[Any, str] | None:
     """(prompt, reference answer) for generation at evaluation: the conversation up to its last assistant turn,
     or the prompt of a pair. Plain text has no prompt."""
     if "messages" in record:
-        msgs = [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
-        last = max(i for i, m in enumerate(record["messages"]) if m["role"] == "assistant" and m.get("weight", 1))
-        return msgs[:last], msgs[last]["content"]
+        msgs = [{k: v for k, v in m.items() if k != "weight"} for m in record["messages"]]
+        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant" and record["messages"][i].get("weight", 1))
+        return msgs[:last], answer_text(msgs[last])
     if "prompt" in record:
         return record["prompt"], record["completion"]
     return None
