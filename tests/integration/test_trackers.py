@@ -59,3 +59,18 @@ def test_a_tracker_that_is_unknown_or_missing_is_refused_up_front(
     assert main(["train", str(path)]) == 2
     assert "wandb not installed; pip install wandb" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not cache_dir.exists()
+
+
+def test_mlflow_without_a_tracking_uri_writes_beside_the_runs(tiny_model, toy_data, tmp_path, cache_dir, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config(tiny_model, *toy_data, tmp_path / "runs", train__epochs=1, eval__probe=False,
+                      train__report_to=["mlflow"])  # fmt: skip
+    run = tunesmith.finetune(cfg)
+    assert not (tmp_path / "mlflow.db").exists(), "nothing tracked into the working folder"
+    client = MlflowClient(tracking_uri=(tmp_path / "runs" / "mlruns").as_uri())
+    names = [r.info.run_name for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert any(n.startswith(run.path.name) for n in names)

@@ -45,10 +45,15 @@ def open_trackers(names: list[str], folder: Path, phase: str, params: dict[str, 
         if name == "tensorboard":
             tracker = TensorBoardTracker(run_name="", logging_dir=folder / "tensorboard")
         elif name == "mlflow":
+            import mlflow
+
             uri = os.environ.get("MLFLOW_TRACKING_URI")
             if not uri:  # a local file store beside the runs; MLflow 3 wants this choice said explicitly
                 uri = (folder.parent.parent / "mlruns").resolve().as_uri()
                 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            # Accelerate's tracker takes logging_dir as the artifact location only: without this, MLflow would
+            # track into its own default (an mlflow.db in whatever folder the process runs in).
+            mlflow.set_tracking_uri(uri)
             tracker = MLflowTracker(experiment_name="tunesmith", logging_dir=uri, run_name=run_name)
         else:
             (folder / "wandb").mkdir(parents=True, exist_ok=True)
