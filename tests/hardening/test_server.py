@@ -240,3 +240,25 @@ def test_serve_refuses_a_port_it_cannot_use(classifier, capsys):
         taken.listen()
         assert main(["serve", run, "--port", str(taken.getsockname()[1])]) == 2
     assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+
+
+def test_a_client_that_leaves_while_queued_gives_its_place_back(generator):
+    """Before: a generation request cancelled while waiting for the model kept counting as waiting, so enough
+    impatient clients would have made every later request a 429."""
+    from tunesmith.serve import ServeSettings
+    from tunesmith.serve.app import ModelService
+
+    async def run() -> int:
+        service = ModelService(generator, "m@v1", ServeSettings(token=TOKEN))
+        await service.lock.acquire()  # a generation in progress
+        queued = [asyncio.create_task(service._acquire()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        assert service.waiting == 3
+        for task in queued:
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+        service.lock.release()
+        await service.close()
+        return service.waiting
+
+    assert asyncio.run(run()) == 0

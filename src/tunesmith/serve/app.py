@@ -205,6 +205,9 @@ class ModelService:
         except asyncio.TimeoutError:
             self.waiting -= 1
             raise timed_out(self.settings) from None
+        except asyncio.CancelledError:  # the client went away while waiting its turn
+            self.waiting -= 1
+            raise
 
     def _release(self) -> None:
         self.lock.release()
