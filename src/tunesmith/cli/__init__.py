@@ -437,24 +437,23 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
+def _positive(kind: type, text: str) -> Any:
+    """``text`` as a finite number of ``kind`` (int: >= 1, float: > 0), else argparse's error (exit 2)."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number {'>= 1' if kind is int else '> 0'}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _positive(int, text)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed; give a number > 0")
-    return value
+    return _positive(float, text)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -100,27 +100,34 @@ def parse_jsonl(path: str, text: str, objects_only: bool = True) -> tuple[list[t
     is not JSON (or, with ``objects_only``, not a JSON object): the one JSONL line parser of user data."""
     out, problems = [], []
     for i, line in jsonl_lines(text):
-        if len(line) > MAX_ROW_CHARS:
-            problems.append(
-                Problem("error", "row_too_large", f"{len(line):,} characters; a row holds at most {MAX_ROW_CHARS:,}",
-                        path, i)
-            )  # fmt: skip
+        if len(line) > MAX_ROW_CHARS:  # refused before it is parsed
+            problems.append(_too_large(len(line), path, i))
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg} (column {exc.colno})", path, i))
             continue
-        if _SURROGATE_ESCAPE.search(line) and (where := _lone_surrogate(obj)) is not None:
-            problems.append(Problem("error", "invalid_text", f"{where} {SURROGATE}", path, i))
-            continue
-        if objects_only and not isinstance(obj, dict):
-            problems.append(
-                Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}", path, i)
-            )
-            continue
-        out.append((i, obj))
+        problem = _row_problem(obj, bool(_SURROGATE_ESCAPE.search(line)), objects_only, path, i)
+        if problem is not None:
+            problems.append(problem)
+        else:
+            out.append((i, obj))
     return out, problems
+
+
+def _too_large(chars: int, path: str, line: int) -> Problem:
+    return Problem("error", "row_too_large", f"{chars:,} characters; a row holds at most {MAX_ROW_CHARS:,}", path, line)
+
+
+def _row_problem(obj: Any, escaped: bool, objects_only: bool, path: str, line: int) -> Problem | None:
+    """What is wrong with a parsed row (``escaped``: its JSON text holds a surrogate escape): a lone surrogate, or
+    not an object."""
+    if escaped and (where := _lone_surrogate(obj)) is not None:
+        return Problem("error", "invalid_text", f"{where} {SURROGATE}", path, line)
+    if objects_only and not isinstance(obj, dict):
+        return Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}", path, line)
+    return None
 
 
 def parse_json_rows(path: str, text: str, objects_only: bool = True) -> tuple[list[tuple[int, Any]], list[Problem]]:
@@ -168,14 +175,11 @@ def _parse_array(path: str, text: str, objects_only: bool) -> tuple[list[tuple[i
         except json.JSONDecodeError as exc:
             problems.append(Problem("error", "not_json", f"not valid JSON: {exc.msg}", path, line_at(exc.pos)))
             return out, problems
-        if end - pos > MAX_ROW_CHARS:
-            problems.append(Problem("error", "row_too_large", f"{end - pos:,} characters; a row holds at most "
-                                    f"{MAX_ROW_CHARS:,}", path, start))  # fmt: skip
-        elif _SURROGATE_ESCAPE.search(text, pos, end) and (where := _lone_surrogate(obj)) is not None:
-            problems.append(Problem("error", "invalid_text", f"{where} {SURROGATE}", path, start))
-        elif objects_only and not isinstance(obj, dict):
-            problems.append(Problem("error", "not_object", f"expected a JSON object, got {type(obj).__name__}",
-                                    path, start))  # fmt: skip
+        problem = (_too_large(end - pos, path, start) if end - pos > MAX_ROW_CHARS
+                   else _row_problem(obj, bool(_SURROGATE_ESCAPE.search(text, pos, end)), objects_only, path,
+                                     start))  # fmt: skip
+        if problem is not None:
+            problems.append(problem)
         else:
             out.append((start, obj))
         pos = end

@@ -74,7 +74,7 @@ def export_gguf(run_dir: str | Path, quant: str = "f16", check_prompts: int = 8)
     try:
         _write(tmp / "model.gguf", arch, config, _weights(folder), vocab, tokenizer, quant, manifest)
         (tmp / "Modelfile").write_text(modelfile(tokenizer), encoding="utf-8")
-        agreement = _read_back(tmp, folder, run, check_prompts)
+        agreement = _read_back(tmp, folder, tokenizer, run, check_prompts)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     finally:
@@ -240,7 +240,7 @@ def modelfile(tokenizer: Any) -> str:
     return "\n".join(lines)
 
 
-def _read_back(tmp: Path, folder: Path, run: Path, limit: int) -> dict[str, Any]:
+def _read_back(tmp: Path, folder: Path, tok: Any, run: Path, limit: int) -> dict[str, Any]:
     """The written file loaded by transformers' GGUF reader: greedy answers to the run's held-out prompts, compared
     token for token with the merged model's."""
     import contextlib
@@ -261,7 +261,6 @@ def _read_back(tmp: Path, folder: Path, run: Path, limit: int) -> dict[str, Any]
         gguf_model = AutoModelForCausalLM.from_pretrained(str(tmp), gguf_file="model.gguf", dtype=torch.float32)
         gguf_tok = AutoTokenizer.from_pretrained(str(tmp), gguf_file="model.gguf")
     merged = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
-    tok = AutoTokenizer.from_pretrained(folder)
     ids = [prompt_ids(tok, p) for p in prompts]
     same_tokens = sum(prompt_ids(gguf_tok, p) == i for p, i in zip(prompts, ids))
     want = generate_ids(merged, tok, ids, max_new_tokens=24)

@@ -161,42 +161,36 @@ class ModelService:
         return {"model": self.name, "predictions": results, "ms": round((time.perf_counter() - t) * 1000, 2)}
 
     def _generation_args(self, req: GenerateRequest) -> tuple[Any, dict[str, Any]]:
-        s = self.settings
-        if not self.model.generates:
-            raise HTTPException(400, "this model classifies: use POST /v1/predict")
-        if req.max_new_tokens > s.max_new_tokens:
-            raise unprocessable(f"max_new_tokens is {req.max_new_tokens}; at most {s.max_new_tokens}")
         prompt = req.prompt if isinstance(req.prompt, str) else [m.model_dump() for m in req.prompt]
-        if isinstance(prompt, list) and getattr(self.model, "format", "chat") != "chat":
-            raise unprocessable(f"this model was tuned on {self.model.format} data: send the prompt as a string")
-        check_prompt(prompt, req.system, s.max_input_chars)
-        if self.waiting >= s.max_waiting_generations:
-            raise busy("too many generations waiting")
-        kwargs = {"max_new_tokens": req.max_new_tokens, "temperature": req.temperature, "top_p": req.top_p,
-                  "seed": req.seed, "system": req.system}  # fmt: skip
-        return prompt, kwargs
+        return prompt, self._checked(prompt, req.system, req.max_new_tokens, "max_new_tokens", req)
 
     def chat_args(self, req: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
         """(messages, generation arguments) of an OpenAI chat request, checked as /v1/generate's are."""
-        s = self.settings
-        if not self.model.generates:
-            raise HTTPException(400, "this model classifies: use POST /v1/predict")
         if getattr(self.model, "format", "chat") != "chat":
             raise HTTPException(400, f"this model was tuned on {self.model.format} data, not chat: use /v1/generate")
-        limit = req.max_completion_tokens or req.max_tokens or min(256, s.max_new_tokens)
-        if limit > s.max_new_tokens:
-            raise HTTPException(400, f"max_tokens is {limit}; at most {s.max_new_tokens}")
+        limit = req.max_completion_tokens or req.max_tokens or min(256, self.settings.max_new_tokens)
         messages = [
             {"role": "system" if m.role == "developer" else m.role,
              "content": m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)}
             for m in req.messages
         ]  # fmt: skip
-        check_prompt(messages, None, s.max_input_chars)
+        return messages, self._checked(messages, None, limit, "max_tokens", req)
+
+    def _checked(self, prompt: Any, system: str | None, max_new_tokens: int, field: str, req: Any) -> dict[str, Any]:
+        """The checks every generation route makes, in order (a generator; the length limit; a message list only
+        for a chat model; the prompt's own rules; room in the queue), then the generation arguments."""
+        s = self.settings
+        if not self.model.generates:
+            raise HTTPException(400, "this model classifies: use POST /v1/predict")
+        if max_new_tokens > s.max_new_tokens:
+            raise unprocessable(f"{field} is {max_new_tokens}; at most {s.max_new_tokens}")
+        if isinstance(prompt, list) and getattr(self.model, "format", "chat") != "chat":
+            raise unprocessable(f"this model was tuned on {self.model.format} data: send the prompt as a string")
+        check_prompt(prompt, system, s.max_input_chars)
         if self.waiting >= s.max_waiting_generations:
             raise busy("too many generations waiting")
-        kwargs = {"max_new_tokens": limit, "temperature": req.temperature, "top_p": req.top_p, "seed": req.seed,
-                  "system": None}  # fmt: skip
-        return messages, kwargs
+        return {"max_new_tokens": max_new_tokens, "temperature": req.temperature, "top_p": req.top_p,
+                "seed": req.seed, "system": system}  # fmt: skip
 
     async def _acquire(self) -> None:
         self.waiting += 1

@@ -45,6 +45,21 @@ def stop_when(event: threading.Event | None) -> dict[str, Any]:
     return {"stopping_criteria": StoppingCriteriaList([_OnEvent()])}
 
 
+def decoding_options(
+    tokenizer: Any, max_new_tokens: int, temperature: float, top_p: float, stop: threading.Event | None
+) -> dict[str, Any]:
+    """generate() keyword arguments shared by batched answers and streaming: the length, the turn's stop tokens,
+    the padding id, greedy or sampled decoding, and the stop event."""
+    stops = stop_token_ids(tokenizer)
+    return {
+        "max_new_tokens": max_new_tokens,
+        "eos_token_id": stops,
+        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0],
+        **sampling(temperature, top_p),
+        **stop_when(stop),
+    }
+
+
 def generate_ids(
     model: Any,
     tokenizer: Any,
@@ -66,8 +81,8 @@ def generate_ids(
     import torch
     from tqdm.auto import tqdm
 
-    stops = stop_token_ids(tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    options = decoding_options(tokenizer, max_new_tokens, temperature, top_p, stop)
+    stops, pad = options["eos_token_id"], options["pad_token_id"]
     device = next(model.parameters()).device
     order = np.argsort([-len(p) for p in prompts], kind="stable")
     out: list[list[int]] = [[] for _ in prompts]
@@ -86,15 +101,7 @@ def generate_ids(
                 n = len(prompts[i])
                 ids[j, width - n :] = torch.as_tensor(prompts[i], dtype=torch.long)
                 mask[j, width - n :] = 1
-            gen = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                eos_token_id=stops,
-                pad_token_id=pad,
-                **sampling(temperature, top_p),
-                **stop_when(stop),
-            )
+            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **options)
             for j, i in enumerate(sel):
                 new = gen[j, width:].tolist()
                 cut = next((k for k, t in enumerate(new) if t in stops), len(new))

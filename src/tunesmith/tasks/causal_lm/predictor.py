@@ -22,12 +22,10 @@ from tunesmith.inference.outputs import check_output
 from tunesmith.inference.weights import load_trained
 from tunesmith.methods.base import ParityCheck
 from tunesmith.tasks.causal_lm.decoding import (
+    decoding_options,
     generate_ids,
     generate_texts,
     greedy_parity,
-    sampling,
-    stop_token_ids,
-    stop_when,
 )
 from tunesmith.tasks.causal_lm.loss import answer_items, answer_loss
 from tunesmith.tasks.causal_lm.rendering import prompt_ids, prompt_of
@@ -150,16 +148,11 @@ class Generator(Predictor):
         stop = stop or threading.Event()
         if seed is not None:
             torch.manual_seed(seed)
-        stops = stop_token_ids(self.tokenizer)
         kwargs = {
             "input_ids": ids,
             "attention_mask": torch.ones_like(ids),
-            "max_new_tokens": max_new_tokens,
-            "eos_token_id": stops,
-            "pad_token_id": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else stops[0],
             "streamer": streamer,
-            **sampling(temperature, top_p),
-            **stop_when(stop),
+            **decoding_options(self.tokenizer, max_new_tokens, temperature, top_p, stop),
         }
         errors: list[BaseException] = []
 
