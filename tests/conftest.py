@@ -298,3 +298,56 @@ def problems_named(problems: list, check: str) -> list:
     found = [p for p in problems if p.check == check]
     assert found, f"expected a {check} problem, got {[p.check for p in problems]}"
     return found
+
+
+# --- tables: a fraud-like table (rare positives decided by amount, hour and merchant, with noise) ------------
+MERCHANTS = ["grocer", "fuel", "travel", "online-shop", "pharmacy", "electronics"]
+
+
+def make_transactions(n: int, seed: int, start: int = 0, unlabelled: int = 0) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        merchant = MERCHANTS[int(rng.integers(0, len(MERCHANTS)))]
+        amount = float(np.round(rng.lognormal(3.5, 1.0), 2))
+        hour = int(rng.integers(0, 24))
+        online = bool(rng.random() < 0.4)
+        risk = (amount > 120) + (hour < 5) + (merchant in ("electronics", "travel")) + online * 0.5
+        fraud = risk + rng.normal(0, 0.4) > 2.3
+        day = 1 + (start + i) * 27 // max(n + start, 1)
+        rows.append({
+            "amount": "" if rng.random() < 0.03 else amount,
+            "merchant": merchant,
+            "hour": hour,
+            "online": "yes" if online else "no",
+            "when": f"2024-03-{day:02d}T{hour:02d}:{int(rng.integers(0, 60)):02d}",
+            "fraud": "" if i < unlabelled else ("yes" if fraud else "no"),
+        })  # fmt: skip
+    return rows
+
+
+@pytest.fixture(scope="session")
+def table_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("table")
+    return write_csv(d / "train.csv", make_transactions(700, 1, unlabelled=100)), write_csv(
+        d / "validation.csv", make_transactions(300, 2)
+    )
+
+
+def table_config(train: Path, validation: Path | None, out: Path, **overrides: object) -> dict:
+    """A small tabular network, briefly pre-trained; overrides as in tiny_config (``tabular__width=16``)."""
+    cfg: dict = {
+        "task": "tabular-classification",
+        "output_dir": str(out),
+        "data": {"train": str(train), "validation": str(validation) if validation else None, "label_column": "fraud"},
+        "train": {"seed": 7, "threads": 1},
+        "eval": {"bootstrap": 200, "fewer_labels": [], "top_k": 20},
+        "tabular": {"width": 32, "depth": 2, "pretrain_epochs": 3},
+    }
+    for key, value in overrides.items():
+        node = cfg
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return cfg

@@ -129,6 +129,20 @@ class DataConfig:
     warn_examples_per_class: int = _f(10, help="fewer training examples of a class than this is a warning", min=1)
     imbalance_warn_ratio: float = _f(5.0, help="warn when largest/smallest class count exceeds this", min=1.0)
     min_examples: int = _f(8, help="causal-lm: fewer usable training examples than this is fatal", min=1)
+    categorical: list[str] | None = _f(
+        None,
+        help="tabular: the columns read as categories; default: detected (text columns, and whole-number columns "
+        "with at most 20 distinct values)",
+    )
+    ignore: list[str] = _f([], help="tabular: columns left out of the features (besides the label)")
+    time_column: str | None = _f(
+        None,
+        help="tabular: a date or time column; without a validation file the held-out split is the latest rows "
+        "(no future leakage) instead of a stratified one; the column is not a feature",
+    )
+    positive_label: str | None = _f(
+        None, help="tabular, two classes: the class to detect (fraud, default); default: the rarer class"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,8 +167,8 @@ class TrainConfig:
         None,
         help="tokens per example; default: the 98th percentile of the data's lengths, capped by cost (128 for "
         "classification, where longer inputs cost more than they add: docs/defaults.md) and by the model "
-        "(2048 for causal-lm)",
-        min=8,
+        "(2048 for causal-lm); tables: the feature columns (set by the data)",
+        min=1,
     )
     packing: bool = _f(
         True,
@@ -182,7 +196,7 @@ class TrainConfig:
     metric: str | None = _f(
         None,
         help="validation metric that picks the best model; default macro_f1 (classification), loss (causal-lm)",
-        choices=("macro_f1", "accuracy", "loss"),
+        choices=("average_precision", "macro_f1", "accuracy", "loss"),
     )
     checkpoint_every: int = _f(
         0,
@@ -210,6 +224,12 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    missed: float = _f(100.0, help="cost of one positive the model lets through", gt=0.0)
+    false_alarm: float = _f(1.0, help="cost of one negative the model flags", gt=0.0)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     slice_columns: list[str] = _f([], help="columns whose values get their own metrics (a first bias check)")
     bootstrap: int = _f(1000, help="bootstrap resamples for confidence intervals", min=100)
@@ -221,6 +241,27 @@ class EvalConfig:
     )
     max_new_tokens: int = _f(128, help="causal-lm: longest generated answer at evaluation", min=1)
     exact_match: bool = _f(False, help="causal-lm: also score exact match of the normalised answer")
+    cost: CostConfig = _f(
+        None,
+        help="tabular, two classes: the cost of one missed positive and of one false alarm; the decision threshold "
+        "is the one with the lowest total cost on the selection split, saved with the model",
+    )
+    false_positive_rate: float = _f(
+        0.01, help="tabular: the false-positive rate at which recall is reported", gt=0.0, max=0.5
+    )
+    top_k: int = _f(100, help="tabular: precision among the k highest-scored validation rows", min=1)
+    fewer_labels: list[float] = _f(
+        [0.1, 0.01],
+        help="tabular: also train with only these shares of the training labels (unlabelled rows still "
+        "pre-train) and compare with the same baselines; [] for none",
+    )
+
+    def __post_init__(self) -> None:
+        if self.cost is None:
+            object.__setattr__(self, "cost", CostConfig())
+        for i, share in enumerate(self.fewer_labels):
+            if not 0 < share < 1:
+                raise ConfigError(f"eval.fewer_labels[{i}]: got {share!r}; allowed: a share between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -295,10 +336,34 @@ class LoraOptions:
 
 
 @dataclass(frozen=True)
+class TabularOptions:
+    pretrain_epochs: int | None = _f(
+        None,
+        help="passes of self-supervised pre-training over every row, labelled or not; default: about 3,000 "
+        "steps, 5-100 epochs; 0 skips it (a model named by `model:` is then used as it is)",
+        min=0,
+        max=10_000,
+    )
+    corruption: float = _f(
+        0.3, help="share of each row's features replaced by values of other rows in pre-training", gt=0.0, max=0.9
+    )
+    width: int = _f(256, help="width of the encoder's layers", min=8, max=8192)
+    depth: int = _f(3, help="encoder layers", min=1, max=16)
+    embedding_dim: int = _f(8, help="width of each categorical value's embedding", min=1, max=512)
+    loss: str = _f(
+        "weighted",
+        help="fine-tuning loss: weighted (cross entropy with square-root inverse class-frequency weights; the "
+        "probabilities are corrected back to the data's class shares), focal, or plain",
+        choices=("weighted", "focal", "plain"),
+    )
+    focal_gamma: float = _f(2.0, help="focal loss: how much easy examples are down-weighted", min=0.0, max=10.0)
+
+
+@dataclass(frozen=True)
 class Config:
     task: str = _f(
         "text-classification",
-        help="what to learn: text-classification, image-classification or causal-lm",
+        help="what to learn: text-classification, image-classification, tabular-classification or causal-lm",
         choices=tuple(TASK_DEFAULTS),
     )
     model: str | None = _f(
@@ -329,6 +394,7 @@ class Config:
     full: FullOptions = _f(None, help="options of the full method")
     head: HeadOptions = _f(None, help="options of the head method")
     lora: LoraOptions = _f(None, help="options of the lora method")
+    tabular: TabularOptions = _f(None, help="tabular-classification: the network, its pre-training and its loss")
 
     def __post_init__(self) -> None:
         # Sections left out of the YAML get their defaults; frozen, so set through object.
@@ -365,7 +431,7 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "augment": AugmentConfig}
 _SECTIONS |= {"classifier": ClassifierOptions, "full": FullOptions}
-_SECTIONS |= {"head": HeadOptions, "lora": LoraOptions}
+_SECTIONS |= {"head": HeadOptions, "lora": LoraOptions, "tabular": TabularOptions}
 
 
 def _type_name(tp: Any) -> str:
@@ -455,6 +521,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         if key in _SECTIONS and cls is Config:
             kwargs[key] = _build(_SECTIONS[key], value, f"{path}.")
             continue
+        if _subsection(hints[key]) is not None:  # a mapping inside a section (eval.cost)
+            kwargs[key] = _build(_subsection(hints[key]), value, f"{path}.")
+            continue
         coerced = _coerce(value, hints[key], path)
         _check_range(coerced, dict(known[key].metadata), path)
         kwargs[key] = coerced
@@ -465,6 +534,11 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     if missing:
         raise ConfigError(f"{prefix}{missing[0]}: required key is missing")
     return cls(**kwargs)
+
+
+def _subsection(tp: Any) -> type | None:
+    """The dataclass a key of a section holds (``eval.cost``), else None."""
+    return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
 
 
 def set_key(raw: dict, key: str, value: Any) -> None:
@@ -519,6 +593,8 @@ def check_override_key(key: str) -> None:
             )
         if cls is Config and part in _SECTIONS:
             cls = _SECTIONS[part]
+        elif _subsection(typing.get_type_hints(cls)[part]) is not None:
+            cls = _subsection(typing.get_type_hints(cls)[part])
         elif i < len(parts) - 1:
             raise ConfigError(f"--set {key}: {part} is not a section")
 
@@ -593,6 +669,10 @@ def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str]]
     for f in dataclasses.fields(cls):
         if cls is Config and f.name in _SECTIONS:
             rows.extend(describe(_SECTIONS[f.name], f"{f.name}."))
+            continue
+        sub = _subsection(typing.get_type_hints(cls)[f.name])
+        if sub is not None:
+            rows.extend(describe(sub, f"{prefix}{f.name}."))
             continue
         default = (
             "required"

@@ -105,6 +105,8 @@ def chatterbot(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path
 
 
 from tunesmith.data.suite import (  # noqa: E402  (the suite's converters, one module per source)
+    caravan,
+    credit_default,
     digits,
     fashion_mnist,
     intents,
@@ -122,6 +124,8 @@ DATASETS = {
     "python-faq-chat": python_faq_chat,
     "digits": digits,
     "fashion-mnist": fashion_mnist,
+    "credit-default": credit_default,
+    "caravan": caravan,
 }
 
 # The recipe suite at the sizes the defaults are chosen and checked on (docs/defaults.md): name -> (kind, train,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import tunesmith
-from tests.conftest import image_config, llm_config, tiny_config
+from tests.conftest import image_config, llm_config, table_config, tiny_config
 from tunesmith import config
 from tunesmith.config import TASK_DEFAULTS
 from tunesmith.inference import predictor_class
@@ -17,9 +17,9 @@ PAIRS = [(task, method) for task in task_names() for method in get_task(task).me
 
 
 def test_the_matrix_covers_every_task_and_method():
-    assert set(task_names()) == {"text-classification", "image-classification", "causal-lm"}
+    assert set(task_names()) == {"text-classification", "image-classification", "causal-lm", "tabular-classification"}
     assert {m for _, m in PAIRS} == set(method_names())
-    assert len(PAIRS) == 9
+    assert len(PAIRS) == 11
 
 
 @pytest.mark.parametrize("task", task_names())
@@ -34,7 +34,7 @@ def test_the_config_reads_the_task_folders_defaults(task):
 
 @pytest.mark.parametrize(("task", "method"), PAIRS)
 def test_every_task_trains_with_every_method(
-    task, method, tiny_model, toy_data, tiny_llama, chat_data, tiny_vit, image_data, tmp_path, cache_dir
+    task, method, tiny_model, toy_data, tiny_llama, chat_data, tiny_vit, image_data, table_data, tmp_path, cache_dir
 ):
     out = tmp_path / "runs"
     one = {"train__epochs": 1, "method": method}
@@ -42,6 +42,9 @@ def test_every_task_trains_with_every_method(
         cfg, inputs = tiny_config(tiny_model, *toy_data, out, **one), ["good fine", "bad awful"]
     elif task == "causal-lm":
         cfg, inputs = llm_config(tiny_llama, *chat_data, out, **one), None
+    elif task == "tabular-classification":
+        row = {"amount": 250.0, "merchant": "travel", "hour": 3, "online": "yes", "when": "2024-03-09T03:10"}
+        cfg, inputs = table_config(*table_data, out, **one), [row, {**row, "amount": 12.5, "hour": 14}]
     else:
         cfg, inputs = image_config(tiny_vit, *image_data, out, **one), None
     run = tunesmith.finetune(cfg)

@@ -253,3 +253,52 @@ def fashion_mnist(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[P
     tr, _ = _stratified(tr_y, n_train, 0, seed)
     va, _ = _stratified(te_y, n_val, 0, seed)
     return _write_images(out, {"train": (tr_x[tr], tr_y[tr]), "validation": (te_x[va], te_y[va])}, FASHION_NAMES)
+
+
+def _islp_csv(name: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("ISLP")
+    if spec is None or spec.origin is None:
+        raise InputError("this dataset needs the package ISLP==0.6.0 (make install: pip install --no-deps ISLP==0.6.0)")
+    return Path(spec.origin).parent / "data" / f"{name}.csv"
+
+
+def _table_split(rows: list[dict[str, str]], label: str, n_train: int, n_val: int, seed: int) -> tuple[list, list]:
+    """Each class keeps its share in both splits (seeded); the rows keep the file's order."""
+    if n_train + n_val > len(rows):
+        raise InputError(f"asked for {n_train + n_val} rows; the table has {len(rows)}")
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_label[r[label]].append(i)
+    train, val = [], []
+    for idx in by_label.values():
+        idx = list(rng.permutation(idx))
+        k_val = round(len(idx) * n_val / len(rows))
+        k_train = round(len(idx) * n_train / len(rows))
+        val += idx[:k_val]
+        train += idx[k_val : k_val + k_train]
+    return [rows[i] for i in sorted(train)], [rows[i] for i in sorted(val)]
+
+
+def islp_table(name: str, label: str, out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """An ISLP table as train.csv and validation.csv, stratified on the label."""
+    with _islp_csv(name).open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows, fields = list(reader), list(reader.fieldnames or [])
+    fields = [f for f in fields if f]  # a leading unnamed index column, where the file has one
+    rows = [{k: r[k] for k in fields} for r in rows]
+    train, val = _table_split(rows, label, n_train, n_val, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    return _write_csv(out / "train.csv", train, fields), _write_csv(out / "validation.csv", val, fields)
+
+
+def credit_default(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """ISLP's Default: 10,000 card holders, 3.3% of whom defaulted (student, balance, income -> default)."""
+    return islp_table("Default", "default", out, n_train, n_val, seed)
+
+
+def caravan(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """ISLP's Caravan: 5,822 customers, 85 socio-demographic and product columns, 6.0% bought caravan insurance."""
+    return islp_table("Caravan", "Purchase", out, n_train, n_val, seed)

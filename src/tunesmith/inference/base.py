@@ -18,7 +18,7 @@ class Predictor:
     """What every loaded run offers; serving, the CLI and lifecycle use only this."""
 
     generates: ClassVar[bool] = False  # answers prompts (``generate``/``stream``) rather than classifying
-    input_kind: ClassVar[str] = "text"  # what ``predict`` takes: "text" or "image"
+    input_kind: ClassVar[str] = "text"  # what ``predict`` takes: "text", "image" or "row" (a column -> value mapping)
     supports_onnx: ClassVar[bool] = False  # ``tunesmith export --onnx`` can export it
     run_dir: Path
     manifest: dict[str, Any]
@@ -38,6 +38,10 @@ class Predictor:
 
     def predict(self, inputs: list[Any]) -> list[Any]:
         raise NotImplementedError
+
+    def check_rows(self, rows: Any) -> list[dict[str, Any]]:
+        """Rows (column -> value mappings) checked for what the model reads; InputError says what is wrong."""
+        raise InputError(f"{self.run_dir}: this model takes {self.input_kind} inputs, not table rows")
 
     def predict_file(self, input_file: str | Path, output_file: str | Path, **options: Any) -> int:
         raise NotImplementedError

@@ -35,8 +35,6 @@ def train_head(
     kept is the best on ``metric`` (train.metric when None), and the result names it."""
     import torch.nn.functional as F
 
-    from tunesmith.eval.metrics import classification_metrics
-
     if job.features is None:
         raise ConfigError("method: head needs cached frozen features; this task has none")
     head = job.task.feature_head(job.model)
@@ -53,8 +51,7 @@ def train_head(
         module.eval()
         with torch.no_grad():
             probs = torch.softmax(module(torch.from_numpy(val_x)).float(), dim=-1).numpy()
-        m = classification_metrics(val_y, probs, job.labels)
-        return {"loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+        return job.task.probability_metrics(val_y, probs, job.labels)
 
     def loss(module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(module(batch["features"]).float(), batch["labels"])
@@ -106,7 +103,6 @@ def fit_logistic_head(
     import time
 
     from tunesmith.eval.compare import fit_logistic
-    from tunesmith.eval.metrics import classification_metrics
 
     head = job.task.feature_head(job.model)
     layer = linear_layer(head)
@@ -122,8 +118,8 @@ def fit_logistic_head(
     head.eval()
     with torch.no_grad():
         probs = torch.softmax(head(torch.from_numpy(np.asarray(choice_x))).float(), dim=-1).numpy()
-    m = classification_metrics(np.array([it["labels"] for it in job.val_items]), probs, job.labels)
-    best = {"step": 0, "loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "C": fitted.C}
+    m = job.task.probability_metrics(np.array([it["labels"] for it in job.val_items]), probs, job.labels)
+    best = {"step": 0, **m, "C": fitted.C}
     seconds = time.perf_counter() - start
     return FitResult(best=best, history=[{"kind": "eval", **best}], metric=job.cfg.train.metric, train_seconds=seconds)
 

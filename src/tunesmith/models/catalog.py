@@ -15,7 +15,7 @@ from tunesmith.errors import ConfigError
 class CatalogEntry:
     name: str
     task: str
-    package: str  # pip name (install with --no-deps)
+    package: str  # pip name (install with --no-deps); "" for a model built by tunesmith itself (no files)
     module: str  # import name, located with find_spec so it is never imported
     subpath: str
     params: str
@@ -57,6 +57,16 @@ CATALOG: dict[str, CatalogEntry] = {
             "SmolLM2-135M-Instruct chat model (Llama, 30 layers, 576 wide; GGUF, converted once); default generator",
             "HuggingFaceTB/SmolLM2-135M-Instruct",
             "apache-2.0",
+        ),
+        CatalogEntry(
+            "tabular-net",
+            "tabular-classification",
+            "",
+            "",
+            "",
+            "0.2M",
+            "tabular network (feature embeddings + MLP), pre-trained on the run's own rows, labelled or not "
+            "(SCARF contrastive + masked-feature reconstruction); default for tables",
         ),
     ]
 }
@@ -114,6 +124,8 @@ def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False)
     a local folder must hold safetensors weights (pickles run code when loaded; ``allow_pickle`` is the config's
     trust_remote_code), and a hub id must be in the local Hugging Face cache when downloads are off. A GGUF file
     (catalog entry or local path) is converted once into a Hugging Face folder under the cache."""
+    if spec in CATALOG and not CATALOG[spec].package:  # built and pre-trained by the task on the run's own data
+        return ModelSource(spec, "", spec, hashlib.sha256(f"{spec}:1".encode()).hexdigest()[:16], True)
     if spec in CATALOG:
         path = catalog_path(CATALOG[spec])
         if path.suffix == ".gguf":
@@ -121,6 +133,9 @@ def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False)
         fingerprint = _fingerprint_dir(path) if path.is_dir() else _fingerprint_file(path)
         return ModelSource(spec, str(path), spec, fingerprint, True)
     p = Path(spec).expanduser()
+    if (p / "manifest.json").is_file():  # a run: the general model it started from when it saved one, else its model
+        p = p / "base_model" if (p / "base_model" / "config.json").is_file() else p / "model"
+        spec = str(p)
     if p.is_file() and p.suffix == ".gguf":
         folder = _from_gguf(p.resolve(), cache_dir)
         return ModelSource(spec, str(folder), None, _fingerprint_dir(folder), True)
@@ -183,14 +198,14 @@ def model_config(source: ModelSource) -> dict:
 def list_models() -> list[dict[str, str]]:
     rows = []
     for e in CATALOG.values():
-        installed = importlib.util.find_spec(e.module) is not None
+        installed = not e.package or importlib.util.find_spec(e.module) is not None
         rows.append(
             {
                 "name": e.name,
                 "task": e.task,
                 "params": e.params,
                 "installed": "yes" if installed else "no",
-                "package": e.package,
+                "package": e.package or "(built in)",
                 "description": e.description,
             }
         )

@@ -14,6 +14,7 @@ from tunesmith.methods import get_method
 from tunesmith.models.facts import ModelFacts
 from tunesmith.pipeline.memory import estimate, micro_batches
 from tunesmith.tasks import get_task
+from tunesmith.train.rules import MIN_STEPS_PER_EPOCH, batch_size_rule, epochs_rule
 
 # Optimizer steps to aim for, and the epochs allowed around them, are each task's ``epoch_rule`` (measured on
 # the recipe suite, docs/defaults.md). Early stopping (train.early_stopping_patience) on the selection split
@@ -25,18 +26,16 @@ from tunesmith.tasks import get_task
 # on 400 long documents a batch of 32 left 26 optimizer steps in 2 epochs and the tuned model fell 15 points
 # below the frozen model's linear probe; batch 8 (the Hugging Face Trainer's default) trained well.
 BATCH_SIZES = (8, 16, 32)
-MIN_STEPS_PER_EPOCH = 50
 
 
-def batch_size_for(n_train: int) -> Default:
-    fits = [b for b in BATCH_SIZES if n_train / b >= MIN_STEPS_PER_EPOCH]
-    batch = max(fits) if fits else BATCH_SIZES[0]
+def batch_size_for(n_train: int, sizes: tuple[int, ...] = BATCH_SIZES) -> Default:
+    batch = batch_size_rule(n_train, sizes)
     steps = math.ceil(n_train / batch)
     return Default(
         "train.batch_size",
         batch,
         f"{n_train:,} training examples / {batch} = {steps} optimizer steps per epoch (rule: the largest of "
-        f"{', '.join(map(str, BATCH_SIZES))} that keeps at least {MIN_STEPS_PER_EPOCH} steps per epoch)",
+        f"{', '.join(map(str, sizes))} that keeps at least {MIN_STEPS_PER_EPOCH} steps per epoch)",
     )
 
 
@@ -46,7 +45,7 @@ def epochs_for(task: str, n_train: int, batch_size: int, method: str | None = No
     own = get_method(method).epoch_rule if method else None
     target, low, high = own or get_task(task).epoch_rule
     per_epoch = max(1, math.ceil(n_train / batch_size))
-    epochs = min(high, max(low, math.ceil(target / per_epoch)))
+    epochs = epochs_rule(n_train, batch_size, target, low, high)
     return Default(
         "train.epochs",
         epochs,
@@ -94,7 +93,7 @@ def data_driven(
     out: list[Default] = []
     batch = cfg.train.batch_size
     if batch is None:
-        out.append(batch_size_for(n_train))
+        out.append(batch_size_for(n_train, get_task(cfg.task).batch_sizes))
         batch = int(out[-1].value)
     if cfg.train.epochs is None:
         out.append(epochs_for(cfg.task, n_train, batch, cfg.method))

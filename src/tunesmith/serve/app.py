@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunesmith.data.images import decode_image
+from tunesmith.errors import InputError
 from tunesmith.inference.base import Predictor
 from tunesmith.serve.batcher import MemberFailed, MicroBatcher, QueueFull
 from tunesmith.serve.openai_api import add_openai_routes
@@ -54,8 +55,10 @@ class ServeSettings:
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    inputs: list[str] = Field(
-        min_length=1, description="texts, or for image models base64-encoded image files (PNG, JPEG, ...)"
+    inputs: list[str | dict[str, str | int | float | bool | None]] = Field(
+        min_length=1,
+        description="texts; for image models base64-encoded image files (PNG, JPEG, ...); for tabular models rows "
+        "as objects of column -> value",
     )
 
 
@@ -128,7 +131,22 @@ class ModelService:
         s = self.settings
         if len(inputs) > s.max_inputs:
             raise unprocessable(f"{len(inputs)} inputs; at most {s.max_inputs} per request")
-        if self.model.input_kind != "image":
+        kind = self.model.input_kind
+        wrong = next((i for i, x in enumerate(inputs) if isinstance(x, dict) != (kind == "row")), None)
+        if wrong is not None:
+            want = "an object of column -> value" if kind == "row" else "a string"
+            raise unprocessable(f"inputs[{wrong}]: this model takes {want} per input")
+        if kind == "row":
+            for i, row in enumerate(inputs):
+                for key, value in row.items():
+                    check_text(key, f"inputs[{i}] column name", s.max_input_chars)
+                    if isinstance(value, str) and value.strip():  # "" is a missing value
+                        check_text(value, f"inputs[{i}].{key}", s.max_input_chars)
+            try:
+                return self.model.check_rows(inputs)
+            except InputError as exc:
+                raise unprocessable(str(exc)) from None
+        if kind != "image":
             for i, text in enumerate(inputs):
                 check_text(text, f"inputs[{i}]", s.max_input_chars)
             return inputs

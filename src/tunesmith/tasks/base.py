@@ -45,6 +45,7 @@ class TaskData:
     labels: list[str] = field(default_factory=list)
     format: str | None = None
     select: Examples | None = None  # carved from the training data for the tool's own choices (data.selection_split)
+    unlabelled: Examples | None = None  # training rows without a label: self-supervised pre-training only (tabular)
 
     @property
     def all_train(self) -> Examples:
@@ -89,6 +90,7 @@ class Task:
     mmap_threshold: ClassVar[int] = 16 << 20
     # Facts for the data-driven defaults and the planner (docs/planning.md).
     epoch_rule: ClassVar[tuple[int, int, int]] = (100, 1, 5)  # optimizer steps to aim for; min, max epochs
+    batch_sizes: ClassVar[tuple[int, ...]] = (8, 16, 32)  # what the batch-size rule picks from (docs/defaults.md)
     learning_rates: ClassVar[dict[str, list[tuple[float, float]]]] = {}  # method -> [(max params, lr), ...]
     lr_reference_batch: ClassVar[dict[str, int]] = {}  # method -> the batch its rates are for (sqrt-scaled)
     lora_targets_per_layer: ClassVar[int] = 2  # adapted matrices per block (memory estimate)
@@ -172,6 +174,14 @@ class Task:
 
     def evaluator(self, prep: Prepared) -> Evaluate:
         raise NotImplementedError
+
+    def probability_metrics(self, y: np.ndarray, probs: np.ndarray, labels: list[str]) -> Metrics:
+        """What a classifier's choices are made on, from class probabilities: the evaluator's figures, also for
+        the head fitted on cached features (methods/head.py)."""
+        from tunesmith.eval.metrics import classification_metrics
+
+        m = classification_metrics(y, probs, labels)
+        return {"loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
     # --- after training ---------------------------------------------------------------------------
     def finish(
