@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat demo-images fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf clean screenshots
+.PHONY: install demo demo-chat demo-images demo-tables fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,13 @@ demo-images: install fashion-mnist
 	@echo "demo-images: EfficientNet-Lite0 on 2,000 Fashion-MNIST images (500 held out), 2 epochs on CPU"
 	$(VENV)/bin/tunesmith train examples/image-classification.yaml
 
+data/credit-default/train.csv: | install
+	$(PY) -m tunesmith.examples credit-default --out data/credit-default --train 7000 --validation 3000
+
+demo-tables: install data/credit-default/train.csv
+	@echo "demo-tables: card defaults (ISLP Default, 7,000 rows, 3.3% positive): pre-training, fine-tuning, trees alongside"
+	$(VENV)/bin/tunesmith train examples/tabular-classification.yaml
+
 # The recipe suite: real datasets of every kind the defaults are chosen and checked on (docs/defaults.md).
 data/suite/.written: | install
 	@$(MAKE) --no-print-directory debian-data
@@ -95,6 +102,9 @@ bench-serve: install data/rotten_tomatoes/train.csv
 
 # llama.cpp itself checks the GGUF export: llama-cpp-python is built from its PyPI source (cmake and a C++
 # compiler, installed here as Debian packages; about 10 minutes on 2 cores the first time).
+bench-tabular: install
+	$(PY) bench/bench_tabular.py
+
 bench-gguf: install data/chatterbot/train.jsonl
 	@(command -v cmake >/dev/null && command -v g++ >/dev/null) || $(SUDO) apt-get install -y -q cmake g++
 	$(PY) -c "import llama_cpp" 2>/dev/null || $(PIP) install -q --no-binary llama-cpp-python llama-cpp-python

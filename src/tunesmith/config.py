@@ -339,7 +339,7 @@ class LoraOptions:
 class TabularOptions:
     pretrain_epochs: int | None = _f(
         None,
-        help="passes of self-supervised pre-training over every row, labelled or not; default: about 3,000 "
+        help="passes of self-supervised pre-training over every row, labelled or not; default: about 2,000 "
         "steps, 5-100 epochs; 0 skips it (a model named by `model:` is then used as it is)",
         min=0,
         max=10_000,
@@ -368,13 +368,15 @@ class Config:
     )
     model: str | None = _f(
         None,
-        help="catalog name, local Hugging Face folder (or .gguf file), or hub id; default minilm-l6 "
-        "(text classification), efficientnet-lite0 (images), smollm2-135m (causal-lm)",
+        help="catalog name, local Hugging Face folder (or .gguf file), hub id, or a run folder (its base_model/, else "
+        "its model/); default minilm-l6 (text classification), efficientnet-lite0 (images), smollm2-135m "
+        "(causal-lm), tabular-net (tables)",
     )
     method: str | None = _f(
         None,
         help="what trains: full, head, lora, or contrastive (text: the sentence encoder on same/different-class pairs, "
-        "then a head). Default: text under 200 training examples contrastive, else full; images full; causal-lm lora",
+        "then a head). Default: text under 200 training examples contrastive, else full; images and tables full; "
+        "causal-lm lora",
         choices=("full", "head", "lora", "contrastive"),
     )
     trust_remote_code: bool = _f(False, help="allow model code shipped with the weights to run")

@@ -216,3 +216,20 @@ def test_training_on_a_table_prints_the_comparison(table_data, tmp_path, cache_d
     text = err.out + err.err
     for words in ("PR-AUC", "gradient-boosted trees", "isolation forest", "recall@1%", "threshold"):
         assert words in text
+
+
+def test_a_tabular_version_is_registered_and_updated_through_the_gate(tabular_run, tmp_path, cache_dir):
+    from tunesmith.lifecycle.update import update
+    from tunesmith.store import ModelStore
+
+    store = ModelStore(tmp_path / "store")
+    store.register(tabular_run.path, "fraud")
+    store.promote("fraud@v1", "prod")
+    new = write_csv(tmp_path / "march.csv", make_transactions(300, 21))
+    result = update(
+        "fraud@prod", new, replay_ratio=1.0, max_regression=50.0, store=store, overrides=["tabular.pretrain_epochs=2"]
+    )
+    assert result.metric == "loss" and {c.eval_set for c in result.comparisons} == {"fraud@v1", "new data"}
+    assert "replayed" in result.replay
+    assert store.lineage(result.version) == [result.version, "fraud@v1"]
+    assert result.passed == (store.version("fraud@prod")["version"] == 2)

@@ -334,6 +334,12 @@ def _eval(args: argparse.Namespace) -> int:
                 f"  {lab:<{width}}{100 * r['precision']:>9.1f}%{100 * r['recall']:>7.1f}%{100 * r['f1']:>7.1f}%"
                 f"{r['support']:>7}"
             )
+        for lab, d in m.get("detection", {}).items():  # tables: how well the rare class is found
+            print(
+                f"\n  detecting {lab}: PR-AUC {d['average_precision']:.3f}, ROC-AUC {d['roc_auc']:.3f}, recall at 1% "
+                f"false positives {100 * d['recall_at_fpr']:.1f}%, precision in the top 100 "
+                f"{100 * d['precision_at_k']:.1f}%"
+            )
     n = m.get("n_generated", m["n"])
     if n < 100:
         print(f"\nnote: only {n} examples: the intervals are wide; small differences between models are noise.")

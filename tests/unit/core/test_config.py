@@ -98,3 +98,20 @@ def test_a_zero_learning_rate_is_refused_not_replaced(key):
     with pytest.raises(ConfigError, match=rf"{key}: got 0.0; allowed: a number > 0$"):
         config.from_dict({"data": {"train": "t.csv"}}, [f"{key}=0"])
     assert config.coerce({"data": {"train": "t.csv"}}, [f"{key}=1e-9"]) is not None
+
+
+def test_a_mapping_inside_a_section_reads_checks_and_overrides_like_a_section():
+    cfg = config.from_dict({"task": "tabular-classification", "data": {"train": "t"},
+                            "eval": {"cost": {"missed": 20}}}, ["eval.cost.false_alarm=2"])  # fmt: skip
+    assert (cfg.eval.cost.missed, cfg.eval.cost.false_alarm) == (20.0, 2.0)
+    assert config.from_dict({"data": {"train": "t"}}).eval.cost.missed == 100.0  # the default when left out
+    with pytest.raises(config.ConfigError, match=r"eval\.cost\.mised: unknown key \(did you mean 'missed'\?\)"):
+        config.from_dict({"data": {"train": "t"}, "eval": {"cost": {"mised": 1}}})
+    with pytest.raises(config.ConfigError, match=r"eval\.cost\.missed: got -1"):
+        config.from_dict({"data": {"train": "t"}}, ["eval.cost.missed=-1"])
+    with pytest.raises(config.ConfigError, match="--set eval.cost.x"):
+        config.from_dict({"data": {"train": "t"}}, ["eval.cost.x=1"])
+    with pytest.raises(config.ConfigError, match=r"eval\.fewer_labels\[1\]"):
+        config.from_dict({"data": {"train": "t"}, "eval": {"fewer_labels": [0.1, 1.5]}})
+    keys = [row[0] for row in config.describe()]
+    assert "eval.cost.missed" in keys and "tabular.loss" in keys

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ class Pretrained:
     epochs: int
     rows: int
     cached: bool
+    seconds: float = 0.0
 
 
 def pretrain_epochs(cfg: Config, rows: int) -> int:
@@ -89,14 +91,16 @@ def pretrain(
     epochs = pretrain_epochs(cfg, len(num))
     h = hashlib.sha256(num.tobytes() + cat.tobytes()).hexdigest()[:24]
     key = cache_key(
-        "tabular-pretrain-1", source_fp, h, model.schema.to_dict(), model.arch, t.corruption, epochs, cfg.train.seed
+        "tabular-pretrain-2", source_fp, h, model.schema.to_dict(), model.arch, t.corruption, epochs, cfg.train.seed
     )
     cache = ArrayCache(cache_root(cfg.cache_dir), "tabular")
     hit = cache.get(key)
     if hit is not None:
         losses = [float(x) for x in hit.pop("__losses__")]
+        seconds = float(hit.pop("__seconds__")[0])
         model.load_state_dict({k: torch.from_numpy(v) for k, v in hit.items()})
-        return Pretrained(hit, losses, epochs, len(num), True)
+        return Pretrained(hit, losses, epochs, len(num), True, seconds)
+    start = time.perf_counter()
     for p in model.parameters():
         p.requires_grad_(True)
     pool_num, pool_cat = torch.from_numpy(num), torch.from_numpy(cat)
@@ -151,5 +155,6 @@ def pretrain(
     for p in model.pretraining.parameters():
         p.requires_grad_(False)
     state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
-    cache.put(key, {**state, "__losses__": np.array(losses, np.float64)})
-    return Pretrained(state, losses, epochs, len(num), False)
+    seconds = round(time.perf_counter() - start, 2)
+    cache.put(key, {**state, "__losses__": np.array(losses, np.float64), "__seconds__": np.array([seconds])})
+    return Pretrained(state, losses, epochs, len(num), False, seconds)

@@ -144,7 +144,7 @@ def build_report(
     if len(labels) == 2:
         summary["decision"] = _decision(cfg, prep, model, y, probs[:, t], t)
     summary["fewer_labels"] = [_fewer(cfg, prep, f, t, scores, y) for f in fewer]
-    summary["verdict"] = verdict(models, comparisons, ev.confidence)
+    summary["verdict"] = verdict(models, comparisons, ev.confidence, summary["kept"])
     slices = _slices(prep, y, probs[:, t], summary.get("decision", {}).get("threshold"))
     full = {
         "summary": summary,
@@ -158,6 +158,7 @@ def build_report(
             "epochs": baseline.pretrained.epochs,
             "rows": baseline.pretrained.rows,
             "cached": baseline.pretrained.cached,
+            "seconds": baseline.pretrained.seconds,
         },
         "slices": slices,
         "data": report.to_dict(),
@@ -220,7 +221,9 @@ def _fewer(cfg: Config, prep: Any, f: Any, t: int, scores: dict[str, np.ndarray]
     }
 
 
-def verdict(models: dict[str, Any], comparisons: dict[str, Any], confidence: float) -> dict[str, Any]:
+def verdict(
+    models: dict[str, Any], comparisons: dict[str, Any], confidence: float, kept: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Against the general model (its anomaly score), then plainly against the best model trained on the same
     labels."""
     pct = int(confidence * 100)
@@ -247,6 +250,8 @@ def verdict(models: dict[str, Any], comparisons: dict[str, Any], confidence: flo
         text += f" It also beats {best} on the same labels: {figures(best)}."
     else:
         text += f" Level with {best} on the same labels (the interval includes zero): {figures(best)}."
+    if kept and kept.get("model") == "frozen encoder + head" and "why" in kept:
+        text = f"Kept the pre-trained encoder with a trained head: {kept['why']}. {text}"
     return {"status": status, "text": text, "against": ANOMALY, "best_labelled": best}
 
 
@@ -346,9 +351,10 @@ def _comparison(full: dict[str, Any], cfg: Config) -> str:
     return (
         f"<h2>Detecting {escape(s['target'])}: every model on the same {s['n']:,} validation rows "
         f"({s['positives']} positive)</h2>"
-        f"<table><tr><th>model</th><th>labels</th><th>PR-AUC ({int(cfg.eval.confidence * 100)}% CI)</th>"
+        f"<div class=scroll><table><tr><th>model</th><th>labels</th>"
+        f"<th>PR-AUC ({int(cfg.eval.confidence * 100)}% CI)</th>"
         f"<th>ROC-AUC</th><th>recall at {fpr} false positives</th><th>precision in top {s['top_k']}</th>"
-        f"<th>tuned − model, PR-AUC (CI)</th></tr>{''.join(rows)}</table>"
+        f"<th>tuned − model, PR-AUC (CI)</th></tr>{''.join(rows)}</table></div>"
         f"<p class=note>PR-AUC is average precision; a model guessing at random scores the positive share "
         f"({s['positives'] / max(s['n'], 1):.3f}). Accuracy {_p(s['accuracy'])} and macro-F1 {_p(s['macro_f1'])} "
         "at the most likely class are in report.json; they say little when one class is rare. The anomaly score and "
@@ -385,14 +391,15 @@ def _decision_html(s: dict[str, Any]) -> str:
         f"least <b>{th}</b>: the lowest total cost on {escape(d['chosen_on'])} at {c['missed']:g} per missed "
         f"positive and {c['false_alarm']:g} per false alarm (eval.cost). Saved with the model; `tunesmith predict` "
         "and the server return it as <code>flagged</code>.</p>"
-        "<table><tr><th>on the validation rows</th><th>flagged</th><th>caught</th><th>missed</th><th>false alarms</th>"
+        "<div class=scroll><table><tr><th>on the validation rows</th><th>flagged</th><th>caught</th><th>missed</th>"
+        "<th>false alarms</th>"
         "<th>cost</th></tr>"
         f"<tr><td>at the threshold</td><td>{v['flagged']}</td><td>{v['true_positives']}</td><td>{v['missed']}</td>"
         f"<td>{v['false_positives']}</td><td><b>{v['cost']:g}</b></td></tr>"
         f"<tr><td>flag nothing</td><td>0</td><td>0</td><td>{s['positives']}</td><td>0</td>"
         f"<td>{d['flag_none_cost']:g}</td></tr>"
         f"<tr><td>flag everything</td><td>{s['n']}</td><td>{s['positives']}</td><td>0</td>"
-        f"<td>{s['n'] - s['positives']}</td><td>{d['flag_all_cost']:g}</td></tr></table>"
+        f"<td>{s['n'] - s['positives']}</td><td>{d['flag_all_cost']:g}</td></tr></table></div>"
     )
 
 
@@ -423,7 +430,7 @@ def _fewer_html(s: dict[str, Any], cfg: Config) -> str:
         "<h2>With fewer labels</h2><p>The same comparison when only a share of the training rows keep their label "
         "(stratified, at least two of each class). Every row still pre-trains the general model, which is where "
         "pre-training should pay off.</p>"
-        f"<table>{head}{''.join(rows)}</table>"
+        f"<div class=scroll><table>{head}{''.join(rows)}</table></div>"
     )
 
 
@@ -458,7 +465,7 @@ def _calibration_html(cal: dict[str, Any], target: str) -> str:
         f"<h2>Calibration</h2><p>Predicted against observed share of {escape(target)}, in ten bins of equal size. "
         f"Brier score {cal['brier']:.4f}; expected calibration error {cal['ece']:.4f}; mean predicted "
         f"{_p(cal['mean_predicted'])} against {_p(cal['observed_rate'])} observed.</p>"
-        f"<table><tr><th>rows</th><th>predicted</th><th>observed</th></tr>{rows}</table>"
+        f"<div class=scroll><table><tr><th>rows</th><th>predicted</th><th>observed</th></tr>{rows}</table></div>"
     )
 
 
@@ -476,8 +483,9 @@ def _slices_html(slices: dict[str, Any], d: dict[str, Any] | None) -> str:
                 cells += f"<td>{_p(r.get('recall'))}</td><td>{_p(r.get('false_positive_rate'))}</td>"
             body.append(f"<tr>{cells}</tr>")
         parts.append(
-            f"<h3>{escape(col)}</h3><table><tr><th>value</th><th>rows</th><th>positive</th><th>PR-AUC</th>"
-            f"{extra}</tr>{''.join(body)}</table>"
+            f"<h3>{escape(col)}</h3><div class=scroll><table><tr><th>value</th><th>rows</th><th>positive</th>"
+            "<th>PR-AUC</th>"
+            f"{extra}</tr>{''.join(body)}</table></div>"
         )
     return "".join(parts)
 
