@@ -115,11 +115,12 @@ clean:
 
 # The report screenshots in docs/screenshots/: real runs with every default on the recipe suite, rendered in
 # headless Chromium at a laptop's and a phone's width (about 12 minutes on 2 CPU cores).
-screenshots: install suite
+screenshots: install suite data/credit-default/train.csv
 	rm -rf runs/screenshots
-	for kind in text image chat; do $(VENV)/bin/tunesmith train docs/screenshots/$$kind.yaml || exit 1; done
+	for kind in text image chat table; do $(VENV)/bin/tunesmith train docs/screenshots/$$kind.yaml || exit 1; done
 	$(VENV)/bin/tunesmith tune docs/screenshots/tune.yaml --trials 20
 	$(PY) -m tests.browser runs/screenshots/*-text-classification-*/report.html --out docs/screenshots/text
 	$(PY) -m tests.browser runs/screenshots/*-image-classification-*/report.html --out docs/screenshots/image
 	$(PY) -m tests.browser runs/screenshots/*-causal-lm-*/report.html --out docs/screenshots/chat
+	$(PY) -m tests.browser runs/screenshots/*-tabular-classification-*/report.html --out docs/screenshots/table
 	$(PY) -m tests.browser runs/screenshots/studies/tune/tune_report.html --out docs/screenshots/tune

@@ -21,7 +21,7 @@ def validate(config: ConfigLike, overrides: list[str] | tuple[str, ...] = ()) ->
     """Run every data check; raises DataError on fatal problems, returns the report (warnings, stats)."""
     from tunesmith.pipeline.finetune import validate as check
 
-    return check(cfgmod.coerce(config, overrides))
+    return check(registered_model(cfgmod.coerce(config, overrides)))
 
 
 def finetune(
@@ -39,7 +39,20 @@ def finetune(
     ``select(train, val)`` may narrow the data after reading (the planner's probe)."""
     from tunesmith.pipeline.finetune import finetune as run
 
-    return run(cfgmod.coerce(config, overrides), resume=resume, run_dir=run_dir, on_eval=on_eval, select=select)
+    cfg = registered_model(cfgmod.coerce(config, overrides))
+    return run(cfg, resume=resume, run_dir=run_dir, on_eval=on_eval, select=select)
+
+
+def registered_model(cfg: Config) -> Config:
+    """``model: NAME@REF`` (a registered version, e.g. fraud@prod) becomes that version's run folder, checked
+    against its checksums: a run starts from a registered model as from a run directory (its base_model/, else its
+    model/)."""
+    spec = cfg.model or ""
+    if "@" not in spec or "/" in spec or Path(spec).exists():
+        return cfg
+    from tunesmith.store import resolve_run
+
+    return cfgmod.from_dict(cfgmod.to_dict(cfg) | {"model": str(resolve_run(spec))})
 
 
 def load(run: str | Path, backend: str = "auto") -> Predictor:

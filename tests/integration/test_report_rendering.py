@@ -1,6 +1,6 @@
 """Reports as a person sees them: rendered in headless Chromium at a laptop's and a phone's width, nothing runs
 past the page's edge and every legend swatch has its series' colour (read back from the rendered page). Text
-(25 long class names), image, chat and tune reports, from real runs on the tiny test models."""
+(25 long class names), image, chat, table and tune reports, from real runs on the tiny test models."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.browser import WIDTHS, inspect, screenshot
-from tests.conftest import image_config, llm_config, tiny_config, write_csv
+from tests.conftest import image_config, llm_config, table_config, tiny_config, write_csv
 from tunesmith import api
 from tunesmith.tuning.study import tune
 
@@ -37,7 +37,9 @@ def _long_label_data(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def reports(tiny_model, tiny_vit, tiny_llama, image_data, chat_data, toy_data, tmp_path_factory) -> dict[str, Path]:
+def reports(
+    tiny_model, tiny_vit, tiny_llama, image_data, chat_data, toy_data, table_data, tmp_path_factory
+) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("rendered")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TUNESMITH_CACHE", str(out / "cache"))
@@ -53,6 +55,9 @@ def reports(tiny_model, tiny_vit, tiny_llama, image_data, chat_data, toy_data, t
         )
         image = api.finetune(image_config(tiny_vit, *image_data, out / "runs", method="head", head__epochs=10))
         chat = api.finetune(llm_config(tiny_llama, *chat_data, out / "runs", train__epochs=1))
+        table = api.finetune(
+            table_config(*table_data, out / "runs", eval__fewer_labels=[0.2], eval__slice_columns=["merchant"])
+        )
         raw = tiny_config(tiny_model, *toy_data, out / "tune-runs", train__epochs=1)  # full, warm-started
         raw["train"]["learning_rate"] = "loguniform(1e-3, 3e-2)"
         (out / "search.yaml").write_text(yaml.safe_dump(raw))
@@ -61,11 +66,12 @@ def reports(tiny_model, tiny_vit, tiny_llama, image_data, chat_data, toy_data, t
         "text": text.path / "report.html",
         "image": image.path / "report.html",
         "chat": chat.path / "report.html",
+        "table": table.path / "report.html",
         "tune": searched.report,
     }
 
 
-@pytest.mark.parametrize("kind", ["text", "image", "chat", "tune"])
+@pytest.mark.parametrize("kind", ["text", "image", "chat", "table", "tune"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_nothing_overflows_and_legends_keep_their_colours(reports, kind, width, tmp_path):
     seen = inspect(reports[kind], width)
@@ -73,7 +79,7 @@ def test_nothing_overflows_and_legends_keep_their_colours(reports, kind, width, 
     assert seen["scrollWidth"] <= width, f"the page scrolls sideways: {seen['overflow'][:5]}"
     assert not seen["overflow"], seen["overflow"][:5]
     swatches = seen["swatches"]
-    assert len(swatches) >= {"text": 6, "image": 6, "chat": 4, "tune": 3}[kind], "every chart has a legend"
+    assert len(swatches) >= {"text": 6, "image": 6, "chat": 4, "table": 9, "tune": 3}[kind], "every chart has a legend"
     for s in swatches:
         assert s["drawn"], f"swatch {s['series']!r} has no series drawn"
         assert all(c == s["swatch"] for c in s["drawn"]), s

@@ -233,3 +233,18 @@ def test_a_tabular_version_is_registered_and_updated_through_the_gate(tabular_ru
     assert "replayed" in result.replay
     assert store.lineage(result.version) == [result.version, "fraud@v1"]
     assert result.passed == (store.version("fraud@prod")["version"] == 2)
+
+
+def test_a_registered_version_is_a_model_to_start_from(tabular_run, tmp_path, cache_dir, monkeypatch):
+    from tunesmith.store import ModelStore
+
+    monkeypatch.setenv("TUNESMITH_STORE", str(tmp_path / "store"))
+    store = ModelStore(tmp_path / "store")
+    store.register(tabular_run.path, "fraud")
+    store.promote("fraud@v1", "prod")
+    new = write_csv(tmp_path / "new.csv", make_transactions(300, 8))
+    run = tunesmith.finetune(table_config(new, None, tmp_path / "runs", model="fraud@prod", tabular__pretrain_epochs=0))
+    used = Path(run.manifest["base_model"]["path"])
+    assert used.name == "base_model" and used.parent == store.run_dir("fraud@prod").resolve()
+    with pytest.raises(InputError, match="fraud@v9"):
+        tunesmith.finetune(table_config(new, None, tmp_path / "runs", model="fraud@v9"))
