@@ -248,3 +248,35 @@ def test_a_registered_version_is_a_model_to_start_from(tabular_run, tmp_path, ca
     assert used.name == "base_model" and used.parent == store.run_dir("fraud@prod").resolve()
     with pytest.raises(InputError, match="fraud@v9"):
         tunesmith.finetune(table_config(new, None, tmp_path / "runs", model="fraud@v9"))
+
+
+def test_three_classes_from_typed_json_lines(tmp_path, cache_dir):
+    """JSON lines keep their types (numbers, booleans, null); three classes give macro figures and no threshold,
+    and the rare-event figures are about the rarest class."""
+    rows = []
+    for i, r in enumerate(make_transactions(450, 31)):
+        amount = r["amount"] if r["amount"] != "" else None
+        kind = "refund" if i % 9 == 0 else ("fraud" if r["fraud"] == "yes" or i % 7 == 0 else "ok")
+        rows.append(
+            {
+                "amount": amount,
+                "merchant": r["merchant"],
+                "hour": r["hour"],
+                "online": r["online"] == "yes",
+                "kind": kind,
+            }
+        )
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = table_config(path, None, tmp_path / "runs", data__label_column="kind")
+    run = tunesmith.finetune(cfg)
+    m = run.manifest["metrics"]
+    assert m["target"] == "refund" and "decision" not in m
+    assert run.manifest["columns"] == {
+        "amount": "numeric",
+        "merchant": "categorical",
+        "hour": "numeric",
+        "online": "boolean",
+    }
+    preds = tunesmith.load(run.path).predict([{"amount": 5.0, "merchant": "fuel", "hour": 3, "online": True}])
+    assert set(preds[0].probabilities) == {"ok", "fraud", "refund"} and preds[0].flagged is None
