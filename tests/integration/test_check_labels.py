@@ -56,7 +56,7 @@ def test_what_cannot_be_checked_is_refused(tiny_llama, chat_data, tmp_path, caps
     cfg = tmp_path / "chat.yaml"
     cfg.write_text(yaml.safe_dump(llm_config(tiny_llama, *chat_data, tmp_path / "runs")))
     assert main(["check-labels", str(cfg)]) == 2
-    assert "classification tasks only" in capsys.readouterr().err
+    assert "reads text or image classification runs" in capsys.readouterr().err
     assert main(["check-labels", str(tmp_path)]) == 2
     assert "not a tunesmith run directory" in capsys.readouterr().err
     assert main(["check-labels", str(cfg), "--folds", "1"]) == 2

@@ -92,7 +92,7 @@ def check_labels(
     model = c.task.build_model(c.source, c.data)
     frozen = c.task.before_training(model, prep, c.source, True)
     if not isinstance(frozen, FrozenFeatures):
-        raise ConfigError(f"check-labels: {cfg.task} has no class labels to check (classification tasks only)")
+        raise ConfigError(f"check-labels: reads text or image classification runs; {cfg.task} is not supported")
     feats = frozen.get()
     x = np.concatenate([feats[s]["mean"] for s in ("train", "select") if s in feats])
     examples = c.data.all_train

@@ -124,7 +124,8 @@ def run_probe(spec: dict[str, Any]) -> dict[str, Any]:
         if cfg.train.threads is None:
             probe_cfg = cfgmod.replace(probe_cfg, train=cfgmod.replace(probe_cfg.train, threads=available_cores()))
         run = finetune(coerce(probe_cfg), run_dir=Path(tmp) / "run", select=select)
-        log = read_jsonl(Path(tmp) / "run" / "logs" / "train.jsonl")
+        log_path = Path(tmp) / "run" / "logs" / "train.jsonl"
+        log = read_jsonl(log_path) if log_path.is_file() else []  # a head fitted in closed form takes no steps
     steps = [r for r in log if r.get("kind") == "step"]
     evals = [r for r in log if r.get("kind") == "eval"]
     gpu_peak = 0
