@@ -141,6 +141,9 @@ def test_a_weight_0_turn_carries_no_loss(tiny_llama, tmp_path):
          "tool_message", "only an assistant message makes tool calls"),
         ([{"conversations": [{"from": "human", "value": "q"}, {"from": "bot", "value": "a"}]}] * 12,
          "unknown_role", "from 'bot' is not allowed"),
+        ([{"tools": [{"type": "function", "function": {"name": ""}}], "messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 12,
+         "bad_tools", "tools[0].function.name must be"),
         ([{"instruction": "", "output": "a"}] * 12, "bad_content", "instruction is empty"),
     ],
 )  # fmt: skip

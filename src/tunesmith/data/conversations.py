@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.readers import decode_text, parse_json_rows, read_saved_dataset
+from tunesmith.data.tools import check_tools, with_tools
 from tunesmith.data.validate import DataReport, Examples, check_duplicates, check_leakage, lines_text
 from tunesmith.files import not_found
 
@@ -225,6 +226,12 @@ def _from_chat(obj: dict[str, Any], path: str, line: int, report: DataReport) ->
         report.add("error", "missing_messages", f"no 'messages' key (keys here: {keys})", path, line, "messages")
         return None
     msgs = _check_messages(obj["messages"], path, line, report, "messages")
+    if "tools" in obj:  # the functions the conversation offers: written into its system message (data/tools.py)
+        problem = check_tools(obj["tools"])
+        if problem is not None:
+            report.add("error", "bad_tools", problem, path, line, "tools")
+            return None
+        msgs = with_tools(msgs, obj["tools"]) if msgs else msgs
     return {"messages": msgs} if msgs and _trained(msgs, path, line, report, "messages") else None
 
 

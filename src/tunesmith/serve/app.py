@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunesmith.data.images import decode_image
+from tunesmith.data.tools import with_tools
 from tunesmith.errors import InputError
 from tunesmith.inference.base import Predictor
 from tunesmith.serve.batcher import MemberFailed, MicroBatcher, QueueFull
@@ -187,12 +188,9 @@ class ModelService:
         if getattr(self.model, "format", "chat") != "chat":
             raise HTTPException(400, f"this model was tuned on {self.model.format} data, not chat: use /v1/generate")
         limit = req.max_completion_tokens or req.max_tokens or min(256, self.settings.max_new_tokens)
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role,
-             "content": m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)}
-            for m in req.messages
-        ]  # fmt: skip
-        return messages, self._checked(messages, None, limit, "max_tokens", req)
+        messages = [chat_message(m, i) for i, m in enumerate(req.messages)]
+        checked = self._checked(messages, None, limit, "max_tokens", req)
+        return with_tools(messages, req.offered_tools()), checked
 
     def _checked(self, prompt: Any, system: str | None, max_new_tokens: int, field: str, req: Any) -> dict[str, Any]:
         """The checks every generation route makes, in order (a generator; the length limit; a message list only
@@ -358,11 +356,37 @@ def check_text(text: str, where: str, max_chars: int) -> None:
         raise unprocessable(f"{where} holds a lone surrogate (character {exc.start}); send valid Unicode") from None
 
 
+def chat_message(m: Any, i: int) -> dict[str, Any]:
+    """An OpenAI chat message as the model's conversations hold it: text content, an assistant's calls as
+    {"name", "arguments"} (their arguments parsed; 422 when not a JSON object), a tool's result as role tool."""
+    content = m.content if isinstance(m.content, str) or m.content is None else "".join(p.text for p in m.content)
+    out: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role, "content": content or ""}
+    if m.tool_calls:
+        if m.role != "assistant":
+            raise unprocessable(f"messages[{i}]: only an assistant message has tool_calls")
+        calls = []
+        for k, call in enumerate(m.tool_calls):
+            try:
+                args = json.loads(call.function.arguments or "{}")
+            except json.JSONDecodeError:
+                args = None
+            if not isinstance(args, dict):
+                raise unprocessable(f"messages[{i}].tool_calls[{k}].function.arguments is not a JSON object")
+            calls.append({"name": call.function.name, "arguments": args})
+        out["tool_calls"] = calls
+    elif content is None:
+        raise unprocessable(f"messages[{i}].content is missing")
+    return out
+
+
 def check_prompt(prompt: str | list[dict[str, str]], system: str | None, max_chars: int) -> None:
     """The prompt's own rules: every text valid and non-empty, all of it within ``max_chars`` together, a system
     message only first, and the last message the user's."""
-    texts = [("prompt", prompt)] if isinstance(prompt, str) else [(f"prompt[{i}].content", m["content"])
-                                                                  for i, m in enumerate(prompt)]  # fmt: skip
+    if isinstance(prompt, str):
+        texts = [("prompt", prompt)]
+    else:  # an assistant turn that only calls tools has no text
+        texts = [(f"prompt[{i}].content", m["content"]) for i, m in enumerate(prompt)
+                 if m["content"] or not m.get("tool_calls")]  # fmt: skip
     if system is not None:
         texts.append(("system", system))
     for where, text in texts:
@@ -376,8 +400,10 @@ def check_prompt(prompt: str | list[dict[str, str]], system: str | None, max_cha
             raise unprocessable(f"prompt[{roles.index('system', 1)}]: a system message may only come first")
         if system is not None and roles[0] == "system":
             raise unprocessable("give the system message once: in `system` or as the first message")
-        if roles[-1] != "user":
-            raise unprocessable(f"the last message is the {roles[-1]}'s; the last message must be the user's")
+        if roles[-1] not in ("user", "tool"):
+            raise unprocessable(
+                f"the last message is the {roles[-1]}'s; the last message must be the user's (or a tool's result)"
+            )
 
 
 def create_app(model: Predictor, name: str, settings: ServeSettings) -> Any:

@@ -7,7 +7,9 @@ tuned causal LM unchanged: the bearer token is the client's API key.
 
 They share /v1/generate's limits, its one-at-a-time generation and its stop-when-the-client-leaves; errors come in
 OpenAI's shape ({"error": {"message", "type", "param", "code"}}), bad requests as 400 as OpenAI answers them.
-Parameters OpenAI has and a local model cannot honour (n > 1, logprobs, tools, penalties) are refused by name."""
+Parameters OpenAI has and a local model cannot honour (n > 1, logprobs, penalties, a forced tool call) are refused by
+name. Tools are offered the way training wrote them (data/tools.py) and calls are read back from the answer's
+``<tool_call>`` blocks into OpenAI's ``tool_calls``."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunesmith.data.tools import parse_tool_calls
+
 MAX_STOPS = 4
 
 
@@ -30,11 +34,40 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    arguments: str = Field(description="the arguments as a JSON object, in text")
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's earlier calls
+    tool_call_id: str | None = None  # a tool's result answers this call
+
+
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["function"]
+    function: FunctionSpec
 
 
 class StreamOptions(BaseModel):
@@ -59,6 +92,18 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     user: str | None = None
+    tools: list[Tool] | None = Field(None, min_length=1, max_length=64)
+    tool_choice: Literal["auto", "none"] | dict[str, Any] | Literal["required"] | None = None
+    parallel_tool_calls: bool | None = None
+
+    def offered_tools(self) -> list[dict[str, Any]] | None:
+        """The tools the model is told of: none with tool_choice "none"; "required" or a named function is refused
+        (a local model's decoding is not constrained to a call, so the promise could not be kept)."""
+        if self.tool_choice not in (None, "auto", "none"):
+            raise HTTPException(400, "tool_choice: auto or none; a named or required call cannot be guaranteed")
+        if not self.tools or self.tool_choice == "none":
+            return None
+        return [t.model_dump(exclude_none=True) for t in self.tools]
 
 
 def json_event(body: dict[str, Any]) -> str:
@@ -100,29 +145,71 @@ def add_openai_routes(app: FastAPI, service: Any, name: str, auth: list[Any]) ->
         prompt, kwargs = service.chat_args(req)
         stops = stops_of(req)
         ident, made = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+        tools = req.offered_tools() is not None
+        if req.stream and tools:  # calls are known only once the answer is whole: generated, then sent as chunks
+            out = await service.run_generation(lambda stop: service.model.complete(prompt, stop=stop, **kwargs))
+            message, finish, completion = _answer(service, out, stops, tools)
+            usage = req.stream_options is not None and req.stream_options.include_usage
+            events = _whole_as_chunks(message, finish, ident, made, name, out["prompt_tokens"], completion, usage)
+            return StreamingResponse(iter(events), media_type="text/event-stream")
         if req.stream:
             pieces = await service.open_stream(prompt, kwargs)
             usage = req.stream_options is not None and req.stream_options.include_usage
             chunks = _chunks(service, pieces, prompt, kwargs, stops, ident, made, name, usage)
             return StreamingResponse(chunks, media_type="text/event-stream")
         out = await service.run_generation(lambda stop: service.model.complete(prompt, stop=stop, **kwargs))
-        text, stopped = cut_at_stop(out["text"], stops)
-        completion = service.model.count_answer_tokens(text) if stopped else out["completion_tokens"]
+        message, finish, completion = _answer(service, out, stops, tools)
         return {
             "id": ident,
             "object": "chat.completion",
             "created": made,
             "model": name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": "stop" if stopped else out["finish_reason"],
-                }
-            ],  # fmt: skip
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": _usage(out["prompt_tokens"], completion),
         }
+
+
+def _answer(service: Any, out: dict[str, Any], stops: list[str], tools: bool) -> tuple[dict[str, Any], str, int]:
+    """(the assistant message, the finish reason, completion tokens) of a whole answer: cut at a stop sequence,
+    and with tools offered, its <tool_call> blocks as OpenAI's tool_calls."""
+    text, stopped = cut_at_stop(out["text"], stops)
+    completion = service.model.count_answer_tokens(text) if stopped else out["completion_tokens"]
+    finish = "stop" if stopped else out["finish_reason"]
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if tools:
+        rest, calls = parse_tool_calls(text)
+        if calls:
+            message["content"] = rest or None
+            message["tool_calls"] = [
+                {"id": f"call_{secrets.token_hex(12)}", "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                for c in calls
+            ]  # fmt: skip
+            finish = "tool_calls"
+    return message, finish, completion
+
+
+def _whole_as_chunks(message: dict[str, Any], finish: str, ident: str, made: int, name: str, prompt_tokens: int,
+                     completion: int, usage: bool) -> list[str]:  # fmt: skip
+    """A whole answer as OpenAI's stream: the role, the content, each tool call (with its index), the finish
+    reason, the usage if asked, then [DONE]."""
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return json_event({"id": ident, "object": "chat.completion.chunk", "created": made, "model": name,
+                           "choices": [choice]})  # fmt: skip
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    if message.get("content"):
+        events.append(chunk({"content": message["content"]}))
+    for i, call in enumerate(message.get("tool_calls") or []):
+        events.append(chunk({"tool_calls": [{"index": i, **call}]}))
+    events.append(chunk({}, finish))
+    if usage:
+        events.append(json_event({"id": ident, "object": "chat.completion.chunk", "created": made, "model": name,
+                                  "choices": [], "usage": _usage(prompt_tokens, completion)}))  # fmt: skip
+    events.append("data: [DONE]\n\n")
+    return events
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
