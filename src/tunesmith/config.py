@@ -65,8 +65,10 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = _task_defaults()
 @dataclass(frozen=True)
 class DataConfig:
     train: str = _f(
-        help="training file, relative to the working directory (classification: CSV, JSONL, a .json array, Parquet "
-        "or a save_to_disk dataset folder; causal-lm: see data.format)"
+        help="training file, relative to the working directory (classification and tables: CSV, JSONL, a .json "
+        "array, Parquet or a save_to_disk dataset folder; causal-lm: see data.format); or a Hugging Face Hub dataset, "
+        "hf://OWNER/NAME (its train split) or hf://OWNER/NAME#SPLIT, loaded through datasets where a network exists "
+        "or from its local cache"
     )
     validation: str | None = _f(None, help="validation file; without one a seeded (stratified) split is made")
     format: str = _f(

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.readers import decode_text, parse_json_rows, read_saved_dataset
+from tunesmith.data.readers import decode_text, is_hub_dataset, parse_json_rows, read_hub_dataset, read_saved_dataset
 from tunesmith.data.tools import check_tools, with_tools
 from tunesmith.data.validate import DataReport, Examples, check_duplicates, check_leakage, lines_text
 from tunesmith.files import not_found
@@ -79,8 +79,8 @@ def _read_lines(path: str, report: DataReport) -> tuple[list[tuple[int, Any]], s
     import hashlib
 
     p = Path(path)
-    if p.is_dir():
-        rows, _, digest, problems = read_saved_dataset(p)
+    if is_hub_dataset(path) or p.is_dir():
+        rows, _, digest, problems = read_hub_dataset(path) if is_hub_dataset(path) else read_saved_dataset(p)
         report.problems.extend(problems)
         return (list(enumerate(rows, start=1)), digest) if not problems else None
     try:
@@ -316,7 +316,7 @@ def read_split(path: str, fmt: str, report: DataReport) -> tuple[Examples | None
         return None, fmt, ""
     parsed, digest = got
     suffix = Path(path).suffix.lower()
-    if not Path(path).is_dir() and suffix not in TEXT_SUFFIXES | JSONL_SUFFIXES:
+    if not Path(path).is_dir() and not is_hub_dataset(path) and suffix not in TEXT_SUFFIXES | JSONL_SUFFIXES:
         allowed = ", ".join(sorted(TEXT_SUFFIXES | JSONL_SUFFIXES))
         report.add("error", "format", f"unsupported file type {suffix!r}; allowed: {allowed}, or a dataset folder "
                    "written by save_to_disk", path)  # fmt: skip

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,40 @@ def read_saved_dataset(folder: Path) -> tuple[list[dict[str, Any]], list[str], s
     return rows, columns, digest.hexdigest(), []
 
 
+HUB = "hf://"
+
+
+def is_hub_dataset(path: str | Path) -> bool:
+    return str(path).startswith(HUB)
+
+
+def read_hub_dataset(spec: str) -> tuple[list[dict[str, Any]], list[str], str, list[Problem]]:
+    """A dataset on the Hugging Face Hub, ``hf://OWNER/NAME`` (its train split) or ``hf://OWNER/NAME#SPLIT``,
+    through ``datasets.load_dataset`` (downloaded where a network exists, else read from the local cache):
+    (rows, columns, the dataset's fingerprint, problems)."""
+    repo, _, split = spec[len(HUB) :].partition("#")
+    split = split or "train"
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        return [], [], "", [Problem("error", "format", f"{spec!r}: a hub dataset is named hf://OWNER/NAME or "
+                                    "hf://OWNER/NAME#SPLIT", spec)]  # fmt: skip
+    try:
+        import datasets
+    except ImportError:
+        return [], [], "", [Problem("error", "unreadable", "reading hub datasets needs the datasets package "
+                                    "(pip install datasets)", spec)]  # fmt: skip
+    try:
+        ds = datasets.load_dataset(repo, split=split)
+    except Exception as exc:  # offline without a cached copy, an unknown repo or split: the library's reason
+        offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+                      for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))  # fmt: skip
+        hint = (" (downloads are off and it is not in the local cache: load it where a network exists, or save it "
+                "with save_to_disk and name that folder)") if offline else ""  # fmt: skip
+        reason = " ".join(str(exc).split())[:300]
+        return [], [], "", [Problem("error", "unreadable", f"cannot load split {split!r} of {repo}: {reason}{hint}",
+                                    spec)]  # fmt: skip
+    return ds.to_list(), list(ds.column_names), str(ds._fingerprint), []
+
+
 def _lone_surrogate(value: Any, where: str = "a value") -> str | None:
     """Where in a parsed JSON value a string holds half of a UTF-16 pair (json.loads lets "\\ud800" through; no
     tokenizer or file can take it), or None."""
@@ -256,8 +291,8 @@ def read_table(path: str | Path) -> Table:
     """Read one data file; every file-level problem is raised together as a DataError."""
     p = Path(path)
     name = str(path)
-    if p.is_dir():
-        rows, columns, fingerprint, problems = read_saved_dataset(p)
+    if is_hub_dataset(name) or p.is_dir():
+        rows, columns, fingerprint, problems = read_hub_dataset(name) if is_hub_dataset(name) else read_saved_dataset(p)
         if problems:
             raise DataError(problems)
         return Table(name, columns, rows, list(range(1, len(rows) + 1)), fingerprint, unit="row")

@@ -76,3 +76,17 @@ def test_fingerprint_follows_content(tmp_path: Path):
     assert read_table(a).fingerprint == read_table(b).fingerprint
     b.write_text(json.dumps({"text": "y", "label": 1}) + "\n")
     assert read_table(a).fingerprint != read_table(b).fingerprint
+
+
+def test_a_hub_dataset_id_is_read_through_datasets_and_refused_clearly_offline(monkeypatch):
+    from tunesmith.data.readers import read_hub_dataset, read_table
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError) as exc:
+        read_table("hf://tunesmith-nobody/no-such-set#validation")
+    (p,) = exc.value.problems
+    assert p.file == "hf://tunesmith-nobody/no-such-set#validation" and "split 'validation'" in p.message
+    assert "downloads are off" in p.message and "save_to_disk" in p.message
+    (bad,) = read_hub_dataset("hf://just-a-name")[3]
+    assert "hf://OWNER/NAME" in bad.message
