@@ -81,6 +81,17 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def with_overrides(cfg: dict, overrides: dict[str, object]) -> dict:
+    """``section__key=value`` keyword overrides set into a config mapping (sections made as needed)."""
+    for key, value in overrides.items():
+        node = cfg
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return cfg
+
+
 def tiny_config(model: Path, train: Path, validation: Path | None, out: Path, **overrides: object) -> dict:
     cfg: dict = {
         "task": "text-classification",
@@ -91,13 +102,7 @@ def tiny_config(model: Path, train: Path, validation: Path | None, out: Path, **
         "train": {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "max_length": 32, "seed": 7, "threads": 1},
         "eval": {"bootstrap": 200},
     }
-    for key, value in overrides.items():
-        node = cfg
-        parts = key.split("__")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return cfg
+    return with_overrides(cfg, overrides)
 
 
 # --- causal LM: a tiny random Llama with a byte-level BPE tokenizer and a ChatML chat template ---------------
@@ -344,10 +349,4 @@ def table_config(train: Path, validation: Path | None, out: Path, **overrides: o
         "eval": {"bootstrap": 200, "fewer_labels": [], "top_k": 20},
         "tabular": {"width": 32, "depth": 2, "pretrain_epochs": 3},
     }
-    for key, value in overrides.items():
-        node = cfg
-        parts = key.split("__")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return cfg
+    return with_overrides(cfg, overrides)
