@@ -11,7 +11,8 @@ peak = process + weights + gradients and AdamW state of what trains + activation
   head (head); each costs 4 (gradient) + 8 (AdamW moments) bytes;
 - activations, transformers: per layer and token ``68 h + 10 a s`` bytes (the fp16 figure of Korthikanti et
   al., "Reducing Activation Recomputation in Large Transformer Models", doubled for fp32) plus the output
-  logits of causal LMs; image models: 150 MB per 224x224 image (EfficientNet-Lite0, measured), scaled by area.
+  logits of causal LMs; image models: 150 MB per 224x224 image (EfficientNet-Lite0, measured), scaled by area;
+  a task whose model is not a transformer says its own (``Task.activation_bytes``).
   The head method trains on cached features: no activations; the contrastive method's examples are pairs.
 """
 
@@ -51,6 +52,9 @@ def activation_bytes(facts: ModelFacts, task: str, method: str, seq: int) -> int
         return how.inputs_per_example * activation_bytes(facts, task, "full", seq)
     if facts.is_image:
         return int(IMAGE_ACTIVATION_BYTES * (facts.image_size / 224) ** 2)
+    own = get_task(task).activation_bytes(seq)
+    if own is not None:  # a task whose model is no transformer (tables: an MLP)
+        return own
     h, layers, heads = facts.hidden or 768, facts.layers or 12, facts.heads or 12
     per_layer = seq * (68 * h + 10 * heads * seq)
     logits = 2 * 4 * seq * facts.vocab if get_task(task).vocabulary_logits else 0

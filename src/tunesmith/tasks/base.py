@@ -219,6 +219,12 @@ class Task:
         """Methods in the order the planner tries them for this much data, and why."""
         return list(cls.methods), f"{cls.name}: {', '.join(cls.methods)}"
 
+    @classmethod
+    def activation_bytes(cls, input_size: int) -> int | None:
+        """Bytes one training example keeps for the backward pass, where the task's model is not a transformer
+        (the memory estimate's formula is for transformers); None: that formula."""
+        return None
+
     def training_lengths(self, preprocessor: Any, data: TaskData, input_size: int) -> dict[str, list[int]]:
         """Each example's tokens as the run will see them (cut at the input size), per split; {} without tokens."""
         return {}

@@ -119,3 +119,16 @@ def test_a_budget_met_with_fewer_epochs_predicts_and_writes_those_epochs(tmp_pat
     text = write_config(plan, tmp_path / "plan.yaml").read_text()
     assert "# predicted: 1m 00s" in text and "train.epochs = 4" not in text
     assert yaml.safe_load(text)["train"]["epochs"] == 2
+
+
+def test_a_table_network_is_not_estimated_as_a_transformer():
+    """Tables say their own activations (tasks/tabular_classification): a 0.2M-parameter MLP needs well under a
+    GiB with batch 256, where the transformer formula with its fallback shape would claim gigabytes."""
+    from tunesmith.models.catalog import resolve
+    from tunesmith.models.facts import model_facts
+
+    facts = model_facts(resolve("tabular-net"))
+    table = estimate(facts, "tabular-classification", "full", seq=85)
+    assert table.peak(256) < 1 << 30 and table.activations_per_example < 1 << 20
+    text = estimate(facts, "text-classification", "full", seq=85)
+    assert text.activations_per_example > 10 * table.activations_per_example

@@ -276,6 +276,13 @@ class TabularClassification(Task):
         return summary_lines(manifest, run_dir)
 
     @classmethod
+    def activation_bytes(cls, input_size: int) -> int:
+        """Per row: the inputs and, for each of up to 16 layers of up to 1,024 units, about eight width-long fp32
+        tensors (linear, norm and its statistics, GELU, dropout mask): a generous bound for any tabular.width and
+        depth, still tiny beside the process itself."""
+        return 4 * (64 * input_size + 8 * 1024 * 16)
+
+    @classmethod
     def method_preference(cls, n_train: int) -> tuple[list[str], str]:
         return ["full", "head"], "tables: fine-tuning the pre-trained encoder with the labels, else a head on it"
 
