@@ -130,3 +130,26 @@ def test_unlabelled_rows_are_kept_for_pre_training(tmp_path, cache_dir):
     report = tunesmith.validate(_config(tmp_path, rows))
     assert report.stats["unlabelled_rows"] == "120 (pre-training only)"
     assert report.stats["train_examples"] + report.stats["validation_examples"] == 180  # labelled rows only
+
+
+def test_parquet_types_are_read_as_their_kinds(tmp_path, cache_dir):
+    """Parquet keeps decimals, dates, booleans and nulls as values of their own type."""
+    import datetime
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _rows(200)
+    table = pa.table({
+        "amount": pa.array([Decimal(str(r["amount"] or "1.5")) for r in rows], pa.decimal128(12, 2)),
+        "opened": [datetime.date(2024, 1, 1 + i % 28) for i in range(len(rows))],
+        "online": [r["online"] == "yes" for r in rows],
+        "merchant": [r["merchant"] if i % 10 else None for i, r in enumerate(rows)],
+        "fraud": [r["fraud"] for r in rows],
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "rows.parquet")
+    report = tunesmith.validate(_config(tmp_path, tmp_path / "rows.parquet"))
+    assert report.stats["column_kinds"] == {"amount": "numeric", "opened": "datetime", "online": "boolean",
+                                            "merchant": "categorical"}  # fmt: skip
+    assert list(report.stats["missing_values"]) == ["merchant"]  # about 10% of the training rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,14 @@ def as_number(value: Any) -> float | None:
     """A value as a finite number, or None (booleans are not numbers here)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+    if isinstance(value, int | float | Decimal):  # Parquet decimals too
+        number = float(value)
+        return number if math.isfinite(number) else None
     if isinstance(value, str):
+        if "_" in value:  # float() takes "1_000"; a data file does not mean a number by it
+            return None
         try:
-            number = float(value.strip().replace("_", "x"))  # "1_000" is not a number in a data file
+            number = float(value.strip())
         except ValueError:
             return None
         return number if math.isfinite(number) else None
