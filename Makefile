@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo demo-chat demo-images demo-tables fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
+.PHONY: test-slow install demo demo-chat demo-images demo-tables fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
 
 install: $(VENV)/.installed
 
@@ -83,7 +83,12 @@ format: install
 	$(VENV)/bin/ruff check --fix src tests bench
 
 test: install debian-data lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+
+# The real-model smoke tests (MiniLM learns sentiment on real snippets; SmolLM2 converts from GGUF, answers and
+# tunes): about two minutes more, so that make test stays well under fifteen minutes on 2 cores.
+test-slow: install debian-data
+	$(PY) -m pytest -q -p no:cacheprovider -m slow tests
 
 bench: install data/rotten_tomatoes/train.csv
 	$(PY) bench/bench_text_classification.py

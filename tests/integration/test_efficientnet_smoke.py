@@ -4,7 +4,6 @@ fine-tuning (scikit-learn's sample flower is a daisy), then fine-tunes on a few 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 import tunesmith
@@ -18,7 +17,6 @@ from tunesmith.tasks.image_classification.vision import (
     resize_square,
 )
 
-pytestmark = pytest.mark.slow
 DAISY = 985  # ImageNet-1k class index
 
 
