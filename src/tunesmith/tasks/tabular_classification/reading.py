@@ -19,6 +19,7 @@ from tunesmith.tasks.tabular_classification.columns import (
     KINDS,
     Column,
     Schema,
+    as_number,
     as_time,
     category_text,
     detect_kind,
@@ -68,7 +69,6 @@ def _read(path: str, cfg: Config, report: DataReport, validation: bool) -> Split
             "error", "no_features", "no feature columns besides the label (and data.ignore / data.time_column)", path, 1
         )
     rows: dict[bool, list[int]] = {True: [], False: []}
-    labels: list[str] = []
     for i, (row, line) in enumerate(zip(table.rows, table.lines)):
         try:
             label = normalise_label(row.get(d.label_column))
@@ -86,7 +86,6 @@ def _read(path: str, cfg: Config, report: DataReport, validation: bool) -> Split
             )
             continue
         rows[label is not None].append(i)
-        labels.append(label or "")
     if rows[False] and validation:
         report.add(
             "warning",
@@ -239,7 +238,7 @@ def feature_plan(cfg: Config, rows: list[dict[str, Any]]) -> FeaturePlan:
         listed = cfg.data.categorical
         if listed is not None and name in listed:
             kind = "categorical"
-        elif listed is not None and kind == "categorical" and all(_float(v) is not None for v in present):
+        elif listed is not None and kind == "categorical" and all(as_number(v) is not None for v in present):
             kind = "numeric"  # whole-number codes the user did not list as categories
         unique = len(set(present))
         code_like = kind == "categorical" or (kind == "numeric" and all(_whole(v) for v in present))
@@ -371,7 +370,7 @@ def _separates(col: Column, values: list[Any], labels: list[str]) -> bool:
         return False
     numbers = []
     for v, y in pairs:
-        x = as_time(v) if col.kind == "datetime" else _float(v)
+        x = as_time(v) if col.kind == "datetime" else as_number(v)
         if x is not None:
             numbers.append((x, y))
     numbers.sort()
@@ -386,9 +385,3 @@ def _separates(col: Column, values: list[Any], labels: list[str]) -> bool:
         runs += y != previous
         previous = y
     return runs <= len({y for _, y in pairs})
-
-
-def _float(value: Any) -> float | None:
-    from tunesmith.tasks.tabular_classification.columns import as_number
-
-    return as_number(value)

@@ -120,7 +120,7 @@ class TabularClassification(Task):
             val_inputs=va,
             keys=(data.train.content_key(), data.val.content_key()),
             predict=lambda model, x, batch_size: probabilities(model, x, batch_size),
-            features=lambda model, x: {"first": encode_rows(model, x), "mean": encode_rows(model, x)},
+            features=_frozen_features,
             schema=preprocessor,
             pretrain_inputs=enc(_pretraining_rows(data)),
             class_weight=weights,
@@ -320,6 +320,12 @@ class FewerLabels:
     share: float
     rows: np.ndarray  # training row positions kept
     probs: np.ndarray  # the tuned model's validation probabilities
+
+
+def _frozen_features(model: Any, inputs: Arrays) -> dict[str, np.ndarray]:
+    """The encoder's representation, once: both readings the classification pieces ask for are the same vector."""
+    feats = encode_rows(model, inputs)
+    return {"first": feats, "mean": feats}
 
 
 def _pretraining_rows(data: TaskData) -> list[dict[str, Any]]:
