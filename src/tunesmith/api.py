@@ -298,3 +298,59 @@ def learn(
     from tunesmith.labels.learn import learn as run
 
     return run(config, pool, rounds, k, oracle_column, strategy, seed, out, overrides, on_round, baseline, near)
+
+
+# --- knowledge bases ------------------------------------------------------------------------------------------------
+def kb_build(
+    paths: list[str], name: str, encoder: str | None = None, chunk_size: int | None = None,
+    overlap: int | None = None, root: str | Path | None = None,
+) -> Any:  # fmt: skip
+    """Build (or rebuild, embedding only changed files) the knowledge base ``name`` from documents and folders."""
+    from tunesmith.knowledge.base import create
+    from tunesmith.runtime import quiet_libraries, set_threads
+
+    set_threads(None)
+    quiet_libraries()
+    return create(name, root).build(paths, encoder, chunk_size, overlap)
+
+
+def kb_search(name: str, queries: list[str], k: int = 5, root: str | Path | None = None) -> list[list[Any]]:
+    """The ``k`` chunks nearest each query, best first, with their sources."""
+    from tunesmith.knowledge.base import KnowledgeBase
+    from tunesmith.runtime import quiet_libraries, set_threads
+
+    set_threads(None)
+    quiet_libraries()
+    return KnowledgeBase.named(knowledge_base_path(name, root), root).search(queries, k)
+
+
+def kb_list(root: str | Path | None = None) -> list[dict[str, Any]]:
+    from tunesmith.knowledge.base import list_bases
+
+    return list_bases(root)
+
+
+def kb_remove(name: str, root: str | Path | None = None) -> None:
+    from tunesmith.knowledge.base import KnowledgeBase
+
+    KnowledgeBase.named(name, root).remove()
+
+
+def kb_register(name: str, as_name: str | None = None, root: str | Path | None = None) -> dict[str, Any]:
+    """Store the knowledge base's current build as the next version of ``as_name`` (default: its own name) in the
+    model store, beside the models: ``data.knowledge_base: NAME@vN`` names it later."""
+    from tunesmith.knowledge.base import KnowledgeBase
+    from tunesmith.store.store import ModelStore
+
+    kb = KnowledgeBase.named(name, root)
+    return ModelStore().register_knowledge_base(kb.folder, as_name or kb.name)
+
+
+def knowledge_base_path(spec: str, root: str | Path | None = None) -> str:
+    """A registered knowledge base (``NAME@vN``, ``NAME@alias``) as its checked folder in the store; a name or a
+    folder as it is."""
+    if "@" not in spec or "/" in spec or Path(spec).exists():
+        return spec
+    from tunesmith.store import resolve_run
+
+    return str(resolve_run(spec))

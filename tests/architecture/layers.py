@@ -26,7 +26,14 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     (
         "components",
-        ["tunesmith.data*", "tunesmith.models*", "tunesmith.train*", "tunesmith.eval*", "tunesmith.examples"],
+        [
+            "tunesmith.data*",
+            "tunesmith.models*",
+            "tunesmith.train*",
+            "tunesmith.eval*",
+            "tunesmith.knowledge*",
+            "tunesmith.examples",
+        ],
     ),
     ("methods", ["tunesmith.methods*"]),
     ("tasks", ["tunesmith.tasks", "tunesmith.tasks.base", "tunesmith.tasks.classification", "tunesmith.tasks.*.*"]),

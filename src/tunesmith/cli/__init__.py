@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tunesmith.cli.knowledge import add_parsers as add_kb_parsers
+from tunesmith.cli.knowledge import kb_command
 from tunesmith.cli.labels import EXAMPLES as LABEL_EXAMPLES
 from tunesmith.cli.labels import add_parsers as add_label_parsers
 from tunesmith.cli.labels import label_next_command, learn_command
@@ -160,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--output", help="write every suspect to this CSV (file, line, example, label, suggested, ...)")
     cl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     add_label_parsers(sub)
+    add_kb_parsers(sub, Parser)
     comp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     comp.add_argument("shell", choices=("bash", "zsh"), help="e.g. `tunesmith completion bash >> ~/.bashrc`")
     c = sub.add_parser("config", help="list every config key with its default and meaning")
@@ -545,6 +548,7 @@ COMMANDS = {
     "learn": learn_command,
     "plan": plan_command,
     "tune": tune_command,
+    "kb": kb_command,
 }
 
 

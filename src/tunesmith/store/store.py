@@ -27,6 +27,7 @@ from tunesmith.store.names import Ref, check_alias, check_name, parse_ref
 from tunesmith.store.objects import ArtifactError, ObjectStore
 
 # Scalar metrics worth keeping per evaluation set and showing side by side.
+KNOWLEDGE_BASE = "knowledge-base"  # the task name a registered knowledge base is stored under
 METRIC_KEYS = ("n", "accuracy", "macro_f1", "ece", "loss", "perplexity", "token_f1", "rouge_l", "exact_match")
 
 
@@ -75,6 +76,34 @@ class ModelStore:
             if data.get("validation_set"):
                 self._put_evaluation(con, name, version, f"{name}@v{version}", metrics)
             event(con, name, "register", version=version, source=str(run.resolve()), parent=parent)
+        return self.version(Ref(name, version=version))
+
+    def register_knowledge_base(self, folder: Path, name: str) -> dict[str, Any]:
+        """A knowledge base's current build (knowledge.json, index.sqlite) as the next version of ``name``, a
+        name that holds knowledge bases only. A model trained with it records the same fingerprint."""
+        check_name(name)
+        meta = json.loads((folder / "knowledge.json").read_text(encoding="utf-8"))
+        last = meta["versions"][-1]
+        files = [(folder / f, f"run/{f}") for f in ("knowledge.json", "index.sqlite")]
+        stored = {rel: dict(zip(("sha256", "size"), self.objects.put(src))) for src, rel in files}
+        manifest = {"task": KNOWLEDGE_BASE, "method": "index", "status": "complete", "knowledge_base": {
+            "name": meta["name"], "build": last["version"], "fingerprint": last["fingerprint"],
+            "encoder": meta["encoder"], "chunks": last["chunks"]}}  # fmt: skip
+        with self.index.transaction() as con:
+            row = con.execute("SELECT task FROM versions WHERE name = ? LIMIT 1", (name,)).fetchone()
+            if row is not None and row["task"] != KNOWLEDGE_BASE:
+                raise InputError(f"{name} holds {row['task']} models; choose another name for a knowledge base")
+            (last_version,) = con.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", (name,)
+            ).fetchone()
+            version = last_version + 1
+            con.execute(
+                "INSERT INTO versions (name, version, task, method, created_at, source, parent, files, data, manifest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, version, KNOWLEDGE_BASE, "index", time.time(), str(folder.resolve()), None,
+                 json.dumps(stored), json.dumps({}), json.dumps(manifest)),
+            )  # fmt: skip
+            event(con, name, "register", version=version, source=str(folder.resolve()))
         return self.version(Ref(name, version=version))
 
     def _capture(self, run: Path, manifest: dict[str, Any]) -> tuple[list[tuple[Path, str]], dict[str, Any]]:

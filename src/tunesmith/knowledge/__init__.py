@@ -1,0 +1,1 @@
+"""Knowledge bases: documents -> chunks -> vectors, searched exactly; what retrieval-aware training reads."""
