@@ -61,11 +61,16 @@ def kb_command(args: argparse.Namespace) -> int:
             return 0
         for p in result.report.problems:
             print(f"  {p}", file=sys.stderr)
-        f = result.files
-        print(f"knowledge base {result.name} (build {result.version}, fingerprint {result.fingerprint}): "
-              f"{result.chunks} chunks from {len(f['added']) + len(f['changed']) + len(f['unchanged'])} files")  # fmt: skip
-        print(f"  files: {len(f['added'])} added, {len(f['changed'])} changed, {len(f['unchanged'])} unchanged, "
-              f"{len(f['removed'])} removed; {result.chunks_embedded} chunks embedded in {result.seconds:.1f} s")  # fmt: skip
+        n = {k: len(v) for k, v in result.files.items()}
+        kept = n["added"] + n["changed"] + n["unchanged"]
+        print(
+            f"knowledge base {result.name} (build {result.version}, fingerprint {result.fingerprint}): "
+            f"{result.chunks} chunks from {kept} files"
+        )
+        print(
+            f"  files: {n['added']} added, {n['changed']} changed, {n['unchanged']} unchanged, {n['removed']} "
+            f"removed; {result.chunks_embedded} chunks embedded in {result.seconds:.1f} s"
+        )
         if result.rebuilt_all:
             print(f"  everything was embedded again: {result.rebuilt_all}")
         if result.report.warnings:

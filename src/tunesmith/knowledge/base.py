@@ -193,9 +193,9 @@ class KnowledgeBase:
             chunks = chunk_paragraphs(rel, paragraphs, settings["chunk_size"], settings["chunk_overlap"])
             for p in paragraphs:
                 if sum(len(w) + 1 for w, _ in p.words) - 1 > settings["chunk_size"]:
-                    report.add("warning", "long_paragraph",
-                               f"a paragraph of {len(p.text)} characters is longer than the chunk size "
-                               f"({settings['chunk_size']}); cut into overlapping windows", rel, p.words[0][1])  # fmt: skip
+                    why = f"a paragraph of {len(p.text)} characters is longer than the chunk size "
+                    why += f"({settings['chunk_size']}); cut into overlapping windows"
+                    report.add("warning", "long_paragraph", why, rel, p.words[0][1])
             records.append(FileRecord(rel, sha, len(data), len(chunks)))
             new_chunks += chunks
         if report.errors:

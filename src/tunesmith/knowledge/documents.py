@@ -148,14 +148,14 @@ def _rst(lines: list[str]) -> list[Paragraph]:
         title_at = i + 1 if over else i
         under = lines[title_at + 1] if title_at + 1 < len(lines) else ""
         title = lines[title_at].strip()
-        if title and not _ADORN.match(lines[title_at]) and _ADORN.match(under) and len(under.strip()) >= 3:
-            if not lines[title_at].startswith(" ") or over:
-                style = (under.strip()[0], over)
-                if style not in styles:
-                    styles.append(style)
-                heads[i] = (styles.index(style), (3 if over else 2), plain_rst(title))
-                i += 3 if over else 2
-                continue
+        underlined = bool(_ADORN.match(under)) and len(under.strip()) >= 3 and not _ADORN.match(lines[title_at])
+        if title and underlined and (over or not lines[title_at].startswith(" ")):
+            style = (under.strip()[0], over)
+            if style not in styles:
+                styles.append(style)
+            heads[i] = (styles.index(style), (3 if over else 2), plain_rst(title))
+            i += 3 if over else 2
+            continue
         i += 1
     kept = [
         ("" if line.strip().startswith(".. ") or _ADORN.match(line) or _FIELD.match(line) else line) for line in lines
