@@ -350,3 +350,30 @@ def table_config(train: Path, validation: Path | None, out: Path, **overrides: o
         "tabular": {"width": 32, "depth": 2, "pretrain_epochs": 3},
     }
     return with_overrides(cfg, overrides)
+
+
+# --- embedding: (query, passage) pairs in the toy vocabulary --------------------------------------------------
+def make_pairs(n: int, seed: int) -> list[dict[str, str]]:
+    """Each passage names a number and a few words; its query repeats the number and one of the words."""
+    rng = np.random.default_rng(seed)
+    words = POSITIVE + NEGATIVE
+    rows = []
+    for i in range(n):
+        picked = list(rng.choice(words, size=3, replace=False))
+        passage = " ".join([*picked, *rng.choice(NEUTRAL, size=4), str(i)])
+        rows.append({"query": f"{picked[0]} {i}", "passage": passage})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def pair_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("pairs")
+    rows = make_pairs(160, 3)
+    return write_jsonl(d / "train.jsonl", rows[:120]), write_jsonl(d / "validation.jsonl", rows[120:])
+
+
+def pair_config(model: Path, train: Path, validation: Path | None, out: Path, **overrides: object) -> dict:
+    cfg = tiny_config(model, train, validation, out)
+    cfg["task"] = "embedding"
+    cfg["train"].pop("max_length")
+    return with_overrides(cfg, overrides)

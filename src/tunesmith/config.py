@@ -145,6 +145,15 @@ class DataConfig:
     positive_label: str | None = _f(
         None, help="tabular, two classes: the class to detect (fraud, default); default: the rarer class"
     )
+    knowledge_base: str | None = _f(
+        None,
+        help="causal-lm: a knowledge base (name, folder, or registered NAME@vN; `tunesmith kb build`) whose retrieved "
+        "chunks go into every question, in training (the chunk holding the answer among distractors, RAFT) and in "
+        "use (answers come with their sources); embedding: the corpus searched at evaluation, besides the "
+        "passages of the data",
+    )
+    query_column: str = _f("query", help="embedding: column (or JSON key) of the queries")
+    passage_column: str = _f("passage", help="embedding: column (or JSON key) of the passage each query should find")
 
 
 @dataclass(frozen=True)
@@ -197,8 +206,9 @@ class TrainConfig:
     early_stopping_patience: int = _f(2, help="evaluations without improvement before stopping; 0 = off", min=0)
     metric: str | None = _f(
         None,
-        help="validation metric that picks the best model; default macro_f1 (classification), loss (causal-lm)",
-        choices=("average_precision", "macro_f1", "accuracy", "loss"),
+        help="selection metric that picks the best model; default macro_f1 (classification), loss (causal-lm), "
+        "average_precision (tables), mrr_at_10 (embedding)",
+        choices=("average_precision", "macro_f1", "accuracy", "loss", "mrr_at_10", "recall_at_5", "ndcg_at_10"),
     )
     checkpoint_every: int = _f(
         0,
@@ -287,8 +297,9 @@ class ClassifierOptions:
     dropout: float = _f(0.1, help="dropout before each layer of the head", min=0.0, max=0.9)
     keep_better: bool = _f(
         True,
-        help="when fine-tuning does not beat the frozen encoder with a trained head on the selection split, keep "
-        "the latter as the run's model (said at the top of the output and the report); false: keep the tuned one",
+        help="when fine-tuning does not beat the frozen encoder with a trained head (embedding: the pre-trained "
+        "encoder as it is) on the selection split, keep the latter as the run's model (said at the top of the "
+        "output and the report); false: keep the tuned one",
     )
 
 
@@ -362,6 +373,46 @@ class TabularOptions:
 
 
 @dataclass(frozen=True)
+class RetrievalOptions:
+    k: int = _f(3, help="chunks retrieved into each question (data.knowledge_base)", min=1, max=20)
+    oracle_share: float = _f(
+        0.8,
+        help="training questions whose chunks include the one holding the answer; the rest get distractors only",
+        min=0.0,
+        max=1.0,
+    )
+    without_answer: str = _f(
+        "decline",
+        help="what a training question whose chunks lack the answer is taught to say: decline (retrieval.decline, "
+        "so the model says when the documents do not hold the answer) or answer (the reference answer, the RAFT "
+        "paper's recipe)",
+        choices=("decline", "answer"),
+    )
+    decline: str = _f(
+        "The documents do not answer this question.", help="the answer taught where the chunks lack the answer"
+    )
+    min_overlap: float = _f(
+        0.5,
+        help="a chunk holds a training answer when it has at least this share of the answer's words (the chunk is "
+        "found by searching with the answer)",
+        gt=0.0,
+        max=1.0,
+    )
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    scale: float = _f(20.0, help="inverse temperature of the in-batch contrastive loss (cosine x scale)", gt=0.0)
+    hard_negatives: int = _f(
+        1,
+        help="passages mined per training query with the pre-trained encoder (the most similar ones that are not "
+        "its own) and added to the batch as negatives; 0: in-batch negatives only",
+        min=0,
+        max=8,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     task: str = _f(
         "text-classification",
@@ -372,7 +423,7 @@ class Config:
         None,
         help="catalog name, local Hugging Face folder (or .gguf file), hub id, or a run folder (its base_model/, else "
         "its model/); default minilm-l6 (text classification), efficientnet-lite0 (images), smollm2-135m "
-        "(causal-lm), tabular-net (tables)",
+        "(causal-lm), tabular-net (tables), minilm-l6 (embedding)",
     )
     method: str | None = _f(
         None,
@@ -399,6 +450,8 @@ class Config:
     head: HeadOptions = _f(None, help="options of the head method")
     lora: LoraOptions = _f(None, help="options of the lora method")
     tabular: TabularOptions = _f(None, help="tabular-classification: the network, its pre-training and its loss")
+    retrieval: RetrievalOptions = _f(None, help="causal-lm with data.knowledge_base: what each question is given")
+    embedding: EmbeddingOptions = _f(None, help="embedding: the contrastive loss and its negatives")
 
     def __post_init__(self) -> None:
         # Sections left out of the YAML get their defaults; frozen, so set through object.
@@ -436,6 +489,7 @@ class Config:
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "augment": AugmentConfig}
 _SECTIONS |= {"classifier": ClassifierOptions, "full": FullOptions}
 _SECTIONS |= {"head": HeadOptions, "lora": LoraOptions, "tabular": TabularOptions}
+_SECTIONS |= {"retrieval": RetrievalOptions, "embedding": EmbeddingOptions}
 
 
 def _type_name(tp: Any) -> str:

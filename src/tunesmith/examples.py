@@ -113,6 +113,7 @@ from tunesmith.data.suite import (  # noqa: E402  (the suite's converters, one m
     python_docs,
     python_faq,
     python_faq_chat,
+    python_faq_rag,
 )
 
 DATASETS = {
@@ -122,6 +123,7 @@ DATASETS = {
     "python-faq": python_faq,
     "python-docs": python_docs,
     "python-faq-chat": python_faq_chat,
+    "python-faq-rag": python_faq_rag,
     "digits": digits,
     "fashion-mnist": fashion_mnist,
     "credit-default": credit_default,

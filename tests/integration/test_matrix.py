@@ -3,10 +3,11 @@ predictor for each pair, and the contract's facts agree with the config's task t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tunesmith
-from tests.conftest import image_config, llm_config, table_config, tiny_config
+from tests.conftest import image_config, llm_config, pair_config, table_config, tiny_config
 from tunesmith import config
 from tunesmith.config import TASK_DEFAULTS
 from tunesmith.inference import predictor_class
@@ -17,9 +18,11 @@ PAIRS = [(task, method) for task in task_names() for method in get_task(task).me
 
 
 def test_the_matrix_covers_every_task_and_method():
-    assert set(task_names()) == {"text-classification", "image-classification", "causal-lm", "tabular-classification"}
+    assert set(task_names()) == {
+        "text-classification", "image-classification", "causal-lm", "tabular-classification", "embedding",
+    }  # fmt: skip
     assert {m for _, m in PAIRS} == set(method_names())
-    assert len(PAIRS) == 11
+    assert len(PAIRS) == 12
 
 
 @pytest.mark.parametrize("task", task_names())
@@ -34,7 +37,18 @@ def test_the_config_reads_the_task_folders_defaults(task):
 
 @pytest.mark.parametrize(("task", "method"), PAIRS)
 def test_every_task_trains_with_every_method(
-    task, method, tiny_model, toy_data, tiny_llama, chat_data, tiny_vit, image_data, table_data, tmp_path, cache_dir
+    task,
+    method,
+    tiny_model,
+    toy_data,
+    tiny_llama,
+    chat_data,
+    tiny_vit,
+    image_data,
+    table_data,
+    pair_data,
+    tmp_path,
+    cache_dir,
 ):
     out = tmp_path / "runs"
     one = {"train__epochs": 1, "method": method}
@@ -42,6 +56,8 @@ def test_every_task_trains_with_every_method(
         cfg, inputs = tiny_config(tiny_model, *toy_data, out, **one), ["good fine", "bad awful"]
     elif task == "causal-lm":
         cfg, inputs = llm_config(tiny_llama, *chat_data, out, **one), None
+    elif task == "embedding":
+        cfg, inputs = pair_config(tiny_model, *pair_data, out, **one), None
     elif task == "tabular-classification":
         row = {"amount": 250.0, "merchant": "travel", "hour": 3, "online": "yes", "when": "2024-03-09T03:10"}
         cfg, inputs = table_config(*table_data, out, **one), [row, {**row, "amount": 12.5, "hour": 14}]
@@ -62,3 +78,6 @@ def test_every_task_trains_with_every_method(
         assert len(preds) == 2 and all(p.label in predictor.labels for p in preds)
     if task == "causal-lm":
         assert isinstance(predictor.generate("What does a cat say?", max_new_tokens=4), str)
+    if task == "embedding":
+        vectors = predictor.encode(["great 1", "dull 2"])
+        assert vectors.shape == (2, 32) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

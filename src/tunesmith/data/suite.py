@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -171,6 +172,28 @@ def python_faq_chat(out: Path, n_train: int, n_val: int, seed: int = 0, words: i
     write_jsonl(paths[0], train)
     write_jsonl(paths[1], val)
     return paths
+
+
+def python_faq_rag(out: Path, n_train: int, n_val: int, seed: int = 0) -> tuple[Path, Path]:
+    """The knowledge-base example: the FAQ chat split of ``python_faq_chat`` (the same questions held out), and the
+    same questions as (query, passage) pairs for tuning the encoder (``pairs_train.jsonl``, ``pairs_validation.jsonl``;
+    the passage is the whole answer, at most about 200 words). The documents are the python3.11-doc sources
+    themselves (``tunesmith kb build``)."""
+    train, val = python_faq_chat(out, n_train, n_val, seed)
+    answers = {}
+    for e in faq_entries():
+        kept: list[str] = []
+        for p in e["paragraphs"]:
+            if kept and sum(len(k.split()) for k in kept) + len(p.split()) > 200:
+                break
+            kept.append(p)
+        answers[e["question"]] = "\n\n".join(kept)
+    for chat, name in ((train, "pairs_train.jsonl"), (val, "pairs_validation.jsonl")):
+        rows = [json.loads(line) for line in chat.read_text(encoding="utf-8").splitlines()]
+        questions = [r["messages"][0]["content"] for r in rows]
+        write_jsonl(out / name, [{"query": q, "passage": answers[q], "category": r["category"]}
+                                 for q, r in zip(questions, rows)])  # fmt: skip
+    return train, val
 
 
 def _toctree(page: Path) -> list[str]:

@@ -59,6 +59,7 @@ class Job:
     rebuild: Callable[[], Any] | None = None  # a fresh pre-trained model (for keeping the frozen encoder's head)
     kept: dict[str, Any] | None = None  # which model the run keeps and why (fine_tune's comparison)
     groups: list[str] | None = None  # data.group_column's value per training item (cross-validation folds)
+    untouched: dict[str, float] | None = None  # the pre-trained model's selection figures (tasks without a head)
 
 
 @dataclass

@@ -35,7 +35,23 @@ def fine_tune(job: Job, warm_start_head: bool | None, wrap: Callable[[Any], Any]
     result.warm_start = job.warm_start.best if job.warm_start is not None else None
     if frozen_head is not None and job.warm_start is not None:
         keep_better(job, result, frozen_head)
+    elif job.untouched is not None:
+        keep_untouched(job, result)
     return result
+
+
+UNTOUCHED = ("pre-trained model", "the pre-trained model as it is")
+FROZEN = ("frozen encoder + head", "the frozen encoder with a trained head")
+
+
+def keep_untouched(job: Job, tuned: FitResult) -> None:
+    """Tasks without a head (embedding): the pre-trained model itself is the candidate fine-tuning must beat on the
+    selection split; when it wins and ``classifier.keep_better`` is on, the run keeps it."""
+    assert job.untouched is not None
+    if choose_kept(job, tuned, FitResult(best=job.untouched), UNTOUCHED) and job.cfg.classifier.keep_better:
+        assert job.rebuild is not None
+        job.model = job.rebuild()
+    tuned.kept = job.kept
 
 
 def keep_better(job: Job, tuned: FitResult, frozen_head: dict[str, Any]) -> None:
@@ -53,9 +69,11 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def choose_kept(job: Job, tuned: FitResult, frozen: FitResult) -> bool:
+def choose_kept(job: Job, tuned: FitResult, frozen: FitResult, names: tuple[str, str] = FROZEN) -> bool:
     """Records in ``job.kept`` which model is better on the selection split: the fine-tuned one must beat the
-    frozen encoder with its trained head on the selection metric (ties go to its loss). True: keep the latter."""
+    candidate (``names``: the frozen encoder with its trained head, or the untouched pre-trained model) on the
+    selection metric (ties go to its loss). True: keep the candidate."""
+    short, long = names
     metric = job.cfg.train.metric
     t, f = tuned.best, frozen.best
     if t is None or f is None or metric not in t or metric not in f:
@@ -63,19 +81,19 @@ def choose_kept(job: Job, tuned: FitResult, frozen: FitResult) -> bool:
         return False
     key = (lambda r: (-r[metric],)) if metric == "loss" else (lambda r: (r[metric], -r["loss"]))
     better = key(t) > key(f)
-    figures = f"{metric} {_fmt(t[metric], metric)} fine-tuned against {_fmt(f[metric], metric)} frozen with a head"
+    figures = f"{metric} {_fmt(t[metric], metric)} fine-tuned against {_fmt(f[metric], metric)} {short}"
     if t[metric] == f[metric] and metric != "loss":
         figures += f"; tied, so the selection loss decided: {t['loss']:.4f} against {f['loss']:.4f}"
     if better:
         job.kept = {
             "model": "fine-tuned",
-            "why": f"fine-tuning beat the frozen encoder with a trained head ({figures})",
+            "why": f"fine-tuning beat {long} ({figures})",
         }
         return False
     keep = job.cfg.classifier.keep_better
     job.kept = {
-        "model": "frozen encoder + head" if keep else "fine-tuned",
-        "why": f"fine-tuning did not beat the frozen encoder with a trained head on the selection split ({figures})"
+        "model": short if keep else "fine-tuned",
+        "why": f"fine-tuning did not beat {long} on the selection split ({figures})"
         + ("" if keep else "; kept the fine-tuned model as classifier.keep_better is false"),
         "fine_tuned_selection": {k: t[k] for k in t if isinstance(t[k], float)},
         "frozen_selection": {k: f[k] for k in f if isinstance(f[k], float)},

@@ -257,6 +257,7 @@ def make_job(
         encode=c.task.method_encoder(prep, baseline),
         on_eval=on_eval,
         rebuild=lambda: c.task.build_model(c.source, c.data),
+        untouched=c.task.untouched_choice(baseline),
         groups=getattr(c.data.train, "groups", None) or None,
     )
 

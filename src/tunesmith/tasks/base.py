@@ -158,6 +158,11 @@ class Task:
         encoder (contrastive); None without."""
         return None
 
+    def untouched_choice(self, baseline: Any) -> dict[str, float] | None:
+        """The pre-trained model's own figures on the selection split, where it is a model the run could keep as it
+        is (an encoder whose embeddings are the output); fine-tuning must beat them. None: no such candidate."""
+        return None
+
     def embed(self, model: Any, batch: dict[str, Any]) -> Any:
         """The embedding of each input in a batch (what the head reads), for contrastive training."""
         raise ConfigError(f"method: contrastive needs sentence embeddings; {self.name} has none")

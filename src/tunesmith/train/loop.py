@@ -308,9 +308,10 @@ class _Loop:
 
 def _count_tokens(inputs: dict[str, Any], res: FitResult) -> None:
     real = inputs.pop("real_tokens", None)
-    if real is not None:  # packed rows say how many of their positions are real tokens
+    positions = inputs.pop("positions", None)
+    if real is not None:  # packed rows (and pairs of inputs) say how many of their positions are real tokens
         res.tokens += int(real)
-        res.positions += int(inputs["input_ids"].numel())
+        res.positions += int(positions if positions is not None else inputs["input_ids"].numel())
     elif "attention_mask" in inputs:
         res.tokens += int(inputs["attention_mask"].sum())
         res.positions += int(inputs["attention_mask"].numel())

@@ -1,0 +1,1 @@
+"""See task.py (the Task) and predictor.py (the Predictor)."""
