@@ -324,6 +324,16 @@ def kb_search(name: str, queries: list[str], k: int = 5, root: str | Path | None
     return KnowledgeBase.named(knowledge_base_path(name, root), root).search(queries, k)
 
 
+def kb_pairs(name: str, output: str | Path, root: str | Path | None = None) -> int:
+    """(title, first chunk) pairs of a knowledge base's sections, as JSON lines for task: embedding."""
+    from tunesmith.files import write_jsonl
+    from tunesmith.knowledge.base import KnowledgeBase
+
+    rows = KnowledgeBase.named(knowledge_base_path(name, root), root).pairs()
+    write_jsonl(Path(output), rows)
+    return len(rows)
+
+
 def kb_list(root: str | Path | None = None) -> list[dict[str, Any]]:
     from tunesmith.knowledge.base import list_bases
 

@@ -129,3 +129,14 @@ def test_register_then_search_the_stored_version_and_cli(kb_env: Path, capsys: p
     assert main(["kb", "rm", "help"]) == 0
     assert main(["kb", "search", "help", "x"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_pairs_from_section_titles(kb_env: Path, capsys: pytest.CaptureFixture) -> None:
+    (kb_env / "faq.md").write_text("# Help FAQ\n\n## How do I reset my password?\n\nUse the link on the sign-in "
+                                   "page.\n\nIt expires in an hour.\n\n## Examples\n\nNone yet.\n")  # fmt: skip
+    api.kb_build([str(kb_env)], "help")
+    assert main(["kb", "pairs", "help", "--output", str(kb_env.parent / "pairs.jsonl")]) == 0
+    assert "wrote 1 (query, passage) pairs" in capsys.readouterr().out
+    pairs = [json.loads(x) for x in (kb_env.parent / "pairs.jsonl").read_text().splitlines()]
+    assert pairs == [{"query": "How do I reset my password?", "source": "docs/faq.md:5-7",
+                      "passage": "Use the link on the sign-in page.\n\nIt expires in an hour."}]  # fmt: skip

@@ -15,6 +15,7 @@ EXAMPLES = (
     "  tunesmith kb build docs/ handbook.md --name handbook         index documents (again: only changed files)\n"
     '  tunesmith kb search handbook "how do I reset a password" --k 3\n'
     "  tunesmith kb list\n"
+    "  tunesmith kb pairs handbook --output pairs.jsonl                  (title, section) pairs for task: embedding\n"
     "  tunesmith kb register handbook                                a version in the model store (handbook@v1)\n"
     "  tunesmith kb rm handbook"
 )
@@ -43,6 +44,9 @@ def add_parsers(sub: Any, parser_class: Any) -> None:
     s.add_argument("query", nargs="+", help="what to look for (several queries: several searches)")
     s.add_argument("--k", type=int, default=5, help="chunks to return (default 5)")
     s.add_argument("--json", action="store_true", help="print the hits as JSON lines")
+    pa = ks.add_parser("pairs", help="(section title, its first chunk) pairs for tuning an encoder (task: embedding)")
+    pa.add_argument("name")
+    pa.add_argument("--output", required=True, help="JSONL file to write: query, passage, source")
     ks.add_parser("list", help="the knowledge bases under the root")
     r = ks.add_parser("rm", help="remove a knowledge base (its registered versions stay in the store)")
     r.add_argument("name")
@@ -90,6 +94,10 @@ def kb_command(args: argparse.Namespace) -> int:
               r["fingerprint"]] for r in rows],
             right=(1, 2, 3, 5),
         ))  # fmt: skip
+        return 0
+    if args.kb_command == "pairs":
+        n = api.kb_pairs(args.name, args.output, args.root)
+        print(f"wrote {n} (query, passage) pairs to {args.output}")
         return 0
     if args.kb_command == "rm":
         api.kb_remove(args.name, args.root)

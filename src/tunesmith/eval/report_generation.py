@@ -37,13 +37,18 @@ def build_generation_report(
     golden: list[tuple[Any, str, int]],
     report: Any,
     fit: Any,
+    grounded: bool = False,
 ) -> dict[str, Any]:
+    """``grounded``: the prompts carry retrieved documents (data.knowledge_base); each answer's support (the share
+    of its words the documents it was given hold) is measured too."""
     names = ("token_f1", "rouge_l", "exact_match") if cfg.eval.exact_match else ("token_f1", "rouge_l")
     refs = [r for _, r, _ in golden]
     models: dict[str, dict[str, Any]] = {}
     scores: dict[str, dict[str, list[float]]] = {}
     for name, res in (("base", base), ("tuned", tuned)):
         scores[name] = score_all(res["outputs"], refs, names) if golden else {}
+        if grounded and golden:
+            scores[name]["support"] = [documents_support(out, p) for out, (p, _, _) in zip(res["outputs"], golden)]
         lo, hi = bootstrap_ratio_interval(res.get("rows", []), cfg.eval.bootstrap, cfg.eval.confidence, cfg.train.seed)
         models[name] = {
             "loss": res["loss"],
@@ -60,7 +65,7 @@ def build_generation_report(
         n: paired_bootstrap_mean(
             scores["tuned"][n], scores["base"][n], cfg.eval.bootstrap, cfg.eval.confidence, cfg.train.seed
         )
-        for n in names
+        for n in scores["tuned"]
         if golden
     }
     summary = {
@@ -84,8 +89,8 @@ def build_generation_report(
             "reference": ref,
             "base": b,
             "tuned": t,
-            **{f"{n}_base": scores["base"][n][i] for n in names},
-            **{f"{n}_tuned": scores["tuned"][n][i] for n in names},
+            **{f"{n}_base": scores["base"][n][i] for n in scores["base"]},
+            **{f"{n}_tuned": scores["tuned"][n][i] for n in scores["tuned"]},
         }
         for i, ((prompt, ref, line), b, t) in enumerate(zip(golden, base["outputs"], tuned["outputs"]))
     ]
@@ -102,6 +107,15 @@ def build_generation_report(
     html = render_html(full, samples, read_log(run), cfg, run, fit)
     atomic_write_bytes(run / "report.html", html.encode("utf-8"))
     return full
+
+
+def documents_support(answer: str, prompt: Any) -> float:
+    """The share of an answer's words found in the documents its prompt gave it (knowledge/raft.py's layout)."""
+    from tunesmith.knowledge.raft import overlap
+
+    text = _prompt_text(prompt)
+    documents = text.split("Documents:", 1)[-1].rsplit("\n\nQuestion: ", 1)[0]
+    return overlap(answer, documents)
 
 
 def generation_verdict(models: dict[str, Any], comparisons: dict[str, Any], confidence: float) -> dict[str, Any]:
@@ -133,13 +147,14 @@ def _fmt(x: float | None, pct: bool = True) -> str:
     return f"{x * 100:.1f}" if pct else f"{x:.3f}"
 
 
-SHOWN = {"token_f1": "token F1", "rouge_l": "ROUGE-L", "exact_match": "exact match"}
+SHOWN = {"token_f1": "token F1", "rouge_l": "ROUGE-L", "exact_match": "exact match", "support": "support"}
 MEANING = {
     "loss": "mean loss per reference-answer token (teacher-forced: the model reads the reference)",
     "perplexity": "exp(loss): how surprised the model is by the reference answers; lower is better",
     "token_f1": "word overlap of the answer the model writes itself (greedy) with the reference",
     "rouge_l": "longest common word sequence of the written answer and the reference",
     "exact_match": "written answers identical to the reference (after normalising case and spaces)",
+    "support": "share of the written answer's words found in the retrieved documents it was given",
 }
 
 
@@ -206,7 +221,7 @@ def render_html(
         panels.data_checks(full["data"]),
         _reconcile(s, models, full["comparisons"], cfg.eval.confidence),
     ]
-    metric_names = [n for n in ("token_f1", "rouge_l", "exact_match") if models["tuned"].get(n) is not None]
+    metric_names = [n for n in ("token_f1", "rouge_l", "exact_match", "support") if models["tuned"].get(n) is not None]
     if metric_names:
         parts.append(
             svg.bar_chart(

@@ -261,6 +261,22 @@ class KnowledgeBase:
             h.update(f"{path}\0{rec.sha256}\0".encode())
         return h.hexdigest()[:16]
 
+    def pairs(self, min_words: int = 2) -> list[dict[str, str]]:
+        """Training pairs for an encoder from the knowledge base itself: each section's title (a FAQ's question, a
+        heading) as the query and the first chunk under it as the passage; titles of fewer than ``min_words``
+        words ("Examples") are left out, as is a title that heads several sections."""
+        first: dict[tuple[str, str], Hit] = {}
+        for h in self.chunks():
+            title = h.heading.rsplit(" > ", 1)[-1].strip()
+            if len(title.split()) >= min_words:
+                first.setdefault((h.source, h.heading), h)
+        titles = Counter(h.heading.rsplit(" > ", 1)[-1].strip().casefold() for h in first.values())
+        return [
+            {"query": h.heading.rsplit(" > ", 1)[-1].strip(), "passage": h.text, "source": h.where()}
+            for h in first.values()
+            if titles[h.heading.rsplit(" > ", 1)[-1].strip().casefold()] == 1
+        ]
+
     def remove(self) -> None:
         shutil.rmtree(self.folder)
 

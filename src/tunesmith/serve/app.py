@@ -225,11 +225,24 @@ class ModelService:
 
     async def generate(self, req: GenerateRequest) -> Any:
         prompt, kwargs = self._generation_args(req)
+        if getattr(self.model, "knowledge", None) is not None:  # answers from retrieved chunks, with their sources
+            return await self._grounded(prompt, kwargs, req.stream)
         if req.stream:
             pieces = await self.open_stream(prompt, kwargs)
             return StreamingResponse(self._events(pieces), media_type="text/event-stream")
         text = await self.run_generation(lambda stop: self.model.generate(prompt, stop=stop, **kwargs))
         return {"model": self.name, "text": text}
+
+    async def _grounded(self, prompt: Any, kwargs: dict[str, Any], stream: bool) -> Any:
+        """A model trained with a knowledge base: retrieval runs in the model thread, before the answer; the
+        sources come with the answer (streamed: as the first event)."""
+        if not stream:
+            out = await self.run_generation(lambda stop: self.model.complete(prompt, stop=stop, **kwargs))
+            return {"model": self.name, "text": out["text"], "sources": out["sources"]}
+        grounded, hits = await self.run_generation(lambda stop: self.model.ground(prompt))
+        pieces = await self.open_stream(grounded, {**kwargs, "retrieve": False})
+        sources = [h.to_dict() for h in hits]
+        return StreamingResponse(self._events(pieces, sources), media_type="text/event-stream")
 
     async def run_generation(self, call: Callable[[threading.Event], Any]) -> Any:
         """``call(stop)`` in the model thread, one at a time: 504 past the deadline, and the model told to stop
@@ -277,9 +290,12 @@ class ModelService:
         work.add_done_callback(lambda _: self._release())
         return Pieces(queue, stop, deadline)
 
-    async def _events(self, pieces: "Pieces") -> Any:
-        """Server-sent events: the answer piece by piece, then [DONE]; a client that goes away stops the model."""
+    async def _events(self, pieces: "Pieces", sources: list[dict[str, Any]] | None = None) -> Any:
+        """Server-sent events: the sources (a model with a knowledge base), the answer piece by piece, then [DONE];
+        a client that goes away stops the model."""
         try:
+            if sources is not None:
+                yield "data: " + json.dumps({"sources": sources}) + "\n\n"
             async for piece in pieces:
                 yield "data: " + json.dumps({"text": piece}) + "\n\n"
             yield "data: [DONE]\n\n"

@@ -166,6 +166,7 @@ def add_openai_routes(app: FastAPI, service: Any, name: str, auth: list[Any]) ->
             "model": name,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": _usage(out["prompt_tokens"], completion),
+            **({"sources": out["sources"]} if "sources" in out else {}),  # a model with a knowledge base
         }
 
 

@@ -42,6 +42,8 @@ class Generator(Predictor):
         self.format = manifest.get("generation", {}).get("format", "chat")
         self.max_length = int(manifest["max_length"])
         self.pad_id = tokenizer.pad_token_id or 0
+        self.knowledge = _knowledge_base(run_dir, manifest)  # retrieval before answering, when trained with one
+        self.k = int((manifest.get("knowledge_base") or {}).get("k", 3))
 
     @classmethod
     def load(cls, run: Path, manifest: dict[str, Any]) -> Generator:
@@ -59,6 +61,22 @@ class Generator(Predictor):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         return cls(run, manifest, model, tokenizer)
+
+    def ground(self, prompt: str | list[dict[str, str]]) -> tuple[Any, list[Any]]:
+        """The prompt as the model was trained to read it: the knowledge base's chunks nearest its question put
+        before it (knowledge/raft.py), and those chunks (the sources). Unchanged, with no sources, without a
+        knowledge base."""
+        if self.knowledge is None:
+            return prompt, []
+        from tunesmith.knowledge.raft import question_of, rewrite
+
+        record = {"prompt": prompt} if isinstance(prompt, str) else {"messages": prompt}
+        question = question_of(record)
+        if not question:
+            return prompt, []
+        hits = self.knowledge.search([question], self.k)[0]
+        grounded = rewrite(record, hits)
+        return (grounded["prompt"] if isinstance(prompt, str) else grounded["messages"]), hits
 
     def _prompt_ids(self, prompt: str | list[dict[str, str]], system: str | None = None) -> list[int]:
         if isinstance(prompt, str) and self.format == "chat":
@@ -78,11 +96,15 @@ class Generator(Predictor):
         seed: int | None = None,
         batch_size: int = 16,
         stop: threading.Event | None = None,
+        retrieve: bool = True,
     ) -> str | list[str]:
         """Answer one prompt (a string, or a list of chat messages) or a list of prompts. temperature 0 is
-        greedy; otherwise sampling with top-p. Stops at the end of the assistant's turn."""
+        greedy; otherwise sampling with top-p. Stops at the end of the assistant's turn. A model trained with a
+        knowledge base reads its retrieved chunks first (``retrieve=False``: the prompt as it is)."""
         single = isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict))
         batch = [prompts] if single else list(prompts)
+        if retrieve:
+            batch = [self.ground(p)[0] for p in batch]
         ids = [self._prompt_ids(p, system) for p in batch]
         texts = generate_texts(
             self.model,
@@ -107,9 +129,14 @@ class Generator(Predictor):
         system: str | None = None,
         seed: int | None = None,
         stop: threading.Event | None = None,
+        retrieve: bool = True,
     ) -> dict[str, Any]:
         """One answer with what it cost: ``text``, ``prompt_tokens``, ``completion_tokens`` and ``finish_reason``
-        ("length" when it used every one of ``max_new_tokens`` without ending its turn, else "stop")."""
+        ("length" when it used every one of ``max_new_tokens`` without ending its turn, else "stop"); with a
+        knowledge base also ``sources``, the chunks it was given."""
+        hits: list[Any] = []
+        if retrieve:
+            prompt, hits = self.ground(prompt)
         ids = self._prompt_ids(prompt, system)
         (out,) = generate_ids(self.model, self.tokenizer, [ids], max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, seed=seed, stop=stop)  # fmt: skip
@@ -118,6 +145,7 @@ class Generator(Predictor):
             "prompt_tokens": len(ids),
             "completion_tokens": len(out),
             "finish_reason": "length" if len(out) >= max_new_tokens else "stop",
+            **({"sources": [h.to_dict() for h in hits]} if self.knowledge is not None else {}),
         }
 
     def count_tokens(self, prompt: str | list[dict[str, str]], system: str | None = None) -> int:
@@ -137,12 +165,16 @@ class Generator(Predictor):
         system: str | None = None,
         seed: int | None = None,
         stop: threading.Event | None = None,
+        retrieve: bool = True,
     ) -> Iterator[str]:
         """Yield the answer piece by piece as it is generated. Closing the iterator early (or setting ``stop``)
-        ends the generation within a token and waits for it, so the model is free when this returns."""
+        ends the generation within a token and waits for it, so the model is free when this returns. With a
+        knowledge base the prompt is grounded first (``ground`` gives the sources; then pass ``retrieve=False``)."""
         import torch
         from transformers import TextIteratorStreamer
 
+        if retrieve:
+            prompt = self.ground(prompt)[0]
         ids = torch.tensor([self._prompt_ids(prompt, system)], dtype=torch.long)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = stop or threading.Event()
@@ -204,15 +236,29 @@ class Generator(Predictor):
     def predict_file(self, input_file: str | Path, output_file: str | Path, **kwargs: Any) -> int:
         out = check_output(output_file, (".jsonl",))
         prompts, rows = self.read_prompts(input_file)
-        texts = self.generate(prompts, **kwargs)
-        write_jsonl(out, [{**row, "completion": t} for row, t in zip(rows, texts)])
+        grounded = [self.ground(p) for p in prompts]
+        texts = self.generate([g for g, _ in grounded], retrieve=False, **kwargs)
+        write_jsonl(out, [
+            {**row, "completion": t, **({"sources": [h.to_dict() for h in hits]} if self.knowledge else {})}
+            for row, t, (_, hits) in zip(rows, texts, grounded)
+        ])  # fmt: skip
         return len(rows)
 
     def save_preprocessor(self, folder: Path) -> None:
         self.tokenizer.save_pretrained(folder)
 
     def _items(self, examples: Examples) -> list[dict[str, Any]]:
-        return answer_items(self.tokenizer, examples.inputs, examples.lines, self.max_length)
+        records = self._grounded(examples.inputs)
+        return answer_items(self.tokenizer, records, examples.lines, self.max_length)
+
+    def _grounded(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Held-out records as the model reads them in use: with a knowledge base, each question given its
+        retrieved chunks."""
+        if self.knowledge is None:
+            return records
+        from tunesmith.knowledge.raft import retrieved, rewrite
+
+        return [rewrite(r, hits) for r, hits in zip(records, retrieved(self.knowledge, records, self.k))]
 
     def evaluate_file(self, path: str | Path, max_new_tokens: int = 128, limit: int = 64) -> dict[str, Any]:
         """Loss and perplexity on the answers of a file in the run's data format, and token F1 / ROUGE-L / exact
@@ -225,7 +271,7 @@ class Generator(Predictor):
             raise DataError(report.errors or [Problem("error", "empty_file", "no usable examples", str(path))])
         items = self._items(examples)
         loss, tokens = answer_loss(self.model, items, self.pad_id, self.max_length, 32)
-        pairs = [p for r in examples.inputs if (p := prompt_of(r)) is not None][:limit]
+        pairs = [p for r in self._grounded(examples.inputs[:limit]) if (p := prompt_of(r)) is not None]
         out: dict[str, Any] = {"n": len(items), "loss": loss, "perplexity": float(np.exp(min(loss, 50.0)))}
         out["answer_tokens"] = tokens
         if pairs:
@@ -257,6 +303,23 @@ class Generator(Predictor):
         if not prompts:
             raise InputError(f"{self.run_dir}: no held-out prompts to check a merge against")
         return greedy_parity(self.tokenizer, prompts)
+
+
+def _knowledge_base(run: Path, manifest: dict[str, Any]) -> Any:
+    """The knowledge base a run was trained with (its folder, as recorded), or None. Its current build is used:
+    documents change, and a rebuilt knowledge base is what retrieval should read."""
+    info = manifest.get("knowledge_base")
+    if not info:
+        return None
+    from tunesmith.knowledge.base import META, KnowledgeBase
+
+    folder = Path(info["path"])
+    if not (folder / META).is_file():
+        raise InputError(
+            f"{run}: trained with the knowledge base {info['name']} at {folder}, which is gone; rebuild it there "
+            "(tunesmith kb build ... --name NAME) or check out its registered version"
+        )
+    return KnowledgeBase(folder)
 
 
 def _prompt_field(obj: dict[str, Any]) -> Any:

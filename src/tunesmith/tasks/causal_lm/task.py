@@ -25,6 +25,7 @@ from tunesmith.methods.base import ParityCheck
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks.base import TASKS, Prepared, Task, TaskData
 from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, stop_token_ids
+from tunesmith.tasks.causal_lm.knowledge import with_knowledge
 from tunesmith.tasks.causal_lm.loss import (
     PACK_MIN,
     answer_item,
@@ -111,6 +112,9 @@ class CausalLM(Task):
             raise DataError(report.problems)
         assert train is not None and val is not None
         fingerprint = "+".join(f[:16] for f in (fp_train, fp_val) if f)
+        if d.knowledge_base:
+            train, select, val, kb_fp = with_knowledge(self.cfg, fmt, train, select, val, report)
+            fingerprint += f"+kb{kb_fp}"
         return GenerationData(train, val, report, fingerprint, format=fmt, select=select)
 
     def load_preprocessor(self, source: ModelSource, data: TaskData) -> Any:
@@ -353,8 +357,9 @@ class CausalLM(Task):
         from tunesmith.eval.report_generation import build_generation_report
 
         return build_generation_report(
-            run, cfg=cfg, base=baseline, tuned=self._measure(model, prep), golden=prep.golden, report=report, fit=fit
-        )
+            run, cfg=cfg, base=baseline, tuned=self._measure(model, prep), golden=prep.golden, report=report, fit=fit,
+            grounded=bool(cfg.data.knowledge_base),
+        )  # fmt: skip
 
     def parity_check(self, prep: Any) -> ParityCheck:
         """Golden prompts: the held-out prompts, or for plain text the opening of held-out documents."""
@@ -365,7 +370,9 @@ class CausalLM(Task):
 
     def manifest_extras(self, prep: Any) -> dict[str, Any]:
         tok, fmt = prep.tokenizer, prep.data.format
+        kb = prep.data.report.stats.get("knowledge_base")
         return {
+            **({"knowledge_base": {k: kb[k] for k in ("name", "path", "build", "fingerprint", "k")}} if kb else {}),
             "data": {"format": fmt},
             "generation": {
                 "format": fmt,
