@@ -84,8 +84,8 @@ def test_use_retrieves_before_answering_and_returns_sources(kb_run: tuple[Path, 
                     headers=auth)  # fmt: skip
     events = [json.loads(x[6:]) for x in r.text.split("\n\n") if x.startswith("data: {")]
     assert events[0]["sources"][0]["source"].endswith("docs/cow.md") and all("text" in e for e in events[1:])
-    r = client.post("/v1/chat/completions", headers=auth, json={
-        "model": "facts-bot", "messages": [{"role": "user", "content": "What colour is the sky?"}], "max_tokens": 4})  # fmt: skip
+    ask = [{"role": "user", "content": "What colour is the sky?"}]
+    r = client.post("/v1/chat/completions", headers=auth, json={"model": "facts-bot", "messages": ask, "max_tokens": 4})
     assert r.status_code == 200 and r.json()["sources"][0]["source"].endswith("docs/sky.txt")
 
 
