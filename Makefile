@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test-slow install demo demo-chat demo-images demo-tables fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
+.PHONY: test-slow install demo demo-chat demo-images demo-tables demo-rag bench-knowledge fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,23 @@ data/credit-default/train.csv: | install
 demo-tables: install data/credit-default/train.csv
 	@echo "demo-tables: card defaults (ISLP Default, 7,000 rows, 3.3% positive): pre-training, fine-tuning, trees alongside"
 	$(VENV)/bin/tunesmith train examples/tabular-classification.yaml
+
+# The knowledge-base example: the Python documentation (Debian python3.11-doc) indexed with sources, SmolLM2 taught
+# to answer the FAQ's questions from retrieved passages (RAFT), then served and asked over HTTP.
+DOCSRC := /usr/share/doc/python3.11/html/_sources
+data/python-faq-rag/train.jsonl: | install
+	@$(MAKE) --no-print-directory debian-data
+	$(PY) -m tunesmith.examples python-faq-rag --out data/python-faq-rag --train 120 --validation 50
+
+demo-rag: install data/python-faq-rag/train.jsonl
+	@echo "demo-rag: index the Python docs, teach SmolLM2 to answer from them, serve it and ask (CPU)"
+	$(VENV)/bin/tunesmith kb build $(DOCSRC)/faq $(DOCSRC)/tutorial $(DOCSRC)/howto $(DOCSRC)/reference \
+		$(DOCSRC)/using --name python-docs
+	$(VENV)/bin/tunesmith train examples/knowledge-base.yaml
+	$(PY) examples/ask_served.py "How do I make a Python script executable on Unix?"
+
+bench-knowledge: install data/python-faq-rag/train.jsonl
+	$(PY) bench/bench_knowledge.py
 
 # The recipe suite: real datasets of every kind the defaults are chosen and checked on (docs/defaults.md).
 data/suite/.written: | install

@@ -46,13 +46,17 @@ def finetune(
 def registered_model(cfg: Config) -> Config:
     """``model: NAME@REF`` (a registered version, e.g. fraud@prod) becomes that version's run folder, checked
     against its checksums: a run starts from a registered model as from a run directory (its base_model/, else its
-    model/)."""
-    spec = cfg.model or ""
-    if "@" not in spec or "/" in spec or Path(spec).exists():
-        return cfg
+    model/). ``data.knowledge_base: NAME@REF`` becomes the registered knowledge base's checked folder."""
     from tunesmith.store import resolve_run
 
-    return cfgmod.from_dict(cfgmod.to_dict(cfg) | {"model": str(resolve_run(spec))})
+    spec = cfg.model or ""
+    if "@" in spec and "/" not in spec and not Path(spec).exists():
+        cfg = cfgmod.from_dict(cfgmod.to_dict(cfg) | {"model": str(resolve_run(spec))})
+    kb = cfg.data.knowledge_base
+    if kb and knowledge_base_path(kb) != kb:  # a registered knowledge base: its checked copy in the store
+        raw = cfgmod.to_dict(cfg)
+        cfg = cfgmod.from_dict(raw | {"data": {**raw["data"], "knowledge_base": knowledge_base_path(kb)}})
+    return cfg
 
 
 def load(run: str | Path, backend: str = "auto") -> Predictor:

@@ -98,3 +98,20 @@ def test_plain_text_data_cannot_use_a_knowledge_base(kb_run: tuple[Path, Path], 
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
     assert main(["validate", str(tmp_path / "c.yaml")]) == 2
     assert "needs questions with answers" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_a_registered_knowledge_base_is_named_by_its_version(
+    kb_run: tuple[Path, Path], tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, root = kb_run
+    monkeypatch.setenv("TUNESMITH_KNOWLEDGE", str(root / "kb"))
+    monkeypatch.setenv("TUNESMITH_STORE", str(tmp_path / "store"))
+    row = api.kb_register("facts")
+    assert (row["name"], row["version"], row["task"]) == ("facts", 1, "knowledge-base")
+    chats = make_chats(40, seed=9)
+    cfg = llm_config(tiny_llama, write_jsonl(tmp_path / "t.jsonl", chats[:30]), write_jsonl(tmp_path / "v.jsonl",
+                     chats[30:]), tmp_path / "runs")  # fmt: skip
+    cfg["data"]["knowledge_base"] = "facts@v1"
+    stats = api.validate(cfg).stats["knowledge_base"]
+    assert Path(stats["path"]).is_relative_to(tmp_path / "store") and stats["fingerprint"] == row["manifest"][
+        "knowledge_base"]["fingerprint"]  # fmt: skip

@@ -321,7 +321,12 @@ def _eval(args: argparse.Namespace) -> int:
         lo_hi = ci.get(key)
         return f"{100 * m[key]:5.1f}%" + (f"  (95% CI {100 * lo_hi[0]:.1f} to {100 * lo_hi[1]:.1f})" if lo_hi else "")
 
-    if "perplexity" in m:
+    if "mrr_at_10" in m:  # an embedding run: its queries searching the file's passages
+        print(f"{m['n']} queries searching {m['corpus']} passages")
+        for key, shown in (("recall_at_1", "recall@1"), ("recall_at_5", "recall@5"), ("recall_at_10", "recall@10"),
+                           ("mrr_at_10", "MRR@10"), ("ndcg_at_10", "nDCG@10")):  # fmt: skip
+            print(f"  {shown:<12}{figure(key)}")
+    elif "perplexity" in m:
         print(f"{m['n']} examples: loss {m['loss']:.4f}, perplexity {m['perplexity']:.2f}")
         for key in ("token_f1", "rouge_l", "exact_match"):
             if key in m:
@@ -364,10 +369,15 @@ def _generate(args: argparse.Namespace) -> int:
     if not model.generates:
         raise ConfigError(f"{args.run}: generate needs a causal-lm run; this one is a classifier (use predict)")
     kwargs = _generation_kwargs(args)
-    for piece in model.stream(args.prompt, system=args.system, **kwargs):
+    prompt, sources = model.ground(args.prompt)  # a model trained with a knowledge base reads retrieved chunks
+    for piece in model.stream(prompt, system=args.system, retrieve=False, **kwargs):
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    if sources:
+        print("\nsources:")
+        for i, h in enumerate(sources, 1):
+            print(f"  [{i}] {h.where()}" + (f"  {h.heading}" if h.heading else ""))
     return 0
 
 

@@ -73,6 +73,7 @@ def run_models(args: argparse.Namespace) -> int:
             "source_run": row["source"],
             "lineage": store.lineage(args.ref),
             "base_model": row["manifest"].get("base_model"),
+            "knowledge_base": row["manifest"].get("knowledge_base"),  # what it was trained with, or what it is
             "data": {**row["manifest"].get("data", {}), "stored": {k: v for k, v in row["data"].items()}},
             "metrics": store.evaluations(args.ref),
             "config": _config_of(store, args.ref),
@@ -107,7 +108,8 @@ def run_models(args: argparse.Namespace) -> int:
 def _config_of(store: Any, ref: str) -> dict[str, Any]:
     import yaml
 
-    return yaml.safe_load((store.run_dir(ref) / "config.yaml").read_text(encoding="utf-8"))
+    path = store.run_dir(ref) / "config.yaml"  # a registered knowledge base has none
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def run_update(args: argparse.Namespace) -> int:

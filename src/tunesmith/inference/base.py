@@ -20,6 +20,7 @@ class Predictor:
     generates: ClassVar[bool] = False  # answers prompts (``generate``/``stream``) rather than classifying
     input_kind: ClassVar[str] = "text"  # what ``predict`` takes: "text", "image" or "row" (a column -> value mapping)
     supports_onnx: ClassVar[bool] = False  # ``tunesmith export --onnx`` can export it
+    embeds: ClassVar[bool] = False  # ``predict`` gives vectors (an embedding run): served at /v1/embeddings too
     run_dir: Path
     manifest: dict[str, Any]
     model: Any

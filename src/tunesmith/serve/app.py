@@ -165,9 +165,14 @@ class ModelService:
         return images
 
     async def predict(self, req: PredictRequest) -> dict[str, Any]:
+        return await self.predict_inputs(req.inputs)
+
+    async def predict_inputs(self, inputs: list[Any]) -> dict[str, Any]:
+        """Checked inputs through the batcher: 422 for inputs the model cannot read, 429 when the queue is full,
+        504 past the deadline."""
         if self.model.generates:
             raise HTTPException(400, "this model generates text: use POST /v1/generate")
-        items = self.decode_inputs(req.inputs)
+        items = self.decode_inputs(inputs)
         t = time.perf_counter()
         try:
             results = await asyncio.wait_for(self.batcher.submit(items), self.settings.timeout_s)

@@ -4,6 +4,7 @@ tuned causal LM unchanged: the bearer token is the client's API key.
   GET  /v1/models                 the one model served, as OpenAI lists models
   GET  /v1/models/{id}            that model
   POST /v1/chat/completions       messages -> a chat.completion (or chat.completion.chunk events if stream)
+  POST /v1/embeddings             texts -> unit vectors (an embedding run: a tuned sentence encoder)
 
 They share /v1/generate's limits, its one-at-a-time generation and its stop-when-the-client-leaves; errors come in
 OpenAI's shape ({"error": {"message", "type", "param", "code"}}), bad requests as 400 as OpenAI answers them.
@@ -106,6 +107,17 @@ class ChatRequest(BaseModel):
         return [t.model_dump(exclude_none=True) for t in self.tools]
 
 
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's embeddings request: one text or a list; vectors as floats, at the model's own width."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    input: str | list[str] = Field(description="a text or a list of texts")
+    encoding_format: Literal["float"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
 def json_event(body: dict[str, Any]) -> str:
     return "data: " + json.dumps(body, ensure_ascii=True) + "\n\n"
 
@@ -137,6 +149,25 @@ def add_openai_routes(app: FastAPI, service: Any, name: str, auth: list[Any]) ->
         if model_id != name:
             raise HTTPException(404, f"the model {model_id!r} does not exist; this server serves {name!r}")
         return card
+
+    @app.post("/v1/embeddings", dependencies=auth)
+    async def embeddings(req: EmbeddingsRequest) -> dict[str, Any]:
+        if req.model != name:
+            raise HTTPException(404, f"the model {req.model!r} does not exist; this server serves {name!r}")
+        if not getattr(service.model, "embeds", False):
+            raise HTTPException(400, "this model does not embed text: serve an embedding run")
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if not texts:
+            raise HTTPException(400, "input: at least one text")
+        width = int(service.model.model.config.hidden_size)
+        if req.dimensions is not None and req.dimensions != width:
+            raise HTTPException(400, f"dimensions: this model's embeddings have {width}; it cannot give others")
+        out = await service.predict_inputs(texts)
+        tokens = sum(len(ids) for ids in service.model.ids(texts))
+        data = [{"object": "embedding", "index": i, "embedding": p["embedding"]}
+                for i, p in enumerate(out["predictions"])]  # fmt: skip
+        return {"object": "list", "data": data, "model": name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
 
     @app.post("/v1/chat/completions", dependencies=auth, response_model=None)
     async def chat_completions(req: ChatRequest) -> Any:

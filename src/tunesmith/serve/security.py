@@ -59,7 +59,7 @@ def token_matches(header: str | None, token: str) -> bool:
     return hmac.compare_digest(header[7:].strip().encode("utf-8", "replace"), token.encode())
 
 
-OPENAI_PATHS = ("/v1/chat/", "/v1/models")
+OPENAI_PATHS = ("/v1/chat/", "/v1/models", "/v1/embeddings")
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
                  408: "timeout", 413: "invalid_request_error", 429: "rate_limit_error", 504: "timeout"}  # fmt: skip
 

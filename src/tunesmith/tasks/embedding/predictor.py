@@ -27,6 +27,8 @@ class Embedding:
 
 @PREDICTORS.register("embedding")
 class EmbeddingPredictor(Predictor):
+    embeds = True
+
     def __init__(self, run_dir: Path, manifest: dict[str, Any], model: Any, tokenizer: Any):
         self.run_dir, self.manifest, self.model, self.tokenizer = run_dir, manifest, model, tokenizer
         self.max_length = int(manifest["max_length"])
@@ -82,7 +84,8 @@ class EmbeddingPredictor(Predictor):
     def _pairs(self, path: str | Path) -> Examples:
         from tunesmith.config import from_dict
 
-        cfg = from_dict({"task": "embedding", "data": {"train": str(path), **self.manifest["data"]}})
+        cols = {k: self.manifest["data"][k] for k in ("query_column", "passage_column")}
+        cfg = from_dict({"task": "embedding", "data": {"train": str(path), **cols}})
         report = DataReport()
         ex, _ = read_pairs(str(path), cfg, report)
         if report.errors or ex is None:
@@ -96,7 +99,7 @@ class EmbeddingPredictor(Predictor):
 
     def evaluate_file(self, path: str | Path) -> dict[str, Any]:
         scores, corpus = self._reciprocal_ranks(self._pairs(path))
-        return {"n": len(scores["mrr_at_10"]), "corpus": corpus, **{k: float(np.mean(v)) for k, v in scores.items()}}
+        return {"corpus": corpus, **retrieval.summarise(scores, 1000, 0.95, 0)}
 
     def example_scores(self, examples: Examples) -> np.ndarray:
         return self._reciprocal_ranks(examples)[0]["mrr_at_10"]

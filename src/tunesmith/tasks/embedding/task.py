@@ -182,27 +182,14 @@ class Embedding(Task):
         queries = encode_ids(model, prep.val_queries, prep.pad_id, prep.pooling)
         ranked = retrieval.rankings(queries, corpus)
         mine_negatives(model, prep, corpus, self.cfg.embedding.hard_negatives)
-        choice = self.evaluator(prep)(model) if prep.select_queries is not None else None
+        choice = choice_metrics(model, prep, corpus) if prep.select_queries is not None else None
         return {"per_query": retrieval.per_query(ranked, prep.val_relevant), "ranked": ranked, "choice": choice}
 
     def untouched_choice(self, baseline: Any) -> dict[str, float] | None:
         return baseline["choice"]
 
     def evaluator(self, prep: Any) -> Any:
-        queries = prep.select_queries if prep.select_queries is not None else prep.val_queries
-        relevant = prep.select_relevant if prep.select_relevant is not None else prep.val_relevant
-
-        def evaluate(model: Any) -> dict[str, float]:
-            corpus = encode_ids(model, prep.corpus_ids, prep.pad_id, prep.pooling)
-            q = encode_ids(model, queries, prep.pad_id, prep.pooling)
-            scores = retrieval.per_query(retrieval.rankings(q, corpus), relevant)
-            logits = prep.scale * (q @ corpus.T)
-            logits -= logits.max(axis=1, keepdims=True)
-            logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            loss = float(np.mean([-logp[i, min(rel)] for i, rel in enumerate(relevant)]))
-            return {"loss": loss, **{k: float(np.mean(v)) for k, v in scores.items()}}
-
-        return evaluate
+        return lambda model: choice_metrics(model, prep)
 
     # --- after training -------------------------------------------------------------------------------------
     def finish(
@@ -299,6 +286,11 @@ def encode_ids(model: Any, ids: list[np.ndarray], pad_id: int, pooling: str, bat
     """Unit vectors of token-id sequences, length-sorted batches, the model's training mode restored after."""
     import torch
 
+    from tunesmith.knowledge.encoder import ENCODE_MMAP_THRESHOLD
+    from tunesmith.train.fast_cpu import return_freed_memory_to_the_system
+
+    return_freed_memory_to_the_system(ENCODE_MMAP_THRESHOLD)  # see knowledge/encoder.py
+
     width = int(model.config.hidden_size)
     out = np.zeros((len(ids), width), dtype=np.float32)
     order = np.argsort([-len(x) for x in ids], kind="stable")
@@ -311,6 +303,22 @@ def encode_ids(model: Any, ids: list[np.ndarray], pad_id: int, pooling: str, bat
             out[sel] = _embed(model, t, m, pooling).float().numpy()
     model.train(was)
     return out
+
+
+def choice_metrics(model: Any, prep: Any, corpus: np.ndarray | None = None) -> dict[str, float]:
+    """What the run's choices are made on: the selection queries (else the validation ones) searching the corpus;
+    the loss is the cross entropy of each query's first relevant passage against the whole corpus."""
+    queries = prep.select_queries if prep.select_queries is not None else prep.val_queries
+    relevant = prep.select_relevant if prep.select_relevant is not None else prep.val_relevant
+    if corpus is None:
+        corpus = encode_ids(model, prep.corpus_ids, prep.pad_id, prep.pooling)
+    q = encode_ids(model, queries, prep.pad_id, prep.pooling)
+    scores = retrieval.per_query(retrieval.rankings(q, corpus), relevant)
+    logits = prep.scale * (q @ corpus.T)
+    logits -= logits.max(axis=1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    loss = float(np.mean([-logp[i, min(rel)] for i, rel in enumerate(relevant)]))
+    return {"loss": loss, **{k: float(np.mean(v)) for k, v in scores.items()}}
 
 
 def embedding_parity(golden: list[np.ndarray], pad_id: int, pooling: str) -> ParityCheck:
