@@ -16,7 +16,6 @@ from tunesmith.models.catalog import ModelSource, resolve
 from tunesmith.models.pooled import declared_pooling, pool
 
 DEFAULT_MAX_LENGTH = 256
-ENCODE_MMAP_THRESHOLD = 64 << 20
 
 
 def declared_max_length(folder: str | Path) -> int | None:
@@ -64,12 +63,6 @@ def encode_with(
 ) -> np.ndarray:
     """(len(texts), width) float32 unit vectors; inputs sorted by length so batches carry little padding."""
     import torch
-
-    from tunesmith.train.fast_cpu import return_freed_memory_to_the_system
-
-    # Activations of a batch are megabytes: under glibc's default threshold each is a fresh mmap and its pages
-    # fault in again every batch (half the CPU time went to the kernel embedding the example knowledge base).
-    return_freed_memory_to_the_system(ENCODE_MMAP_THRESHOLD)
 
     out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
     order = np.argsort([-len(t) for t in texts], kind="stable")

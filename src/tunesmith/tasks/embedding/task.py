@@ -286,11 +286,6 @@ def encode_ids(model: Any, ids: list[np.ndarray], pad_id: int, pooling: str, bat
     """Unit vectors of token-id sequences, length-sorted batches, the model's training mode restored after."""
     import torch
 
-    from tunesmith.knowledge.encoder import ENCODE_MMAP_THRESHOLD
-    from tunesmith.train.fast_cpu import return_freed_memory_to_the_system
-
-    return_freed_memory_to_the_system(ENCODE_MMAP_THRESHOLD)  # see knowledge/encoder.py
-
     width = int(model.config.hidden_size)
     out = np.zeros((len(ids), width), dtype=np.float32)
     order = np.argsort([-len(x) for x in ids], kind="stable")
