@@ -1,6 +1,6 @@
 """Reports as a person sees them: rendered in headless Chromium at a laptop's and a phone's width, nothing runs
 past the page's edge and every legend swatch has its series' colour (read back from the rendered page). Text
-(25 long class names), image, chat, table and tune reports, from real runs on the tiny test models."""
+(25 long class names), image, chat, table, tune and embedding reports, from real runs on the tiny test models."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.browser import WIDTHS, inspect, screenshot
-from tests.conftest import image_config, llm_config, table_config, tiny_config, write_csv
+from tests.conftest import image_config, llm_config, pair_config, table_config, tiny_config, write_csv
 from tunesmith import api
 from tunesmith.tuning.study import tune
 
@@ -38,7 +38,7 @@ def _long_label_data(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def reports(
-    tiny_model, tiny_vit, tiny_llama, image_data, chat_data, toy_data, table_data, tmp_path_factory
+    tiny_model, tiny_vit, tiny_llama, image_data, chat_data, toy_data, table_data, pair_data, tmp_path_factory
 ) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("rendered")
     with pytest.MonkeyPatch.context() as mp:
@@ -58,6 +58,7 @@ def reports(
         table = api.finetune(
             table_config(*table_data, out / "runs", eval__fewer_labels=[0.2], eval__slice_columns=["merchant"])
         )
+        pairs = api.finetune(pair_config(tiny_model, *pair_data, out / "runs", train__epochs=1))
         raw = tiny_config(tiny_model, *toy_data, out / "tune-runs", train__epochs=1)  # full, warm-started
         raw["train"]["learning_rate"] = "loguniform(1e-3, 3e-2)"
         (out / "search.yaml").write_text(yaml.safe_dump(raw))
@@ -68,10 +69,11 @@ def reports(
         "chat": chat.path / "report.html",
         "table": table.path / "report.html",
         "tune": searched.report,
+        "embedding": pairs.path / "report.html",
     }
 
 
-@pytest.mark.parametrize("kind", ["text", "image", "chat", "table", "tune"])
+@pytest.mark.parametrize("kind", ["text", "image", "chat", "table", "tune", "embedding"])
 @pytest.mark.parametrize("width", WIDTHS)
 def test_nothing_overflows_and_legends_keep_their_colours(reports, kind, width, tmp_path):
     seen = inspect(reports[kind], width)
@@ -79,7 +81,7 @@ def test_nothing_overflows_and_legends_keep_their_colours(reports, kind, width, 
     assert seen["scrollWidth"] <= width, f"the page scrolls sideways: {seen['overflow'][:5]}"
     assert not seen["overflow"], seen["overflow"][:5]
     swatches = seen["swatches"]
-    assert len(swatches) >= {"text": 6, "image": 6, "chat": 4, "table": 9, "tune": 3}[kind], "every chart has a legend"
+    assert len(swatches) >= {"text": 6, "image": 6, "chat": 4, "table": 9, "tune": 3, "embedding": 3}[kind], "every chart has a legend"
     for s in swatches:
         assert s["drawn"], f"swatch {s['series']!r} has no series drawn"
         assert all(c == s["swatch"] for c in s["drawn"]), s
@@ -126,3 +128,10 @@ def test_tune_report_draws_the_baseline_and_explains_missing_importances(reports
     for t in data["trials"]:  # a trial's value is the selection score of the model its run kept
         manifest = json.loads((Path(t["run"]) / "manifest.json").read_text())
         assert t["value"] == pytest.approx(manifest["fit"]["selection"]["macro_f1"])
+
+
+def test_embedding_report_puts_the_verdict_first_and_shows_queries(reports):
+    html = reports["embedding"].read_text()
+    assert html.index("class='verdict") < html.index("<h2>Data checks") < html.index("General vs tuned encoder")
+    for part in ("recall@5", "MRR@10", "nDCG@10", "held-out queries", "<h2>Run</h2>", "validation_rankings.jsonl"):
+        assert part in html

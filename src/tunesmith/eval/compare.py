@@ -209,3 +209,13 @@ def scored(y_true: np.ndarray, probs: np.ndarray, labels: list[str], confidence:
     }
     m["confidence"] = confidence
     return m
+
+
+def interval_verdict(c: dict[str, Any], confidence: float, against: str, figures: str) -> dict[str, Any]:
+    """One sentence from a paired difference: better (its interval above zero), worse (below), else not measurably
+    better, then ``figures``."""
+    lo, hi = c["ci_low"], c["ci_high"]
+    status = "better" if lo > 0 else ("worse" if hi < 0 else "not measurably better")
+    lead = {"better": "Better than", "worse": "Worse than", "not measurably better": "Not measurably better than"}
+    tail = "; the interval includes zero." if status == "not measurably better" else "."
+    return {"status": status, "text": f"{lead[status]} {against}: {figures}{tail}", "against": "base"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.eval.compare import bootstrap_mean_interval, paired_bootstrap_mean
+from tunesmith.eval.compare import bootstrap_mean_interval, interval_verdict, paired_bootstrap_mean
 
 KS = (1, 5, 10)
 NAMES = ("recall_at_1", "recall_at_5", "recall_at_10", "mrr_at_10", "ndcg_at_10")
@@ -62,12 +62,9 @@ def verdict(base: dict[str, Any], tuned: dict[str, Any], comps: dict[str, Any], 
     """One sentence on recall@5 (what a retrieval-augmented answer reads), with the interval."""
     c = comps["recall_at_5"]
     lo, hi = c["ci_low"] * 100, c["ci_high"] * 100
-    status = "better" if lo > 0 else ("worse" if hi < 0 else "not measurably better")
     figures = (
         f"recall@5 {tuned['recall_at_5'] * 100:.1f}% against {base['recall_at_5'] * 100:.1f}%, "
         f"{c['difference'] * 100:+.1f} points ({int(confidence * 100)}% CI {lo:+.1f} to {hi:+.1f}, {c['n']} queries); "
         f"MRR@10 {tuned['mrr_at_10']:.3f} against {base['mrr_at_10']:.3f}"
     )
-    lead = {"better": "Better than", "worse": "Worse than", "not measurably better": "Not measurably better than"}
-    tail = "; the interval includes zero." if status == "not measurably better" else "."
-    return {"status": status, "text": f"{lead[status]} the general encoder: {figures}{tail}", "against": "base"}
+    return interval_verdict(c, confidence, "the general encoder", figures)

@@ -61,21 +61,46 @@ class TextEncoder:
 def encode_with(
     model: Any, tokenizer: Any, texts: list[str], max_length: int, pooling: str = "mean", batch_size: int = 32
 ) -> np.ndarray:
-    """(len(texts), width) float32 unit vectors; inputs sorted by length so batches carry little padding."""
+    """(len(texts), width) float32 unit vectors of texts, cut at ``max_length`` tokens."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length, return_attention_mask=False)["input_ids"]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return encode_ids(model, [np.asarray(x, dtype=np.int64) for x in ids], pad, pooling, batch_size)
+
+
+def pad_ids(seqs: list[np.ndarray], pad_id: int) -> tuple[Any, Any]:
+    """Token-id sequences as one padded (ids, attention mask) pair of tensors."""
     import torch
 
-    out = np.zeros((len(texts), int(model.config.hidden_size)), dtype=np.float32)
-    order = np.argsort([-len(t) for t in texts], kind="stable")
+    longest = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def embed_batch(model: Any, ids: Any, mask: Any, pooling: str) -> Any:
+    """Unit vectors of a padded batch: the encoder's last hidden state, pooled, normalised (differentiable)."""
+    import torch
+
+    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    return torch.nn.functional.normalize(pool(hidden, mask, pooling), dim=-1)
+
+
+def encode_ids(model: Any, ids: list[np.ndarray], pad_id: int, pooling: str, batch_size: int = 32) -> np.ndarray:
+    """Unit vectors of token-id sequences in length-sorted batches (little padding); the model's training mode is
+    restored after."""
+    import torch
+
+    out = np.zeros((len(ids), int(model.config.hidden_size)), dtype=np.float32)
+    order = np.argsort([-len(x) for x in ids], kind="stable")
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for s in range(0, len(texts), batch_size):
+        for s in range(0, len(ids), batch_size):
             sel = order[s : s + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in sel], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            )
-            hidden = model(**batch).last_hidden_state.float()
-            vec = torch.nn.functional.normalize(pool(hidden, batch["attention_mask"], pooling), dim=-1)
-            out[sel] = vec.numpy()
+            t, m = pad_ids([ids[i] for i in sel], pad_id)
+            out[sel] = embed_batch(model, t, m, pooling).float().numpy()
     model.train(was_training)
     return out

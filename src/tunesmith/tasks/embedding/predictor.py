@@ -53,7 +53,7 @@ class EmbeddingPredictor(Predictor):
         return [np.asarray(x, dtype=np.int64) for x in enc["input_ids"]]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        from tunesmith.tasks.embedding.task import encode_ids
+        from tunesmith.knowledge.encoder import encode_ids
 
         return encode_ids(self.model, self.ids(texts), self.pad_id, self.pooling)
 

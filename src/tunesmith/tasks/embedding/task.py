@@ -31,10 +31,10 @@ from tunesmith.data.validate import (
 from tunesmith.errors import DataError
 from tunesmith.eval import retrieval
 from tunesmith.files import write_json
-from tunesmith.knowledge.encoder import declared_max_length
+from tunesmith.knowledge.encoder import declared_max_length, embed_batch, encode_ids, pad_ids
 from tunesmith.methods.base import ParityCheck
 from tunesmith.models.catalog import ModelSource
-from tunesmith.models.pooled import declared_pooling, pool
+from tunesmith.models.pooled import declared_pooling
 from tunesmith.tasks.base import TASKS, Prepared, Task, TaskData
 from tunesmith.tasks.embedding.pairs import corpus_of, describe, knowledge_texts, passage_key, read_pairs, relevant_sets
 from tunesmith.tasks.embedding.report import summary_lines, write_report
@@ -171,8 +171,8 @@ class Embedding(Task):
         import torch
 
         how = self.pooling()
-        q = _embed(model, batch["input_ids"], batch["attention_mask"], how)
-        p = _embed(model, batch["passage_ids"], batch["passage_mask"], how)
+        q = embed_batch(model, batch["input_ids"], batch["attention_mask"], how)
+        p = embed_batch(model, batch["passage_ids"], batch["passage_mask"], how)
         scores = (q @ p.T * self.cfg.embedding.scale).masked_fill(batch["shared"], float("-inf"))
         return torch.nn.functional.cross_entropy(scores, torch.arange(len(q)))
 
@@ -238,25 +238,6 @@ def _lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     return [len(x) for x in tokenizer(texts, return_attention_mask=False)["input_ids"]]
 
 
-def _embed(model: Any, ids: Any, mask: Any, how: str) -> Any:
-    import torch
-
-    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-    return torch.nn.functional.normalize(pool(hidden, mask, how), dim=-1)
-
-
-def _pad(seqs: list[np.ndarray], pad_id: int) -> tuple[Any, Any]:
-    import torch
-
-    longest = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), longest), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
-
-
 def make_collate(pad_id: int) -> Any:
     """Queries and their passages (each query's own first, then the mined negatives); ``shared`` marks a passage
     that is another query's in the batch but also this query's (the same passage twice): not a negative."""
@@ -268,8 +249,8 @@ def make_collate(pad_id: int) -> Any:
             for key, ids in it["neg"]:
                 passages.append(ids)
                 keys.append(key)
-        q_ids, q_mask = _pad([it["q"] for it in items], pad_id)
-        p_ids, p_mask = _pad(passages, pad_id)
+        q_ids, q_mask = pad_ids([it["q"] for it in items], pad_id)
+        p_ids, p_mask = pad_ids(passages, pad_id)
         own = torch.tensor([it["key"] for it in items]).unsqueeze(1)
         shared = own == torch.tensor(keys).unsqueeze(0)
         shared[torch.arange(len(items)), torch.arange(len(items))] = False
@@ -280,24 +261,6 @@ def make_collate(pad_id: int) -> Any:
         }  # fmt: skip
 
     return collate
-
-
-def encode_ids(model: Any, ids: list[np.ndarray], pad_id: int, pooling: str, batch_size: int = 64) -> np.ndarray:
-    """Unit vectors of token-id sequences, length-sorted batches, the model's training mode restored after."""
-    import torch
-
-    width = int(model.config.hidden_size)
-    out = np.zeros((len(ids), width), dtype=np.float32)
-    order = np.argsort([-len(x) for x in ids], kind="stable")
-    was = model.training
-    model.eval()
-    with torch.inference_mode():
-        for s in range(0, len(ids), batch_size):
-            sel = order[s : s + batch_size]
-            t, m = _pad([ids[i] for i in sel], pad_id)
-            out[sel] = _embed(model, t, m, pooling).float().numpy()
-    model.train(was)
-    return out
 
 
 def choice_metrics(model: Any, prep: Any, corpus: np.ndarray | None = None) -> dict[str, float]:
