@@ -81,7 +81,9 @@ def test_nothing_overflows_and_legends_keep_their_colours(reports, kind, width, 
     assert seen["scrollWidth"] <= width, f"the page scrolls sideways: {seen['overflow'][:5]}"
     assert not seen["overflow"], seen["overflow"][:5]
     swatches = seen["swatches"]
-    assert len(swatches) >= {"text": 6, "image": 6, "chat": 4, "table": 9, "tune": 3, "embedding": 3}[kind], "every chart has a legend"
+    assert len(swatches) >= {"text": 6, "image": 6, "chat": 4, "table": 9, "tune": 3, "embedding": 3}[kind], (
+        "every chart has a legend"
+    )
     for s in swatches:
         assert s["drawn"], f"swatch {s['series']!r} has no series drawn"
         assert all(c == s["swatch"] for c in s["drawn"]), s

@@ -60,7 +60,7 @@ def split_rows(ex: Any, share: float, seed: int, keep_min: int = 1) -> tuple[lis
     """(keep, held, how): grouped when the examples carry groups (data.group_column), else stratified."""
     if ex.groups:
         keep, held = grouped_split(ex.labels, ex.groups, share, seed, keep_min)
-        return keep, held, f"grouped by data.group_column ({len(set(ex.groups))} groups), seed {seed}"
+        return keep, held, f"grouped by {ex.group_by} ({len(set(ex.groups))} groups), seed {seed}"
     keep, held = stratified_split(ex.labels, share, seed, keep_min)
     return keep, held, f"stratified, seed {seed}"
 
@@ -115,7 +115,7 @@ def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) ->
         return train, None
     report.stats["selection"] = (
         f"{len(held)} of the {len(train)} training {unit} held out for early stopping, the best epoch and the "
-        f"choice between the tuned model and the frozen encoder's head ({how})"
+        f"choice of the model the run keeps ({how})"
     )
     return train.subset(keep), train.subset(held, source=f"{train.source} (selection split)")
 

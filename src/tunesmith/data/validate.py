@@ -32,6 +32,7 @@ class Examples:
     extras: dict[str, list[str]] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)  # content identity for duplicates / leakage
     groups: list[str] = field(default_factory=list)  # data.group_column: rows of one group stay on one side of a split
+    group_by: str = "data.group_column"  # what the groups are, as the split's description names them
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,6 +57,7 @@ class Examples:
             {k: [v[i] for i in idx] for k, v in self.extras.items()},
             [self.keys[i] for i in idx] if self.keys else [],
             [self.groups[i] for i in idx] if self.groups else [],
+            self.group_by,
         )
 
     def fingerprints(self) -> list[str]:
@@ -79,6 +81,7 @@ class Examples:
             extras,
             self.keys + other.keys if self.keys and other.keys else [],
             self.groups + other.groups if self.groups and other.groups else [],
+            self.group_by,
         )
 
 

@@ -167,10 +167,12 @@ def _rst(lines: list[str]) -> list[Paragraph]:
 _ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_MARKS = re.compile(r"(\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|`)")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_COMMENT = re.compile(r"<!--.*?-->")
 
 
 def _md_clean(line: str) -> str:
-    return _MD_MARKS.sub("", _MD_LINK.sub(r"\1", line))
+    line = _MD_LINK.sub(r"\1", _MD_LINK.sub(r"\1", _MD_COMMENT.sub("", line)))  # twice: a badge is an image in a link
+    return _MD_MARKS.sub("", line)
 
 
 def _markdown(lines: list[str]) -> list[Paragraph]:
@@ -198,18 +200,25 @@ def _markdown(lines: list[str]) -> list[Paragraph]:
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------------
-_BLOCKS = {"p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcaption", "caption", "div", "section", "br"}
-_SKIP = {"script", "style", "nav", "head", "noscript", "template"}
+_BLOCKS = {"p", "li", "pre", "blockquote", "td", "th", "dd", "dt", "figcaption", "caption", "div", "section"}
+_VOID = {"br", "img", "hr", "meta", "link", "input", "wbr", "source", "area", "col", "embed", "track", "base"}
+_SKIP = {"script", "style", "nav", "head", "noscript", "template", "header", "footer", "aside"}
+_SKIP_ROLES = {"navigation", "banner", "contentinfo", "search", "complementary"}
+_SKIP_CLASSES = {"headerlink", "sphinxsidebar", "related", "footer", "breadcrumbs"}  # site chrome, not content
 
 
 class _HTMLText(html.parser.HTMLParser):
+    """Text of the page's content: site chrome (scripts, styles, navigation, headers, footers, sidebars, Sphinx's
+    heading links) is skipped whole, nested elements of the same name included."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.paragraphs: list[Paragraph] = []
         self.path: list[tuple[int, str]] = []
         self.words: list[Word] = []
         self.heading: tuple[int, list[str]] | None = None
-        self.skip = 0
+        self.skip_tag: str | None = None  # the element a skipped region started with, and how deep in it we are
+        self.skip_depth = 0
 
     def _flush(self) -> None:
         if self.words:
@@ -217,8 +226,16 @@ class _HTMLText(html.parser.HTMLParser):
             self.words = []
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in _SKIP:
-            self.skip += 1
+        if tag in _VOID:
+            if tag == "br":
+                self._flush()
+            return
+        if self.skip_tag is not None:
+            self.skip_depth += tag == self.skip_tag
+            return
+        a = dict(attrs)
+        if tag in _SKIP or a.get("role") in _SKIP_ROLES or _SKIP_CLASSES & set((a.get("class") or "").split()):
+            self.skip_tag, self.skip_depth = tag, 1
         elif re.fullmatch(r"h[1-6]", tag):
             self._flush()
             self.heading = (int(tag[1]), [])
@@ -226,9 +243,13 @@ class _HTMLText(html.parser.HTMLParser):
             self._flush()
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif re.fullmatch(r"h[1-6]", tag) and self.heading is not None:
+        if self.skip_tag is not None:
+            if tag == self.skip_tag:
+                self.skip_depth -= 1
+                if self.skip_depth == 0:
+                    self.skip_tag = None
+            return
+        if re.fullmatch(r"h[1-6]", tag) and self.heading is not None:
             level, parts = self.heading
             title = " ".join(" ".join(parts).split())
             self.path = [(lv, t) for lv, t in self.path if lv < level] + ([(level, title)] if title else [])
@@ -237,7 +258,7 @@ class _HTMLText(html.parser.HTMLParser):
             self._flush()
 
     def handle_data(self, data: str) -> None:
-        if self.skip:
+        if self.skip_tag is not None:
             return
         if self.heading is not None:
             self.heading[1].append(data)

@@ -37,7 +37,7 @@ Use :func:`remove` and see `the guide <https://example.org>`_.
 
 MARKDOWN = """# Guide
 
-Some *intro* text with a [link](http://x).
+Some *intro* text with a [link](http://x). [![badge](b.svg)](#x)<!-- hidden -->
 
 ## Setup
 
@@ -51,7 +51,7 @@ paragraph.
 """
 
 HTML = """<html><head><title>t</title><style>p {color: red}</style></head>
-<body><h1>Policies</h1>
+<body><div role="navigation"><div>index</div> next <br> previous</div><h1>Policies<a class="headerlink">¶</a></h1>
 <p>Refunds are paid
 within 14 days.</p>
 <script>var x = 1;</script>
@@ -84,7 +84,7 @@ def test_markdown_fences_are_not_headings(tmp_path: Path) -> None:
     paras = _read(tmp_path, "guide.md", MARKDOWN)
     got = [(p.heading, p.text, p.words[0][1]) for p in paras]
     assert got == [
-        (("Guide",), "Some intro text with a link.", 3),
+        (("Guide",), "Some intro text with a link. badge", 3),
         (("Guide", "Setup"), "# not a heading pip install thing", 8),
         (("Guide", "Setup"), "Setup paragraph.", 12),
     ]

@@ -45,7 +45,8 @@ def read_pairs(path: str, cfg: Config, report: DataReport) -> tuple[Examples | N
             lines.append(line)
             keys.append(" ".join(pair[0].split()).casefold() + "\x1f" + passage_key(pair[1]))
             groups.append(passage_key(pair[1]))
-    return Examples(table.path, inputs, [PAIR] * len(inputs), lines, keys=keys, groups=groups), table.fingerprint
+    examples = Examples(table.path, inputs, [PAIR] * len(inputs), lines, keys=keys, groups=groups, group_by="passage")
+    return examples, table.fingerprint
 
 
 def corpus_of(splits: list[Examples], extra: list[str]) -> tuple[list[str], dict[str, int]]:
