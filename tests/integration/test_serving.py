@@ -42,7 +42,8 @@ def test_every_route_but_health_requires_the_token(classifier):
     app = create_app(classifier, "sent@v1", ServeSettings(token=TOKEN))
     routes = [(r.path, m) for r in app.routes if isinstance(r, APIRoute) for m in r.methods]
     assert {p for p, _ in routes} == {"/health", "/v1/model", "/openapi.json", "/v1/predict", "/v1/generate",
-                                      "/v1/models", "/v1/models/{model_id:path}", "/v1/chat/completions"}  # fmt: skip
+                                      "/v1/models", "/v1/models/{model_id:path}", "/v1/chat/completions",
+                                      "/v1/embeddings"}  # fmt: skip
     with TestClient(app) as c:
         for path, method in routes:
             for headers in ({}, {"Authorization": "Bearer wrong-token-xxxxxxxx"}, {"Authorization": TOKEN}):

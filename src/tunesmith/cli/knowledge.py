@@ -45,13 +45,13 @@ def add_parsers(sub: Any, parser_class: Any) -> None:
     s.add_argument("--k", type=int, default=5, help="chunks to return (default 5)")
     s.add_argument("--json", action="store_true", help="print the hits as JSON lines")
     pa = ks.add_parser("pairs", help="(section title, its first chunk) pairs for tuning an encoder (task: embedding)")
-    pa.add_argument("name")
+    pa.add_argument("name", help="a knowledge base name, folder, or registered version (NAME@v1)")
     pa.add_argument("--output", required=True, help="JSONL file to write: query, passage, source")
     ks.add_parser("list", help="the knowledge bases under the root")
     r = ks.add_parser("rm", help="remove a knowledge base (its registered versions stay in the store)")
-    r.add_argument("name")
+    r.add_argument("name", help="the knowledge base to remove")
     g = ks.add_parser("register", help="store the current build as the next version in the model store")
-    g.add_argument("name")
+    g.add_argument("name", help="the knowledge base to register")
     g.add_argument("--as", dest="as_name", help="the name in the store (default: the knowledge base's name)")
 
 
