@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from tunesmith.eval import panels, svg
-from tunesmith.eval.compare import bootstrap_mean_interval, bootstrap_ratio_interval, paired_bootstrap_mean
+from tunesmith.eval.compare import (
+    bootstrap_mean_interval,
+    bootstrap_ratio_interval,
+    interval_verdict,
+    paired_bootstrap_mean,
+)
 from tunesmith.eval.report import fit_record, read_log
 from tunesmith.eval.text_metrics import score_all
 from tunesmith.files import atomic_write_bytes
@@ -131,14 +136,11 @@ def generation_verdict(models: dict[str, Any], comparisons: dict[str, Any], conf
         return {"status": "better" if better else "not measurably better", "text": text, "against": "base"}
     c = comparisons["token_f1"]
     lo, hi = c["ci_low"] * 100, c["ci_high"] * 100
-    status = "better" if lo > 0 else ("worse" if hi < 0 else "not measurably better")
     figures = (
         f"token F1 of the generated answers {t['token_f1'] * 100:.1f}% against {b['token_f1'] * 100:.1f}%, "
         f"{c['difference'] * 100:+.1f} points ({int(confidence * 100)}% CI {lo:+.1f} to {hi:+.1f}, {c['n']} prompts)"
     )
-    lead = {"better": "Better than", "worse": "Worse than", "not measurably better": "Not measurably better than"}
-    tail = "; the interval includes zero." if status == "not measurably better" else "."
-    return {"status": status, "text": f"{lead[status]} the base model: {figures}{tail}", "against": "base"}
+    return interval_verdict(c, confidence, "the base model", figures)
 
 
 def _fmt(x: float | None, pct: bool = True) -> str:
