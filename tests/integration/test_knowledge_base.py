@@ -98,6 +98,10 @@ def test_bad_documents_stop_the_build_and_write_nothing(kb_env: Path) -> None:
         ("missing", "missing.md"), ("unreadable", "latin.txt"),
     ]  # fmt: skip
     assert not (kb_env.parent / "kb" / "help").exists()
+    (kb_env.parent / "empty").mkdir()
+    (kb_env.parent / "empty" / "data.bin").write_bytes(b"x")
+    with pytest.raises(DataError, match="no documents of a kind"):
+        api.kb_build([str(kb_env.parent / "empty")], "help")
 
 
 def test_warnings_name_file_and_line(kb_env: Path) -> None:

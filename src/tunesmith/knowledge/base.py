@@ -164,6 +164,10 @@ class KnowledgeBase:
             )
         report = DataReport()
         files = collect(paths, report)
+        if not files and not report.errors:
+            kinds = ".txt, .md, .rst (and .rst.txt), .html"
+            report.add("error", "no_documents", f"no documents of a kind tunesmith reads ({kinds}) under the given "
+                       "paths", ", ".join(str(p) for p in paths))  # fmt: skip
         settings["encoder_fingerprint"] = resolve(settings["encoder"]).fingerprint
         changed_settings = [k for k in settings if old and old.get(k) != settings[k]]
         rebuilt_all = f"{', '.join(changed_settings)} changed" if changed_settings else None
