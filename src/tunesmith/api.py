@@ -53,9 +53,10 @@ def registered_model(cfg: Config) -> Config:
     if "@" in spec and "/" not in spec and not Path(spec).exists():
         cfg = cfgmod.from_dict(cfgmod.to_dict(cfg) | {"model": str(resolve_run(spec))})
     kb = cfg.data.knowledge_base
-    if kb and knowledge_base_path(kb) != kb:  # a registered knowledge base: its checked copy in the store
+    folder = knowledge_base_path(kb) if kb else kb
+    if folder != kb:  # a registered knowledge base: its checked copy in the store
         raw = cfgmod.to_dict(cfg)
-        cfg = cfgmod.from_dict(raw | {"data": {**raw["data"], "knowledge_base": knowledge_base_path(kb)}})
+        cfg = cfgmod.from_dict(raw | {"data": {**raw["data"], "knowledge_base": folder}})
     return cfg
 
 

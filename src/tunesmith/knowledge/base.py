@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from tunesmith.data.validate import DataReport
 from tunesmith.errors import DataError, InputError
 from tunesmith.files import write_json
-from tunesmith.knowledge.chunking import Chunk, chunk_paragraphs
+from tunesmith.knowledge.chunking import Chunk, chunk_paragraphs, text_length
 from tunesmith.knowledge.documents import collect, read_document
 from tunesmith.knowledge.index import FileRecord, Hit, Index
 
@@ -72,7 +72,6 @@ class BuildResult:
     report: DataReport
     rebuilt_all: str | None = None  # why every file was embedded again
     fingerprint: str = ""
-    problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,7 +195,7 @@ class KnowledgeBase:
                 continue
             chunks = chunk_paragraphs(rel, paragraphs, settings["chunk_size"], settings["chunk_overlap"])
             for p in paragraphs:
-                if sum(len(w) + 1 for w, _ in p.words) - 1 > settings["chunk_size"]:
+                if text_length(p.words) > settings["chunk_size"]:
                     why = f"a paragraph of {len(p.text)} characters is longer than the chunk size "
                     why += f"({settings['chunk_size']}); cut into overlapping windows"
                     report.add("warning", "long_paragraph", why, rel, p.words[0][1])

@@ -35,11 +35,16 @@ class Chunk:
         return hashlib.sha256(" ".join(self.text.split()).casefold().encode("utf-8")).hexdigest()
 
     def where(self) -> str:
-        lines = f"{self.first_line}" if self.first_line == self.last_line else f"{self.first_line}-{self.last_line}"
-        return f"{self.source}:{lines}"
+        return line_range(self.source, self.first_line, self.last_line)
 
 
-def _length(words: list[Word]) -> int:
+def line_range(source: str, first: int, last: int) -> str:
+    """``file:line`` or ``file:first-last``: how a chunk's place is written everywhere."""
+    return f"{source}:{first}" if first == last else f"{source}:{first}-{last}"
+
+
+def text_length(words: list[Word]) -> int:
+    """Characters of the words joined by single spaces."""
     return sum(len(w) for w, _ in words) + max(0, len(words) - 1)
 
 
@@ -80,22 +85,22 @@ def chunk_paragraphs(source: str, paragraphs: list[Paragraph], size: int, overla
         kept: list[list[Word]] = []
         total = 0
         for para in reversed(current):
-            total += _length(para) + 2
+            total += text_length(para) + 2
             if total > overlap:
                 break
             kept.insert(0, para)
         return kept
 
     for p in paragraphs:
-        pieces = _windows(p.words, size, overlap) if _length(p.words) > size else [p.words]
+        pieces = _windows(p.words, size, overlap) if text_length(p.words) > size else [p.words]
         for piece in pieces:
             if p.heading != heading:
                 emit()
                 current, heading = [], p.heading
-            elif current and sum(_length(c) + 2 for c in current) + _length(piece) > size:
+            elif current and sum(text_length(c) + 2 for c in current) + text_length(piece) > size:
                 emit()
                 current = carried() if len(pieces) == 1 else []
-                while current and sum(_length(c) + 2 for c in current) + _length(piece) > size:
+                while current and sum(text_length(c) + 2 for c in current) + text_length(piece) > size:
                     current.pop(0)
             current.append(piece)
     emit()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.knowledge.chunking import Chunk
+from tunesmith.knowledge.chunking import Chunk, line_range
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -38,8 +38,7 @@ class Hit:
     text: str
 
     def where(self) -> str:
-        lines = f"{self.first_line}" if self.first_line == self.last_line else f"{self.first_line}-{self.last_line}"
-        return f"{self.source}:{lines}"
+        return line_range(self.source, self.first_line, self.last_line)
 
     def to_dict(self) -> dict[str, object]:
         return {

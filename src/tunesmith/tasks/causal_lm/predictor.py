@@ -247,9 +247,8 @@ class Generator(Predictor):
     def save_preprocessor(self, folder: Path) -> None:
         self.tokenizer.save_pretrained(folder)
 
-    def _items(self, examples: Examples) -> list[dict[str, Any]]:
-        records = self._grounded(examples.inputs)
-        return answer_items(self.tokenizer, records, examples.lines, self.max_length)
+    def _items(self, records: list[dict[str, Any]], lines: list[int]) -> list[dict[str, Any]]:
+        return answer_items(self.tokenizer, records, lines, self.max_length)
 
     def _grounded(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Held-out records as the model reads them in use: with a knowledge base, each question given its
@@ -269,9 +268,10 @@ class Generator(Predictor):
             report.add("error", "format", f"this is {fmt} data; the model was tuned on {self.format} data", str(path))
         if report.errors or examples is None or not len(examples):
             raise DataError(report.errors or [Problem("error", "empty_file", "no usable examples", str(path))])
-        items = self._items(examples)
+        records = self._grounded(examples.inputs)  # retrieval once, for the loss and the written answers
+        items = self._items(records, examples.lines)
         loss, tokens = answer_loss(self.model, items, self.pad_id, self.max_length, 32)
-        pairs = [p for r in self._grounded(examples.inputs[:limit]) if (p := prompt_of(r)) is not None]
+        pairs = [p for r in records[:limit] if (p := prompt_of(r)) is not None]
         out: dict[str, Any] = {"n": len(items), "loss": loss, "perplexity": float(np.exp(min(loss, 50.0)))}
         out["answer_tokens"] = tokens
         if pairs:
@@ -286,7 +286,7 @@ class Generator(Predictor):
     def example_scores(self, examples: Examples) -> np.ndarray:
         """Mean loss per answer token of each example (examples without answer tokens left out)."""
         losses = []
-        for item in self._items(examples):
+        for item in self._items(self._grounded(examples.inputs), examples.lines):
             loss, tokens = answer_loss(self.model, [item], self.pad_id, self.max_length, 1)
             if tokens:
                 losses.append(loss)

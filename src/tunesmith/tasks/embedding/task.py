@@ -100,7 +100,7 @@ class Embedding(Task):
 
     def check_inputs(self, preprocessor: Any, data: TaskData) -> int:
         limit = min(int(getattr(preprocessor, "model_max_length", 512) or 512), 512)
-        cap = min(declared_max_length(self._folder(data)) or DEFAULT_LENGTH_CAP, limit)
+        cap = min(declared_max_length(self._folder()) or DEFAULT_LENGTH_CAP, limit)
         passages = _lengths(preprocessor, [p for _, p in data.all_train.inputs])
         max_length = settle_max_length(self.cfg.train.max_length, passages, limit, data.report, cap)
         data.report.stats["tokens"] = {
@@ -112,7 +112,7 @@ class Embedding(Task):
         }  # fmt: skip
         return max_length
 
-    def _folder(self, data: TaskData | None = None) -> str:
+    def _folder(self) -> str:
         from tunesmith.models.catalog import resolve
 
         return resolve(self.cfg.model or self.default_model, self.cfg.cache_dir).path
