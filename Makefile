@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test-slow install demo demo-chat demo-images demo-tables demo-rag bench-knowledge fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
+.PHONY: ui test-ui ui-screenshots test-slow install demo demo-chat demo-images demo-tables demo-rag bench-knowledge fashion-mnist debian-data suite bench-defaults test lint format bench bench-chat bench-images bench-serve bench-plan bench-gguf bench-tabular clean screenshots
 
 install: $(VENV)/.installed
 
@@ -101,6 +101,21 @@ format: install
 
 test: install debian-data lint
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+
+# The dashboard's tests alone: its security rules over HTTP, and every page driven in headless Chromium by Playwright
+# (installed from Debian where it is missing, as for the report rendering). `make test` runs them too.
+test-ui: install debian-data
+	$(PY) -m pytest -q -p no:cacheprovider tests/ui
+
+# The web dashboard over this folder (runs/, uploads/, configs/, labels/); prints the address and the login token.
+ui: install
+	$(VENV)/bin/tunesmith ui
+
+# docs/ui.md's screenshots: the dashboard over the real runs in runs/ (`make demo`, `make screenshots`), plus a
+# MiniLM run on Rotten Tomatoes started from the New run form and caught mid-training (about 8 minutes on 2 cores).
+ui-screenshots: install data/rotten_tomatoes/train.csv
+	@ls runs/screenshots/*-causal-lm-* >/dev/null 2>&1 || $(MAKE) --no-print-directory screenshots
+	$(PY) -m tests.ui.tour --out docs/screenshots/ui
 
 # The real-model smoke tests (MiniLM learns sentiment on real snippets; SmolLM2 converts from GGUF, answers and
 # tunes): about two minutes more, so that make test stays well under fifteen minutes on 2 cores.

@@ -163,6 +163,17 @@ def promote(ref: str, alias: str, max_regression: float | None = None, force: bo
     return promote_checked(registry(), ref, alias, limit, force)
 
 
+def gate(ref: str, alias: str, max_regression: float | None = None) -> dict[str, Any]:
+    """What the promotion gate says of moving ``alias`` to ``ref``, nothing moved: ``passed``, ``reasons``,
+    ``comparisons`` (one dict per evaluation set: old and new figure, the change, its interval, regression)."""
+    from tunesmith.lifecycle.gate import DEFAULT_MAX_REGRESSION
+    from tunesmith.lifecycle.promote import gate_check
+
+    limit = DEFAULT_MAX_REGRESSION if max_regression is None else max_regression
+    out = gate_check(registry(), ref, alias, limit)
+    return {**out, "comparisons": [c.to_dict() for c in out["comparisons"]]}
+
+
 def update(ref: str, data: str, validation: str | None = None, *, max_regression: float | None = None, **kw: Any):
     """Fine-tune a registered version on new data with replay, gate it against every earlier evaluation set and
     register the child (see lifecycle.update)."""
@@ -249,6 +260,44 @@ def server(run: str | Path, host: str, token_file: str | None, backend: str = "a
         limits["max_body_bytes"] = (16 << 20) if model.input_kind == "image" else (1 << 20)
     app = create_app(model, str(run), ServeSettings(token=token, **limits))
     return app, model, token, source
+
+
+def body_guard(app: Any, limit: int, timeout_s: float = 30.0) -> Any:
+    """``app`` behind the server's body limits: over ``limit`` bytes is 413 before it is read, a body that has not
+    arrived within ``timeout_s`` is 408 (the dashboard's uploads; serve adds its bearer token to the same guard)."""
+    from tunesmith.serve.security import Guard
+
+    return Guard(app, None, limit, timeout_s)
+
+
+def load_token(host: str, token_file: str | None) -> tuple[str, str]:
+    """(token, where it came from): --token-file, else $TUNESMITH_TOKEN, else (loopback only) a fresh one."""
+    from tunesmith.serve.security import load_token as load
+
+    return load(host, token_file)
+
+
+def data_checks_html(report: dict[str, Any]) -> str:
+    """A data report (``RUN/data_report.json``, ``DataReport.to_dict()``) as the reports show it: the warnings
+    table and the data's figures."""
+    from tunesmith.eval.panels import data_checks
+
+    return data_checks(report)
+
+
+def task_names() -> list[str]:
+    from tunesmith.tasks import task_names as names
+
+    return names()
+
+
+def workspace(folders: list[str | Path]) -> Any:
+    """The dashboard's workspace over ``folders`` (the first is where new runs, uploads, configs and labelling
+    queues go): its runs, live progress, comparisons, background jobs, labelling queues and playground
+    (see workspace/)."""
+    from tunesmith.workspace import Workspace
+
+    return Workspace(folders)
 
 
 def check_labels(

@@ -115,3 +115,55 @@ class Run:
     @property
     def report_html(self) -> Path:
         return self.path / "report.html"
+
+
+STATUS = "status.json"
+FINISHED = "finished"
+
+
+def write_status(run: Path, status: str, **fields: Any) -> None:
+    """``RUN/status.json``: running (with the process id and host, so a reader can tell a run whose process died),
+    finished, failed (with the error) or interrupted. The manifest stays the record of a finished run."""
+    import socket
+
+    from tunesmith.files import write_json
+
+    record = {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "time": round(time.time(), 3)}
+    write_json(Path(run) / STATUS, record | fields)
+
+
+def run_status(run: Path) -> dict[str, Any]:
+    """What a run directory says of itself: ``status`` is finished, running, failed or interrupted (a run whose
+    process is gone without saying why: killed, or the machine stopped), with ``resumable`` when checkpoints are
+    there and the error of a failed run."""
+    import socket
+
+    run = Path(run)
+    resumable = (run / "checkpoints").is_dir()
+    if (run / MANIFEST).is_file() and read_manifest(run).get("status") == "complete":
+        return {"status": FINISHED, "resumable": False}
+    try:
+        record = json.loads((run / STATUS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {"status": "interrupted"}  # a run of an older version, or one that died before saying anything
+    if record.get("status") == "running":
+        here = record.get("host") == socket.gethostname()
+        if here and not process_alive(int(record.get("pid", 0))):
+            record = {**record, "status": "interrupted", "error": "its process is gone (killed or the machine stopped)"}
+    return {**record, "resumable": resumable}
+
+
+def process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True

@@ -48,16 +48,20 @@ LAYERS: list[tuple[str, list[str]]] = [
             "tunesmith.tuning*",
             "tunesmith.lifecycle*",
             "tunesmith.labels*",
+            "tunesmith.workspace*",
         ],
     ),
     ("api", ["tunesmith.api", "tunesmith"]),
-    ("cli", ["tunesmith.cli*"]),
+    ("front ends", ["tunesmith.cli*", "tunesmith.ui*"]),
 ]
 # A task's predictor (tasks/<task>/predictor.py) sits in the inference layer: it uses the loaders and runtimes
 # there, and nothing in the task layer imports it.
 OVERRIDES = {"tunesmith.tasks.*.predictor": "inference"}
 # Front ends parse, call the facade and print: besides their own modules they import only these.
-FRONT_ENDS = {"tunesmith.cli*": ["tunesmith.api", "tunesmith.config", "tunesmith.errors", "tunesmith.cli*"]}
+FRONT_ENDS = {
+    "tunesmith.cli*": ["tunesmith.api", "tunesmith.config", "tunesmith.errors", "tunesmith.cli*", "tunesmith.ui"],
+    "tunesmith.ui*": ["tunesmith.api", "tunesmith.config", "tunesmith.errors", "tunesmith.ui*"],
+}
 
 
 @dataclass(frozen=True)

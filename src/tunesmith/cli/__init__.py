@@ -28,6 +28,7 @@ EXAMPLES = """examples:
   tunesmith eval runs/RUN --data new_labelled.csv             score a run on other labelled data
   tunesmith predict runs/RUN --input new.csv --output out.jsonl
   tunesmith serve runs/RUN                                    HTTP on 127.0.0.1:8000 with a bearer token
+  tunesmith ui                                                the web dashboard over this folder's runs
   tunesmith config                                            every config key, its default and meaning
 
 A config's relative data paths are read from the folder you run tunesmith in, not the config's folder.
@@ -137,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-body-bytes", type=_positive_int, default=None, help="request body limit (1 MiB; images 16 MiB)"
     )
     sv.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request before 504")
+    ui = sub.add_parser("ui", help="the web dashboard: runs, live training, compare, new run, models, try, label")
+    ui.add_argument("folders", nargs="*", help="folders it may read (default: this one); the first holds new runs "
+                    "(runs/), uploads, configs and labelling queues")  # fmt: skip
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    ui.add_argument("--port", type=_port, default=8765, help="port to listen on (default 8765)")
+    ui.add_argument("--token-file", help="file holding the login token (else $TUNESMITH_TOKEN; else generated)")
+    ui.add_argument("--max-upload-mb", type=_positive_int, default=64, help="largest upload in MiB (default 64)")
     u = sub.add_parser("update", help="fine-tune a registered version on new data (with replay) and gate it")
     u.add_argument("ref", help="the version to start from, e.g. support-intents@prod")
     u.add_argument("--data", required=True, help="new training data, in the version's data format")
@@ -181,6 +189,9 @@ COMMAND_EXAMPLES = {
     "generate": '  tunesmith generate runs/CHAT_RUN --prompt "How do I reset my password?"',
     "export": "  tunesmith export runs/LORA_RUN --merge\n  tunesmith export runs/RUN --onnx\n"
     "  tunesmith export runs/CHAT_RUN --gguf --quant q8_0",
+    "ui": "  tunesmith ui                       this folder: its runs, and new runs under ./runs\n"
+    "  tunesmith ui ~/projects/tickets data/   a workspace and a second folder it may read\n"
+    "  TUNESMITH_TOKEN=... tunesmith ui --port 9000",
     "serve": "  tunesmith serve runs/RUN\n  TUNESMITH_TOKEN=secret tunesmith serve support-intents@prod --port 9000",
     "update": "  tunesmith update support-intents@prod --data new.csv\n"
     "  tunesmith update support-intents@prod --data new.csv --replay 1.0 --max-regression 0.5",
@@ -511,6 +522,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace) -> int:
+    from tunesmith.ui import run_dashboard
+
+    return run_dashboard(args.folders, args.host, args.port, args.token_file, args.max_upload_mb)
+
+
 def _check_labels(args: argparse.Namespace) -> int:
     from tunesmith import api
 
@@ -551,6 +568,7 @@ COMMANDS = {
     "models": _models,
     "update": _update,
     "serve": _serve,
+    "ui": _ui,
     "config": _config,
     "completion": _completion,
     "check-labels": _check_labels,

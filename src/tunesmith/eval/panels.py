@@ -208,11 +208,30 @@ def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str
             f"is (strength C = {best['C']:g}, chosen by 3-fold cross-validation on the training data): no optimizer "
             f"steps. On the selection split: {shown}. {escape(kept_note[:1].upper() + kept_note[1:])}</p>"
         )
+    marks = [(fit["best_step"], f"kept: step {fit['best_step']}")] if fit.get("best_step") else []
+    charts = training_charts(log, metric, marks)
+    chosen = "lowest" if metric == "loss" else "highest"
+    kept = (
+        f"The weights of step {fit['best_step']} were kept: the {chosen} {escape(metric)} on the selection split "
+        "(carved from the training data; the report's figures are on the held-out validation data)."
+        if fit.get("best_step")
+        else "No evaluation ran during training: the last weights were kept."
+    )
+    text = (
+        f"<p>{fit['steps']} optimizer steps; stopped: {escape(str(fit['stopped']).replace('_', ' '))}. {kept} "
+        f"{escape(kept_note[:1].upper() + kept_note[1:])}</p>"
+    )
+    return "<h2>Training</h2><div class=row>" + "".join(charts) + "</div>" + text
+
+
+def training_charts(log: list[dict[str, Any]], metric: str, marks: list[tuple[float, str]] | None = None) -> list[str]:
+    """The training charts of a run's log: loss (train, smoothed, and selection), the selection metric per
+    evaluation and the learning rate; what the report draws, and what the dashboard draws while a run trains."""
+    marks = marks or []
     steps = [r for r in log if r.get("kind") == "step" and r.get("phase") != "head"] or [
         r for r in log if r.get("kind") == "step"
     ]
     evals = [r for r in log if r.get("kind") == "eval"]
-    marks = [(fit["best_step"], f"kept: step {fit['best_step']}")] if fit.get("best_step") else []
     loss = {
         "train loss (smoothed)": smooth([(r["step"], r["loss"]) for r in steps]),
         "selection loss": [(r["step"], r["loss"]) for r in evals if "loss" in r],
@@ -232,15 +251,4 @@ def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str
     lr = [(r["step"], r["lr"]) for r in steps if r.get("lr") is not None]
     if lr:
         charts.append(svg.line_chart({"learning rate": lr}, "Learning rate", "optimizer step", "", marks=marks, w=W))
-    chosen = "lowest" if metric == "loss" else "highest"
-    kept = (
-        f"The weights of step {fit['best_step']} were kept: the {chosen} {escape(metric)} on the selection split "
-        "(carved from the training data; the report's figures are on the held-out validation data)."
-        if fit.get("best_step")
-        else "No evaluation ran during training: the last weights were kept."
-    )
-    text = (
-        f"<p>{fit['steps']} optimizer steps; stopped: {escape(str(fit['stopped']).replace('_', ' '))}. {kept} "
-        f"{escape(kept_note[:1].upper() + kept_note[1:])}</p>"
-    )
-    return "<h2>Training</h2><div class=row>" + "".join(c for c in charts if c) + "</div>" + text
+    return [c for c in charts if c]

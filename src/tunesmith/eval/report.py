@@ -17,10 +17,19 @@ from tunesmith.files import atomic_write_bytes
 
 
 def read_log(run: Path) -> list[dict[str, Any]]:
+    """The run's JSON-lines log; a line cut short (a run killed mid-write, or read while it writes) is passed over."""
     path = run / "logs" / "train.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 def build_report(

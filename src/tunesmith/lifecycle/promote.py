@@ -34,7 +34,11 @@ def promote_checked(
         return _promote(store, ref, alias, max_regression, force)
 
 
-def _promote(store: ModelStore, ref: str, alias: str, max_regression: float, force: bool) -> dict[str, Any]:
+def gate_check(
+    store: ModelStore, ref: str, alias: str, max_regression: float = DEFAULT_MAX_REGRESSION
+) -> dict[str, Any]:
+    """What the gate would say of moving ``alias`` to ``ref``, without moving it (sets the candidate lacks are
+    measured and recorded): ``current`` version, ``passed``, ``reasons`` and the ``comparisons`` per set."""
     cand = store.version(ref)
     name = cand["name"]
     current_version = store.aliases(name).get(alias)
@@ -42,13 +46,20 @@ def _promote(store: ModelStore, ref: str, alias: str, max_regression: float, for
     if current_version is not None and current_version != cand["version"]:
         comparisons = _compare(store, Ref(name, version=current_version), Ref(name, version=cand["version"]))
     passed, reasons = verdict(comparisons, max_regression) if comparisons else (True, [])
+    return {"name": name, "alias": alias, "version": cand["version"], "current": current_version, "passed": passed,
+            "reasons": reasons, "comparisons": comparisons, "max_regression": max_regression}  # fmt: skip
+
+
+def _promote(store: ModelStore, ref: str, alias: str, max_regression: float, force: bool) -> dict[str, Any]:
+    gate = gate_check(store, ref, alias, max_regression)
+    name, passed, reasons = gate["name"], gate["passed"], gate["reasons"]
     if not passed and not force:
         raise GateRefused(
-            f"{name}@{alias} stays at v{current_version}: " + "; ".join(reasons) + " (--force overrides the gate)"
+            f"{name}@{alias} stays at v{gate['current']}: " + "; ".join(reasons) + " (--force overrides the gate)"
         )
-    moved = store.promote(Ref(name, version=cand["version"]), alias)
+    moved = store.promote(Ref(name, version=gate["version"]), alias)
     moved["gate"] = {"passed": passed, "forced": force and not passed, "reasons": reasons}
-    moved["comparisons"] = [c.to_dict() for c in comparisons]
+    moved["comparisons"] = [c.to_dict() for c in gate["comparisons"]]
     return moved
 
 

@@ -31,12 +31,12 @@ from tunesmith.methods.base import Job, Method, export_transformers
 from tunesmith.models.catalog import ModelSource, resolve
 from tunesmith.pipeline.model_card import write_model_cards
 from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
-from tunesmith.rundir import Run, check_writable, locate_run, package_versions
+from tunesmith.rundir import FINISHED, Run, check_writable, locate_run, package_versions, write_status
 from tunesmith.runtime import quiet_libraries, seed_everything, set_threads
 from tunesmith.tasks import get_task
 from tunesmith.tasks.base import Prepared, Task, TaskData
 from tunesmith.train import meter, trackers
-from tunesmith.train.loop import make_accelerator
+from tunesmith.train.loop import Interrupted, make_accelerator
 from tunesmith.train.result import FitResult
 
 Select = Callable[[Examples, Examples], tuple[Examples, Examples]]
@@ -155,6 +155,34 @@ def finetune(
     main = accelerator.is_main_process
     if main:
         start(run, c)
+    with recorded(run, main):
+        return train_and_finish(c, run, timer, threads, accelerator, bool(resume), on_eval)
+
+
+@contextlib.contextmanager
+def recorded(run: Path, main: bool) -> Iterator[None]:
+    """``RUN/status.json`` says what became of the run: running while this block runs, then finished, interrupted
+    (a signal or Ctrl-C: a checkpoint may let it resume) or failed with the error (rundir.run_status reads it)."""
+    if not main:
+        yield
+        return
+    write_status(run, "running")
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted) as exc:
+        write_status(run, "interrupted", error=str(exc) or "interrupted")
+        raise
+    except BaseException as exc:
+        write_status(run, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    write_status(run, FINISHED)
+
+
+def train_and_finish(
+    c: Checked, run: Path, timer: Timer, threads: int, accelerator: Any, resume: bool, on_eval: Any
+) -> Run:
+    """Prepare, train and finish a started run (its folder holds the resolved config and data report)."""
+    main = accelerator.is_main_process
     accelerator.wait_for_everyone()
     with timer.phase("tokenize"):
         prep = c.task.prepare(c.preprocessor, c.data, c.input_size)
@@ -163,7 +191,7 @@ def finetune(
     model = c.task.build_model(c.source, c.data)
     with timer.phase("baselines"):
         baseline = c.task.before_training(model, prep, c.source, main)
-    job = make_job(c, prep, model, baseline, run, bool(resume), accelerator, on_eval)
+    job = make_job(c, prep, model, baseline, run, resume, accelerator, on_eval)
     with timer.phase("train"):
         fit = c.method.train(job)
     end_processes(accelerator)

@@ -340,6 +340,7 @@ def fit(
     st = loop.resume(FitState(), res) if resume else FitState()
     stop_flag: dict[str, Any] = {}
     progress = loop.logger.progress(loop.total, st.step, disable=not loop.main)
+    loop.logger.event("start", step=st.step, total_steps=loop.total, epochs=loop.epochs)  # progress and ETA readers
     t0 = time.perf_counter()
     with _stop_on_signals(stop_flag):
         while st.epoch < loop.epochs and st.step < loop.total and res.stopped == "completed":

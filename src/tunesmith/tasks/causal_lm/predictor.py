@@ -44,6 +44,7 @@ class Generator(Predictor):
         self.pad_id = tokenizer.pad_token_id or 0
         self.knowledge = _knowledge_base(run_dir, manifest)  # retrieval before answering, when trained with one
         self.k = int((manifest.get("knowledge_base") or {}).get("k", 3))
+        self._base: Any = None  # the general model, loaded when first asked (complete_base)
 
     @classmethod
     def load(cls, run: Path, manifest: dict[str, Any]) -> Generator:
@@ -147,6 +148,27 @@ class Generator(Predictor):
             "finish_reason": "length" if len(out) >= max_new_tokens else "stop",
             **({"sources": [h.to_dict() for h in hits]} if self.knowledge is not None else {}),
         }
+
+    def complete_base(self, prompt: str | list[dict[str, str]], **options: Any) -> dict[str, Any]:
+        """``complete`` by the general model this run was tuned from, on the same (grounded) prompt: the adapter
+        switched off for a LoRA run, else the pre-trained weights loaded once (checked as an adapter's base is)."""
+        tuned = self.model
+        if hasattr(tuned, "disable_adapter"):
+            with tuned.disable_adapter():
+                return self.complete(prompt, **options)
+        if self._base is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            from tunesmith.inference.weights import base_model_path
+
+            folder = base_model_path(self.manifest)
+            self._base = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32).eval()
+        self.model = self._base
+        try:
+            return self.complete(prompt, **options)
+        finally:
+            self.model = tuned
 
     def count_tokens(self, prompt: str | list[dict[str, str]], system: str | None = None) -> int:
         """Tokens of a prompt as the model reads it (chat template included)."""

@@ -1,0 +1,227 @@
+"""The Workspace: the dashboard's one object. Reads the runs under its folders, starts long work as background
+jobs of the command line, keeps labelling queues and uploads in managed folders, and confines every path a
+person gives to its folders."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunesmith import config as cfgmod
+from tunesmith.errors import InputError
+from tunesmith.files import atomic_write_bytes, atomic_write_text
+from tunesmith.rundir import new_run_dir, read_manifest
+from tunesmith.workspace.compare import compare_runs
+from tunesmith.workspace.jobs import Job, Jobs
+from tunesmith.workspace.paths import Folders, safe_name
+from tunesmith.workspace.playground import Playground
+from tunesmith.workspace.progress import progress
+from tunesmith.workspace.queue import LabelQueue
+from tunesmith.workspace.runs import RunSummary, find_runs, is_run, summarise
+
+# What a run page may show of a run's files, by name.
+RUN_FILES = {"report.html": "text/html", "config.yaml": "text/plain", "manifest.json": "application/json",
+             "data_report.json": "application/json", "README.md": "text/plain"}  # fmt: skip
+UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".txt", ".md")
+EXPORTS = {"merge": "--merge", "onnx": "--onnx", "gguf": "--gguf"}
+
+
+class Workspace:
+    def __init__(self, folders: list[str | Path]):
+        self.folders = Folders(folders)
+        self.home = self.folders.home
+        self.jobs = Jobs(self.home / ".tunesmith" / "jobs", self.home)
+        self.playground = Playground()
+
+    # --- runs ---------------------------------------------------------------------------------------------
+    def runs(self) -> list[RunSummary]:
+        found = [summarise(p, self.folders.shown(p)) for p in find_runs(self.folders.roots)]
+        return sorted(found, key=lambda r: -r.started)
+
+    def run_path(self, given: str) -> Path:
+        path = self.folders.confine(given, "run")
+        if not is_run(path):
+            raise InputError(f"run: {given} is not a tunesmith run directory")
+        return path
+
+    def run(self, given: str) -> RunSummary:
+        path = self.run_path(given)
+        return summarise(path, self.folders.shown(path))
+
+    def progress(self, given: str) -> dict[str, Any]:
+        return progress(self.run_path(given))
+
+    def run_file(self, given: str, name: str) -> tuple[str, str]:
+        """(text, media type) of one of a run's own documents (RUN_FILES); InputError for anything else."""
+        if name not in RUN_FILES:
+            raise InputError(f"file: {name!r}; a run page shows {', '.join(RUN_FILES)}")
+        path = self.run_path(given) / name
+        if not path.is_file():
+            raise InputError(f"{name}: this run has none (yet)")
+        return path.read_text(encoding="utf-8", errors="replace"), RUN_FILES[name]
+
+    def compare(self, given: list[str]) -> dict[str, Any]:
+        if len(given) < 2:
+            raise InputError("compare: choose two or more runs")
+        paths = [self.run_path(g) for g in given]
+        return {"runs": [summarise(p, self.folders.shown(p), size=False) for p in paths], **compare_runs(paths)}
+
+    # --- files ----------------------------------------------------------------------------------------------
+    def upload(self, filename: str, data: bytes) -> Path:
+        """Save an uploaded data file into ``uploads/`` (never over another file); returns its path."""
+        name = safe_name(Path(filename or "").name, "upload")
+        if not name.lower().endswith(UPLOAD_SUFFIXES):
+            raise InputError(f"upload: {name}: allowed kinds are {', '.join(UPLOAD_SUFFIXES)}")
+        if not data:
+            raise InputError(f"upload: {name} is empty")
+        folder = self.folders.sub("uploads")
+        path = folder / name
+        if path.exists():
+            path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+        atomic_write_bytes(path, data)
+        return path
+
+    def data_files(self) -> list[str]:
+        """Data files under the workspace's folders a form may offer (uploads first)."""
+        out: list[str] = []
+        for root in self.folders.roots:
+            for path in sorted(root.rglob("*")):
+                if len(out) >= 500:
+                    return out
+                parts = path.relative_to(root).parts
+                if any(p.startswith(".") or p in ("runs", "node_modules") for p in parts[:-1]):
+                    continue
+                if path.suffix.lower() in (".csv", ".jsonl", ".parquet") and path.is_file():
+                    out.append(self.folders.shown(path))
+        return sorted(out, key=lambda p: (not p.startswith("uploads/"), p))
+
+    def write_config(self, raw: dict[str, Any], name: str) -> Path:
+        """Validate a config a form built and write it to ``configs/NAME.yaml``; runs go to ``runs/``."""
+        name = safe_name(name, "config name")
+        raw = {**raw, "output_dir": str(self.folders.sub("runs"))}
+        cfgmod.coerce(raw)  # ConfigError naming the key before anything is written
+        path = self.folders.sub("configs") / f"{name}.yaml"
+        atomic_write_text(path, yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    def config_path(self, given: str) -> Path:
+        path = self.folders.confine(given, "config")
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            raise InputError(f"config: {given} is not a YAML file")
+        return path
+
+    # --- background work --------------------------------------------------------------------------------------
+    def train(self, config: str, overrides: list[str] | tuple[str, ...] = ()) -> Job:
+        """Train a config in the background, into a run folder named now (the page follows it from the start)."""
+        path = self.config_path(config)
+        cfg = cfgmod.coerce(path, list(overrides))
+        run = new_run_dir(cfg.output_dir, cfg.task, cfg.method)
+        run = self.folders.confine(run if run.is_absolute() else self.home / run, "output_dir", must_exist=False)
+        args = ["train", str(path), "--run-dir", str(run)]
+        args += [x for o in overrides for x in ("--set", o)]
+        return self.jobs.start("train", f"train {path.name}", args, run=run)
+
+    def resume(self, given: str) -> Job:
+        run = self.run_path(given)
+        if not (run / "checkpoints").is_dir():
+            raise InputError(f"{self.folders.shown(run)}: no checkpoints to resume from")
+        return self.jobs.start("resume", f"resume {run.name}", ["train", str(run / "config.yaml"), "--resume",
+                                                                    str(run)], run=run)  # fmt: skip
+
+    def export(self, given: str, kind: str) -> Job:
+        if kind not in EXPORTS:
+            raise InputError(f"export: {kind!r}; choose {', '.join(EXPORTS)}")
+        run = self.run_path(given)
+        return self.jobs.start("export", f"export {kind} {run.name}", ["export", str(run), EXPORTS[kind]])
+
+    def register(self, given: str, name: str, promote: str | None = None) -> Job:
+        run = self.run_path(given)
+        args = ["models", "register", str(run), "--name", safe_name(name, "model name")]
+        if promote:
+            args += ["--promote", safe_name(promote, "alias")]
+        return self.jobs.start("register", f"register {run.name} as {name}", args)
+
+    def promote(self, ref: str, alias: str, force: bool = False) -> Job:
+        args = ["models", "promote", _ref(ref), "--to", safe_name(alias, "alias")] + (["--force"] if force else [])
+        return self.jobs.start("promote", f"promote {ref} to {alias}", args)
+
+    def update(self, ref: str, data: str, alias: str | None = None) -> Job:
+        path = self.folders.confine(data, "data")
+        args = ["update", _ref(ref), "--data", str(path)] + (["--alias", safe_name(alias, "alias")] if alias else [])
+        return self.jobs.start("update", f"update {ref} on {path.name}", args)
+
+    def plan(self, config: str, budget: str | None = None) -> Job:
+        path = self.config_path(config)
+        out = self.folders.sub("configs") / f"{path.stem}.plan.yaml"
+        args = ["plan", str(path), "--json", "--out", str(out)] + (["--budget", budget] if budget else [])
+        return self.jobs.start("plan", f"plan {path.name}", args, output=out)
+
+    # --- labelling ---------------------------------------------------------------------------------------------
+    def label_next(self, source: str, pool: str, k: int, name: str, strategy: str = "diverse") -> Job:
+        """Pick ``k`` rows of ``pool`` for a person to label, scored by the run ``source``; the queue fills when
+        the job ends."""
+        run = self.run_path(source)
+        pool_path = self.folders.confine(pool, "pool")
+        manifest = cfgmod.read_config_yaml(run / "config.yaml") or {}
+        data = manifest.get("data") or {}
+        made = read_manifest(run)
+        if made.get("task") != "text-classification":
+            raise InputError("label next: choose a finished text-classification run (its model scores the pool)")
+        if not 1 <= k <= 500:
+            raise InputError("k: 1 to 500 rows")
+        queue = LabelQueue(self.folders, name)
+        queue.write_meta({
+            "source": str(run), "pool": str(pool_path), "k": k, "strategy": strategy,
+            "text_column": data.get("text_column") or "text", "label_column": data.get("label_column") or "label",
+            "classes": [made["label_map"][str(i)] for i in range(len(made["label_map"]))],
+            "train": str(self._data_path(run, data.get("train"))), "config": str(run / "config.yaml"),
+            "created": time.time(),
+        })  # fmt: skip
+        args = ["label-next", str(run), "--pool", str(pool_path), "--k", str(k), "--strategy", strategy,
+                "--output", str(queue.csv)]  # fmt: skip
+        job = self.jobs.start("label-next", f"label next: {k} rows of {pool_path.name}", args, output=queue.csv)
+        queue.write_meta({**queue.meta, "job": job.id})
+        return job
+
+    def _data_path(self, run: Path, given: Any) -> Path:
+        if not isinstance(given, str) or not given:
+            raise InputError(f"{run}: its config names no data.train")
+        path = Path(given)
+        return path if path.is_absolute() else (self.home / path)
+
+    def queue(self, name: str) -> LabelQueue:
+        return LabelQueue(self.folders, name)
+
+    def queues(self) -> list[str]:
+        return LabelQueue.names(self.folders)
+
+    def retrain(self, name: str) -> Job:
+        """Train the source run's config again on its training data plus the rows labelled in the queue."""
+        queue = self.queue(name)
+        meta = queue.meta
+        train, added = queue.training_file()
+        config = self.folders.confine(meta["config"], "the source run's config")
+        overrides = [f"data.train={train}", f"output_dir={self.folders.sub('runs')}"]
+        job = self.train(str(config), overrides)
+        queue.write_meta({**meta, "retrained": {"job": job.id, "run": job.run, "added": added}})
+        return job
+
+    # --- try it ------------------------------------------------------------------------------------------------
+    def model_path(self, given: str) -> Path:
+        """A run (inside the folders) or a registered version (NAME@REF, checked against its checksums)."""
+        if "@" in given and "/" not in given:
+            from tunesmith.store import resolve_run
+
+            return resolve_run(_ref(given))
+        return self.run_path(given)
+
+
+def _ref(ref: str) -> str:
+    name, _, version = ref.partition("@")
+    safe_name(name, "model name")
+    if version:
+        safe_name(version, "version")
+    return ref
