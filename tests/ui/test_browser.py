@@ -182,7 +182,7 @@ def test_label_three_suggested_examples_with_the_keyboard_and_retrain(visit, wor
     p.wait_for_selector(".badge.done", timeout=120_000)
     p.click("text=Label the picks")
     p.wait_for_selector("#label-form")
-    visit.shot("label")
+    visit.shot("label")  # waits for the page to load: its script reads the keys
     for key in ("1", "2", "1"):
         before = p.locator("#label-text").inner_text()
         with p.expect_navigation():

@@ -41,6 +41,7 @@ def test_a_running_run_shows_its_step_the_time_left_and_the_report_charts(tmp_pa
     assert p["status"] == "running" and (p["step"], p["total"]) == (12, 40)
     assert p["eta_s"] == pytest.approx(28 * 0.5)  # 28 steps left at the last 12 steps' mean of 0.5 s
     assert p["loss"] == pytest.approx(1 / 12) and p["samples_per_s"] == 32.0
+    assert 0 <= p["elapsed_s"] < 60  # since its config was written, counting while it runs
     assert p["evaluations"] == [{"step": 10, "epoch": 1.0, "loss": 0.3, "accuracy": 0.8}]
     titles = " ".join(p["charts"])
     assert "Loss" in titles and "Selection-split accuracy per evaluation" in titles and "Learning rate" in titles
@@ -90,7 +91,7 @@ def test_compare_pairs_runs_on_the_same_examples_and_refuses_an_interval_across_
     b = _finished(tmp_path / "b", [True] * 90 + [False] * 10, "fp1", 3)
     c = _finished(tmp_path / "c", [True] * 90 + [False] * 10, "fp2", 3)
     out = compare_runs([a, b, c])
-    assert out["config"] == [["train.epochs", 1, 3, 3]]
+    assert out["config"] == [["train.epochs", 1, 3, 3]] and out["config_partial"] == []
     assert out["metrics"] == [["accuracy", 0.6, 0.9, 0.9]]
     paired, unpaired = out["differences"]
     assert paired["difference"] == pytest.approx(0.3) and paired["n"] == 100

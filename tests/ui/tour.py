@@ -2,10 +2,10 @@
 
     python -m tests.ui.tour --out docs/screenshots/ui      (make ui-screenshots; about 6 minutes on 2 CPU cores)
 
-The workspace is a fresh folder; the repository's runs/ (`make demo`'s MiniLM run, and `make screenshots`' runs:
-MiniLM on the recipe suite, SmolLM2 with LoRA, ...) and data/ are read as extra folders. A MiniLM run on Rotten
-Tomatoes is started from the New run form and caught mid-training; two real runs are registered in a private store
-and promoted through the gate; the chat runs SmolLM2 beside its base model."""
+The workspace is the repository, as `make ui` serves it: runs/ holds `make demo`'s MiniLM run and `make screenshots`'
+runs (MiniLM on the recipe suite, SmolLM2 with LoRA, ...). A MiniLM run on Rotten Tomatoes is started from the New
+run form and caught mid-training; it and the demo's run are registered in a private store and promoted through the
+gate; the chat runs SmolLM2 beside its base model."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def main() -> int:
     runs = sorted((REPO / "runs" / "screenshots").glob("*-*-*"))
     text = next(r for r in runs if "-text-classification-" in r.name)
     chat = next(r for r in runs if "-causal-lm-" in r.name)
-    home = Path(tempfile.mkdtemp(prefix="tunesmith-tour-"))
-    os.environ["TUNESMITH_STORE"] = str(home / ".store")
+    spare = Path(tempfile.mkdtemp(prefix="tunesmith-tour-"))
+    os.environ["TUNESMITH_STORE"] = str(spare / "store")  # a private model store
     with open(REPO / "data" / "rotten_tomatoes" / "validation.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    with open(home / "unlabelled.csv", "w", newline="", encoding="utf-8") as fh:
+    with open(spare / "unlabelled.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["text"])
         w.writerows([[r["text"]] for r in rows[:300]])
@@ -57,7 +57,7 @@ def main() -> int:
     from tunesmith import api
     from tunesmith.ui.app import create_app
 
-    ws = api.workspace([home, REPO / "runs", REPO / "data"])
+    ws = api.workspace([REPO, spare])  # as `make ui` serves the repository, with the pool in a second folder
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ws, TOKEN), host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
@@ -81,8 +81,8 @@ def main() -> int:
         page.goto(base + "/new")
         page.fill("#name", "reviews")
         page.fill("#model", "minilm-l6")
-        page.fill("#train", str(REPO / "data" / "rotten_tomatoes" / "train.csv"))
-        page.fill("#validation", str(REPO / "data" / "rotten_tomatoes" / "validation.csv"))
+        page.fill("#train", "data/rotten_tomatoes/train.csv")
+        page.fill("#validation", "data/rotten_tomatoes/validation.csv")
         page.fill("#epochs", "2")
         page.fill("#extra", "train.max_length=64")
         page.click("text=Check the data")
@@ -131,7 +131,7 @@ def main() -> int:
         page.click("button:has-text('Classify')")
         page.wait_for_selector("#prediction")
         shoot(page, out, "try", phone)
-        page.goto(base + "/try?model=" + quote(chat.name))
+        page.goto(base + "/try?model=" + quote(f"runs/screenshots/{chat.name}"))
         page.fill("#message", "Do you like music?")
         page.fill("#max-tokens", "48")
         page.click("#chat-form button[type=submit]")
@@ -141,12 +141,14 @@ def main() -> int:
 
         # label: ten picks from unlabelled reviews, three labelled with the keyboard
         page.goto(base + "/label?source=" + live_path)
-        page.fill("#pool", str(home / "unlabelled.csv"))
+        page.fill("#pool", str(spare / "unlabelled.csv"))
         page.fill("#k", "10")
         page.fill("#qname", "reviews-next")
         page.click("button:has-text('Pick')")
         page.wait_for_selector(".badge.done", timeout=300_000)
         page.click("text=Label the picks")
+        page.wait_for_selector("#label-form")
+        page.wait_for_load_state("load")  # the keys are read by the page's script
         for key in ("1", "2", "1"):
             with page.expect_navigation():
                 page.keyboard.press(key)
@@ -155,7 +157,7 @@ def main() -> int:
         shoot(page, out, "jobs", phone)
         browser.close()
     server.should_exit = True
-    print(f"screenshots in {out}; workspace {home}", file=sys.stderr)
+    print(f"screenshots in {out}; the store and the pool in {spare}", file=sys.stderr)
     return 0
 
 

@@ -105,7 +105,8 @@ def run_page(ws: Any, csrf: str, given: str, message: str = "") -> str:
     job = ws.jobs.for_run(r.path)
     facts = [
         ("task", e(r.task)), ("base model", e(r.model)), ("method", e(r.method)), ("status", badge(r.status)),
-        ("started", e(when(r.started))), ("time", e(duration(r.seconds))), ("size", e(size(r.size_bytes))),
+        ("started", e(when(r.started))), ("time", f"<span id=run-time>{e(duration(r.seconds))}</span>"),
+        ("size", e(size(r.size_bytes))),
         ("folder", f"<code>{e(r.path)}</code>"),
     ]  # fmt: skip
     if job:
@@ -225,7 +226,10 @@ def compare_page(ws: Any, csrf: str, paths: list[str]) -> str:
         ["time", *[e(duration(r.seconds)) for r in c["runs"]]],
     ]  # fmt: skip
     metrics = [[e(m.replace("_", " ")), *[_metric(m, v) for v in vals]] for m, *vals in c["metrics"]]
-    config = [[f"<code>{e(k)}</code>", *[f"<code>{e(json.dumps(v))}</code>" for v in vals]] for k, *vals in c["config"]]
+    config, partial = (
+        [[f"<code>{e(k)}</code>", *[f"<code>{e(json.dumps(v))}</code>" for v in vals]] for k, *vals in c[part]]
+        for part in ("config", "config_partial")
+    )
     diffs = []
     for d in c["differences"]:
         name = e(d["run"].rsplit("/", 1)[-1])
@@ -247,6 +251,12 @@ def compare_page(ws: Any, csrf: str, paths: list[str]) -> str:
         + table(["run", "metric", "difference", "95% CI", "examples", "reading"], diffs)
         + "<h2>Config keys that differ</h2>"
         + (table(["key", *names], config) if config else "<p>The configs are the same.</p>")
+        + (
+            f"<details><summary>{len(partial)} keys only some of the configs have (runs of different tunesmith "
+            f"versions)</summary>{table(['key', *names], partial)}</details>"
+            if partial
+            else ""
+        )
     )
     return page("Compare runs", body, active="/compare", csrf=csrf)
 

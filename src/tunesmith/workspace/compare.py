@@ -62,7 +62,9 @@ def per_example(run: Path) -> tuple[str, dict[int, float]] | None:
 
 
 def compare_runs(runs: list[Path]) -> dict[str, Any]:
-    """``config``: [key, value per run] for every key that differs; ``metrics``: [metric, value per run];
+    """``config``: [key, value per run] for every key all the runs' configs have and whose values differ
+    (``config_partial``: the keys only some have: runs of different tunesmith versions); ``metrics``: [metric,
+    value per run];
     ``differences``: per later run, its difference from the first with the interval where one can be measured."""
     configs, manifests = [], []
     for run in runs:
@@ -73,6 +75,8 @@ def compare_runs(runs: list[Path]) -> dict[str, Any]:
         manifests.append(read_manifest(run) if (run / MANIFEST).is_file() else {})
     keys = sorted(set().union(*configs))
     differing = [[k, *[c.get(k) for c in configs]] for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1]
+    everywhere = [row for row in differing if all(row[0] in c for c in configs)]
+    partial = [row for row in differing if not all(row[0] in c for c in configs)]
     scalars = [scalar_metrics(m) for m in manifests]
     names = sorted(set().union(*scalars))
     rows = [[name, *[s.get(name) for s in scalars]] for name in names]
@@ -95,4 +99,4 @@ def compare_runs(runs: list[Path]) -> dict[str, Any]:
                 else "no per-example scores to pair"
             )
         differences.append(entry)
-    return {"config": differing, "metrics": rows, "differences": differences}
+    return {"config": everywhere, "config_partial": partial, "metrics": rows, "differences": differences}

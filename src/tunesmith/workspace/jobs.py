@@ -45,12 +45,12 @@ class Job:
 
 class Jobs:
     def __init__(self, folder: Path, cwd: Path):
-        self.folder, self.cwd = folder, cwd
-        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.cwd = folder, cwd  # the folder is made by the first job
         self._children: dict[str, subprocess.Popen] = {}
 
     def start(self, kind: str, title: str, args: list[str], run: Path | None = None, output: Path | None = None) -> Job:
         """Start ``tunesmith ARGS`` in the background; returns its record at once."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         log, out = self.folder / f"{job_id}.log", self.folder / f"{job_id}.out"
         argv = [sys.executable, "-m", "tunesmith.cli", *args]

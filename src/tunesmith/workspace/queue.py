@@ -18,14 +18,15 @@ from tunesmith.workspace.paths import Folders, safe_name
 class LabelQueue:
     def __init__(self, folders: Folders, name: str):
         self.folders, self.name = folders, safe_name(name, "queue")
-        self.csv = folders.sub("labels") / f"{self.name}.csv"
-        self.meta_path = folders.sub("labels") / f"{self.name}.json"
+        self.csv = folders.home / "labels" / f"{self.name}.csv"
+        self.meta_path = folders.home / "labels" / f"{self.name}.json"
 
     @classmethod
     def names(cls, folders: Folders) -> list[str]:
-        return sorted(p.stem for p in folders.sub("labels").glob("*.json"))
+        return sorted(p.stem for p in (folders.home / "labels").glob("*.json"))
 
     def write_meta(self, meta: dict[str, Any]) -> None:
+        self.meta_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.meta_path, meta)
 
     @property

@@ -4,6 +4,7 @@ person gives to its folders."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from tunesmith.workspace.runs import RunSummary, find_runs, is_run, summarise
 RUN_FILES = {"report.html": "text/html", "config.yaml": "text/plain", "manifest.json": "application/json",
              "data_report.json": "application/json", "README.md": "text/plain"}  # fmt: skip
 UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".txt", ".md")
+DATA_SUFFIXES = (".csv", ".jsonl", ".parquet")
+SKIP_DATA = {"runs", "node_modules", "__pycache__", "configs"}
 EXPORTS = {"merge": "--merge", "onnx": "--onnx", "gguf": "--gguf"}
 
 
@@ -84,18 +87,18 @@ class Workspace:
         atomic_write_bytes(path, data)
         return path
 
-    def data_files(self) -> list[str]:
-        """Data files under the workspace's folders a form may offer (uploads first)."""
+    def data_files(self, limit: int = 500) -> list[str]:
+        """Data files under the workspace's folders a form may offer, uploads first (hidden folders, run
+        directories and the workspace's own runs/ are not walked)."""
         out: list[str] = []
         for root in self.folders.roots:
-            for path in sorted(root.rglob("*")):
-                if len(out) >= 500:
-                    return out
-                parts = path.relative_to(root).parts
-                if any(p.startswith(".") or p in ("runs", "node_modules") for p in parts[:-1]):
-                    continue
-                if path.suffix.lower() in (".csv", ".jsonl", ".parquet") and path.is_file():
-                    out.append(self.folders.shown(path))
+            for base, dirs, files in os.walk(root):
+                here = Path(base)
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DATA
+                                 and not is_run(here / d))  # fmt: skip
+                out += [self.folders.shown(here / f) for f in sorted(files) if f.lower().endswith(DATA_SUFFIXES)]
+                if len(out) >= limit:
+                    return sorted(out[:limit], key=lambda p: (not p.startswith("uploads/"), p))
         return sorted(out, key=lambda p: (not p.startswith("uploads/"), p))
 
     def write_config(self, raw: dict[str, Any], name: str) -> Path:

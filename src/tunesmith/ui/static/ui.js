@@ -28,6 +28,8 @@ function followRun(section) {
     document.getElementById("f-loss").textContent = p.loss === null ? "–" : Number(p.loss).toPrecision(4);
     document.getElementById("f-speed").textContent = p.samples_per_s ? Number(p.samples_per_s).toPrecision(3) : "–";
     document.getElementById("f-eta").textContent = fmtDuration(p.eta_s);
+    const elapsed = document.getElementById("run-time");
+    if (elapsed && p.elapsed_s !== null) elapsed.textContent = fmtDuration(p.elapsed_s);
     if (p.charts.length) document.getElementById("charts").innerHTML = p.charts.join("");  // SVG drawn by the server
     if (p.status !== "running") { location.reload(); return; }
     setTimeout(tick, POLL_MS);
