@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from PIL import Image
 
-from tests.conftest import llm_config, make_chats, write_jsonl
+import tunesmith
+from tests.conftest import image_config, llm_config, make_chats, make_image, write_jsonl
 from tests.ui.conftest import TOKEN
 
 RUN_S = 240_000  # ms a tiny training may take from the form to its report (imports included)
@@ -49,10 +51,11 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Visit:
-    """One logged-in browser page; ``shot(name)`` saves the page (whole) at 1280 px and remembers its address."""
+    """One logged-in browser page. ``shot(name)`` saves the page as it is (whole) at 1280 px, then at a phone's 390
+    px (the same page: a form's result is not reloaded), and records how wide it is there."""
 
     def __init__(self, browser, server: str, shots: Path):
-        self.server, self.shots, self.seen = server, shots, {}
+        self.server, self.shots, self.wide = server, shots, {}
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
@@ -63,7 +66,10 @@ class Visit:
     def shot(self, name: str) -> None:
         self.page.wait_for_load_state("load")
         self.page.screenshot(path=str(self.shots / f"{name}-1280.png"), full_page=True)
-        self.seen[name] = self.page.url
+        self.page.set_viewport_size({"width": 390, "height": 800})
+        self.wide[name] = self.page.evaluate("document.documentElement.scrollWidth")
+        self.page.screenshot(path=str(self.shots / f"{name}-390.png"), full_page=True)
+        self.page.set_viewport_size({"width": 1280, "height": 900})
 
 
 @pytest.fixture(scope="module")
@@ -211,12 +217,15 @@ def test_classify_in_the_playground(visit):
     visit.shot("try")
 
 
-def test_plan_from_the_form(visit):
+def test_upload_a_file_and_plan_from_the_form(visit, workspace):
     p = visit.page
     visit.go("/new")
+    p.set_input_files("#file", str(workspace / "data" / "train.csv"))
+    p.click("button:has-text('Upload')")
+    assert p.input_value("#train") == "uploads/train.csv"  # the form comes back with the uploaded file chosen
+    assert (workspace / "uploads" / "train.csv").read_bytes() == (workspace / "data" / "train.csv").read_bytes()
     p.fill("#name", "planned")
     p.fill("#model", "models/tiny-bert")
-    p.fill("#train", "data/train.csv")
     p.fill("#validation", "data/validation.csv")
     p.fill("#extra", "train.max_length=32\ntrain.threads=1\ntrain.batch_size=16")
     p.click("text=Plan: time, memory, cost")
@@ -232,9 +241,23 @@ def test_plan_from_the_form(visit):
     visit.shot("jobs")
 
 
-def test_chat_with_a_causal_lm_beside_its_general_model(visit, workspace, tiny_llama, env):
-    import tunesmith
+def test_classify_an_image_in_the_playground(visit, workspace, tiny_vit, image_data, env, tmp_path):
+    train, val = image_data
+    run = tunesmith.finetune(image_config(tiny_vit, train, val, workspace / "runs", method="head"))
+    picture = tmp_path / "red.png"
+    Image.fromarray(make_image("red", seed=99)).save(picture)
+    p = visit.page
+    visit.go("/try?model=" + quote(str(run.path.relative_to(workspace))))
+    p.set_input_files("#image", str(picture))
+    p.click("button:has-text('Classify')")
+    found = p.locator("#prediction").inner_text()
+    assert re.search(r"Prediction: (red|green|blue) \(\d+\.\d%\)", found)
+    assert {"red", "green", "blue"} <= set(re.findall(r"\b(red|green|blue)\b", found))
+    assert p.locator("#prediction img.preview").get_attribute("src").startswith("data:image/png;base64,")
+    visit.shot("try-image")
 
+
+def test_chat_with_a_causal_lm_beside_its_general_model(visit, workspace, tiny_llama, env):
     chats = make_chats(120, seed=3)
     (workspace / "chat").mkdir(exist_ok=True)
     train = write_jsonl(workspace / "chat" / "train.jsonl", chats[:96])
@@ -252,18 +275,9 @@ def test_chat_with_a_causal_lm_beside_its_general_model(visit, workspace, tiny_l
     visit.shot("try-chat")
 
 
-def test_every_page_fits_a_phone(visit, browser, server, shots):
-    assert {"login", "runs", "new-run", "run", "compare", "models", "label", "try", "try-chat", "plan", "jobs"} <= set(
-        visit.seen
-    )
-    phone = browser.new_context(viewport={"width": 390, "height": 800}, storage_state=visit.context.storage_state())
-    page = phone.new_page()
-    wide = {}
-    for name, address in visit.seen.items():
-        page.goto(address)
-        page.screenshot(path=str(shots / f"{name}-390.png"), full_page=True)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        if width > 391:
-            wide[name] = width
-    phone.close()
+def test_every_page_fits_a_phone(visit):
+    pages = {"login", "runs", "new-run", "run-live", "run", "compare", "models-gate", "models", "label", "try",
+             "try-image", "try-chat", "plan", "jobs"}  # fmt: skip
+    assert pages <= set(visit.wide)
+    wide = {name: width for name, width in visit.wide.items() if width > 390}
     assert not wide, f"pages wider than the phone: {wide}"

@@ -26,10 +26,12 @@ from tests.ui.conftest import TOKEN, free_port
 REPO = Path(__file__).resolve().parents[2]
 
 
-def shoot(page, out: Path, name: str, phone) -> None:
+def shoot(page, out: Path, name: str) -> None:
+    """The page as it is, whole, at 1280 px and at a phone's 390 px (a form's result is not reloaded)."""
     page.screenshot(path=str(out / f"{name}-1280.png"), full_page=True)
-    phone.goto(page.url)
-    phone.screenshot(path=str(out / f"{name}-390.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.screenshot(path=str(out / f"{name}-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
     print(f"  {name}", file=sys.stderr, flush=True)
 
 
@@ -70,12 +72,9 @@ def main() -> int:
         page = ctx.new_page()
         page.set_default_timeout(120_000)
         page.goto(base + "/")
-        phone_ctx = browser.new_context(viewport={"width": 390, "height": 800})
-        phone = phone_ctx.new_page()
-        shoot(page, out, "login", phone)
+        shoot(page, out, "login")
         page.fill("#token", TOKEN)
         page.click("button[type=submit]")
-        phone_ctx.add_cookies(ctx.cookies())
 
         # a MiniLM run from the form, followed live
         page.goto(base + "/new")
@@ -87,7 +86,7 @@ def main() -> int:
         page.fill("#extra", "train.max_length=64")
         page.click("text=Check the data")
         page.wait_for_selector("#check")
-        shoot(page, out, "new-run", phone)
+        shoot(page, out, "new-run")
         page.click("text=Start training")
         page.wait_for_url(re.compile(r".*/run\?path=.*"), timeout=300_000)
         page.wait_for_function(
@@ -96,19 +95,19 @@ def main() -> int:
             timeout=600_000,
         )
         page.wait_for_timeout(2000)
-        shoot(page, out, "run-live", phone)
+        shoot(page, out, "run-live")
         page.wait_for_selector("iframe.report", timeout=900_000)
         live_run = page.url
         page.wait_for_timeout(1500)
-        shoot(page, out, "run", phone)
+        shoot(page, out, "run")
 
         page.goto(base + "/")
-        shoot(page, out, "runs", phone)
+        shoot(page, out, "runs")
         live_path = live_run.split("path=", 1)[1]
         earlier = next((r for r in ws.runs() if r.path.name.endswith("d55a")), None)  # `make demo`'s run
         if earlier is not None:  # the same validation data: the comparison is paired
             page.goto(base + "/compare?path=" + live_path + "&path=" + quote(earlier.shown))
-            shoot(page, out, "compare", phone)
+            shoot(page, out, "compare")
 
         # register the two Rotten Tomatoes runs and promote the newer one through the gate
         first = quote(earlier.shown) if earlier is not None else quote(f"runs/screenshots/{text.name}")
@@ -121,23 +120,22 @@ def main() -> int:
         page.goto(base + "/models")
         page.locator("tbody tr").first.locator("button:has-text('Promote')").click()
         page.wait_for_selector("#gate", timeout=300_000)
-        shoot(page, out, "models-gate", phone)
+        shoot(page, out, "models-gate")
         page.locator("#gate button").click()
-        shoot(page, out, "models", phone)
+        shoot(page, out, "models")
 
         # try: classify with the promoted version, chat with SmolLM2 beside its base model
         page.goto(base + "/try?model=" + quote("reviews@prod"))
         page.fill("#text", "A gripping, beautifully acted film that never lets go.")
         page.click("button:has-text('Classify')")
         page.wait_for_selector("#prediction")
-        shoot(page, out, "try", phone)
+        shoot(page, out, "try")
         page.goto(base + "/try?model=" + quote(f"runs/screenshots/{chat.name}"))
         page.fill("#message", "Do you like music?")
         page.fill("#max-tokens", "48")
         page.click("#chat-form button[type=submit]")
         page.wait_for_selector("#tuned-log li.assistant", timeout=300_000)
-        page.screenshot(path=str(out / "try-chat-1280.png"), full_page=True)
-        print("  try-chat", file=sys.stderr)
+        shoot(page, out, "try-chat")
 
         # label: ten picks from unlabelled reviews, three labelled with the keyboard
         page.goto(base + "/label?source=" + live_path)
@@ -152,9 +150,9 @@ def main() -> int:
         for key in ("1", "2", "1"):
             with page.expect_navigation():
                 page.keyboard.press(key)
-        shoot(page, out, "label", phone)
+        shoot(page, out, "label")
         page.goto(base + "/jobs")
-        shoot(page, out, "jobs", phone)
+        shoot(page, out, "jobs")
         browser.close()
     server.should_exit = True
     print(f"screenshots in {out}; the store and the pool in {spare}", file=sys.stderr)

@@ -90,7 +90,7 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
         if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"detail": message}, status_code=status)
         csrf = (sessions.get(request.cookies.get(COOKIE)) or Session(csrf="")).csrf
-        body = alert(e(message)) + "<p><a href='javascript:history.back()'>Back</a> · <a href='/'>Runs</a></p>"
+        body = alert(e(message)) + "<p>Go back to change it, or see <a href='/'>the runs</a>.</p>"
         return HTMLResponse(page("Not done", body, csrf=csrf), status_code=status)
 
     @app.exception_handler(Refused)
@@ -331,7 +331,7 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
         text = str(form.get("text") or "")
         pred = await run_in_threadpool(ws.playground.classify, path, text or None, data, row)
         shown = text or (json.dumps(row) if row else "")
-        return html(forms.try_page(ws, session.csrf, model, forms.prediction_html(pred), text=shown))
+        return html(forms.try_page(ws, session.csrf, model, forms.prediction_html(pred, data), text=shown))
 
     @app.post("/api/chat")
     async def chat(request: Request) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 from typing import Any
@@ -226,9 +227,9 @@ def gate_section(gate: dict[str, Any], csrf: str) -> str:
 # --- try it ---------------------------------------------------------------------------------------------------------
 def try_page(ws: Any, csrf: str, model: str = "", result: str = "", error: str = "", text: str = "") -> str:
     runs = [r for r in ws.runs() if r.status == "finished"]
-    store = api.registry()
-    refs = [f"{r['name']}@{a}" for r in store.list() for a in r["aliases"]]
-    refs += [f"{r['name']}@v{r['version']}" for r in store.list()]
+    versions = api.registry().list()
+    refs = [f"{r['name']}@{a}" for r in versions for a in r["aliases"]]
+    refs += [f"{r['name']}@v{r['version']}" for r in versions]
     options = "".join(f"<option value='{e(x)}'{' selected' if x == model else ''}>{e(x)}</option>" for x in refs)
     options += "".join(
         f"<option value='{e(r.shown)}'{' selected' if r.shown == model else ''}>{e(r.path.name)} ({e(r.task)})</option>"
@@ -272,7 +273,18 @@ def _classify(model: str, task: str, csrf: str, text: str, manifest: dict[str, A
     )
 
 
-def prediction_html(pred: dict[str, Any]) -> str:
+IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
+
+
+def image_preview(data: bytes | None) -> str:
+    """The classified picture beside its prediction (PNG, JPEG or GIF, inline: nothing is stored)."""
+    kind = next((mime for magic, mime in IMAGE_TYPES if data and data.startswith(magic)), None)
+    if kind is None:
+        return ""
+    return f"<img class=preview alt='the classified image' src='data:{kind};base64,{base64.b64encode(data).decode()}'>"
+
+
+def prediction_html(pred: dict[str, Any], image: bytes | None = None) -> str:
     bars = "".join(
         f"<tr><th scope=row>{e(k)}</th><td class=num>{pct(v)}</td><td class=barcell><span class=bar "
         f"style='width:{max(0.5, 100 * v):.1f}%'></span></td></tr>"
@@ -280,7 +292,7 @@ def prediction_html(pred: dict[str, Any]) -> str:
     )
     return (
         f"<section id=prediction aria-live=polite><h2>Prediction: {e(pred['label'])} ({pct(pred['score'])})</h2>"
-        f"<table class=probs><caption>Every class's probability</caption>{bars}</table></section>"
+        f"{image_preview(image)}<table class=probs><caption>Every class's probability</caption>{bars}</table></section>"
     )
 
 
