@@ -157,7 +157,7 @@ def _live(ws: Any, path: str, r: Any) -> str:
 def _actions(ws: Any, csrf: str, r: Any, job: Any) -> str:
     path = r.shown
     out = []
-    if job and job.status == "running":
+    if job and job.status == "running" and r.status == "running":  # (a finished run's process may still be exiting)
         out.append(button_form(f"/jobs/{job.id}/stop", "Stop (saves a checkpoint)", csrf, cls="danger"))
     if r.resumable and r.status in ("interrupted", "failed"):
         out.append(button_form("/run/resume", "Resume from the last checkpoint", csrf, {"path": path}))
