@@ -226,6 +226,7 @@ def test_upload_a_file_and_plan_from_the_form(visit, workspace):
     assert (workspace / "uploads" / "train.csv").read_bytes() == (workspace / "data" / "train.csv").read_bytes()
     p.fill("#name", "planned")
     p.fill("#model", "models/tiny-bert")
+    p.select_option("#method", "head")  # a chosen method: the plan probes that one
     p.fill("#validation", "data/validation.csv")
     p.fill("#extra", "train.max_length=32\ntrain.threads=1\ntrain.batch_size=16")
     p.click("text=Plan: time, memory, cost")
@@ -233,6 +234,7 @@ def test_upload_a_file_and_plan_from_the_form(visit, workspace):
     p.wait_for_selector("#plan", timeout=RUN_S)
     table = p.locator("#plan table").inner_text()
     assert "(recommended)" in table and re.search(r"\d+\.\d\d GiB", table)
+    assert p.locator("#plan tbody tr").count() == 1 and "/ head" in table
     assert p.locator("button:has-text('Train the recommended config')").count() == 1
     visit.shot("plan")
     visit.go("/jobs")

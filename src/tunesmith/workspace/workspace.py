@@ -157,9 +157,15 @@ class Workspace:
         return self.jobs.start("update", f"update {ref} on {path.name}", args)
 
     def plan(self, config: str, budget: str | None = None) -> Job:
+        """``tunesmith plan`` on a config in the background: every method the task allows, or only the one the
+        config names (a person who chose a method asks what it costs), for the config's model or every catalog
+        model of the task."""
         path = self.config_path(config)
         out = self.folders.sub("configs") / f"{path.stem}.plan.yaml"
         args = ["plan", str(path), "--json", "--out", str(out)] + (["--budget", budget] if budget else [])
+        method = (cfgmod.read_config_yaml(path) or {}).get("method")
+        if isinstance(method, str) and method:
+            args += ["--methods", method]
         return self.jobs.start("plan", f"plan {path.name}", args, output=out)
 
     # --- labelling ---------------------------------------------------------------------------------------------
