@@ -613,6 +613,17 @@ def set_key(raw: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def flat_keys(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config mapping as ``{"a.b": value}`` (what a resumed run and a comparison of runs read key by key)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= flat_keys(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def apply_override(raw: dict, item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=2")

@@ -14,6 +14,7 @@ from tunesmith.lifecycle.gate import (
     verdict,
 )
 from tunesmith.store import ModelStore, Ref, parse_ref
+from tunesmith.store.names import check_alias
 from tunesmith.tasks import get_task
 
 
@@ -39,6 +40,7 @@ def gate_check(
 ) -> dict[str, Any]:
     """What the gate would say of moving ``alias`` to ``ref``, without moving it (sets the candidate lacks are
     measured and recorded): ``current`` version, ``passed``, ``reasons`` and the ``comparisons`` per set."""
+    check_alias(alias)
     cand = store.version(ref)
     name = cand["name"]
     current_version = store.aliases(name).get(alias)

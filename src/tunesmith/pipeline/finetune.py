@@ -228,8 +228,8 @@ def check_same_training(run: Path, resolved: Config) -> None:
     saved = run / "config.yaml"
     if not saved.is_file():
         return
-    before = _flat(cfgmod.read_config_yaml(saved) or {})
-    now = _flat(cfgmod.to_dict(resolved))
+    before = cfgmod.flat_keys(cfgmod.read_config_yaml(saved) or {})
+    now = cfgmod.flat_keys(cfgmod.to_dict(resolved))
     changed = sorted(k for k in before.keys() | now.keys()
                      if before.get(k) != now.get(k) and not k.startswith(RESUME_MAY_CHANGE))  # fmt: skip
     if changed:
@@ -238,16 +238,6 @@ def check_same_training(run: Path, resolved: Config) -> None:
             f"--resume {run}: the config differs from the run's own in what is trained ({listed}); resume with the "
             f"run's config ({saved}), or start a new run"
         )
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def start(run: Path, c: Checked) -> None:

@@ -288,14 +288,14 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
     @app.post("/models/gate")
     async def gate(request: Request) -> HTMLResponse:
         session, form = await posted(request)
-        ref, alias = _ref(form.get("ref")), _name(form.get("alias"), "alias")
+        ref, alias = str(form.get("ref") or ""), str(form.get("alias") or "")  # the store checks both
         found = await run_in_threadpool(api.gate, ref, alias)  # may measure an evaluation set: off the loop
         return html(forms.models_page(ws, session.csrf, gate_html=forms.gate_section(found, session.csrf)))
 
     @app.post("/models/promote")
     async def promote(request: Request) -> Response:
         _, form = await posted(request)
-        ref, alias = _ref(form.get("ref")), _name(form.get("alias"), "alias")
+        ref, alias = str(form.get("ref") or ""), str(form.get("alias") or "")  # the store checks both
         moved = await run_in_threadpool(api.promote, ref, alias, None, form.get("force") == "1")
         said = f"{moved['name']}@{moved['alias']} now points at v{moved['version']}"
         if moved["gate"]["forced"]:
@@ -305,7 +305,7 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
     @app.post("/models/update")
     async def update(request: Request) -> Response:
         _, form = await posted(request)
-        job = ws.update(_ref(form.get("ref")), str(form.get("data") or ""), str(form.get("alias") or "") or None)
+        job = ws.update(str(form.get("ref") or ""), str(form.get("data") or ""), str(form.get("alias") or "") or None)
         return see(f"/jobs/{job.id}")
 
     # --- try it ---------------------------------------------------------------------------------------------------
@@ -364,14 +364,14 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
             k = int(str(form.get("k") or "20"))
         except ValueError:
             raise Refused(400, "k: a whole number of rows") from None
-        name = _name(form.get("name"), "queue name")
+        name = str(form.get("name") or "")  # the workspace checks queue names
         job = ws.label_next(str(form.get("source") or ""), str(form.get("pool") or ""), k, name)
         return see(f"/jobs/{job.id}")
 
     @app.post("/label/set")
     async def label_set(request: Request) -> Response:
         _, form = await posted(request)
-        name = _name(form.get("queue"), "queue")
+        name = str(form.get("queue") or "")
         try:
             index = int(str(form.get("index")))
         except ValueError:
@@ -382,7 +382,7 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
     @app.post("/label/retrain")
     async def label_retrain(request: Request) -> Response:
         _, form = await posted(request)
-        job = ws.retrain(_name(form.get("queue"), "queue"))
+        job = ws.retrain(str(form.get("queue") or ""))
         return see(f"/jobs/{job.id}")
 
     return api.body_guard(app, max_upload_bytes)
@@ -394,19 +394,3 @@ def _local(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
-
-
-def _name(value: Any, what: str) -> str:
-    text = str(value or "").strip()
-    if not text or not all(c.isalnum() or c in "._-" for c in text) or text.startswith((".", "-")):
-        raise Refused(400, f"{what}: {text!r} is not allowed; use letters, digits, '.', '-' or '_'")
-    return text
-
-
-def _ref(value: Any) -> str:
-    text = str(value or "").strip()
-    name, _, version = text.partition("@")
-    _name(name, "model")
-    if version:
-        _name(version, "version")
-    return text

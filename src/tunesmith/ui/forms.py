@@ -11,7 +11,7 @@ from typing import Any
 from tunesmith import api
 from tunesmith import config as cfgmod
 from tunesmith.errors import DataError
-from tunesmith.ui.html import alert, badge, button_form, csrf_field, e, number, page, pct, table, url, when
+from tunesmith.ui.html import alert, badge, button_form, csrf_field, e, figure, page, pct, table, url, when
 
 METHODS = ("auto", "full", "lora", "head", "contrastive")
 FIELDS = ("name", "task", "model", "method", "train", "validation", "text_column", "label_column", "epochs", "extra")
@@ -122,7 +122,7 @@ def check_result(report: Any = None, problem: Exception | None = None) -> str:
         )
     if problem is not None:
         return f"<section id=check aria-live=polite>{alert(e(problem))}</section>"
-    data = report.to_dict() if hasattr(report, "to_dict") else report
+    data = report.to_dict()
     n = len(data.get("warnings", []))
     verdict = "The data passed every check" + (f", with {n} warning(s):" if n else ".")
     return f"<section id=check aria-live=polite>{alert(e(verdict), 'ok')}{api.data_checks_html(data)}</section>"
@@ -151,14 +151,14 @@ def models_page(ws: Any, csrf: str, message: str = "", gate_html: str = "") -> s
             ref = f"{name}@v{r['version']}"
             evals = store.evaluations(ref)
             figures = "; ".join(
-                f"{s}: " + ", ".join(f"{k} {_fig(k, v)}" for k, v in m.items() if k != "n")
+                f"{s}: " + ", ".join(f"{k} {figure(k, v)}" for k, v in m.items() if k != "n")
                 for s, m in list(evals.items())[:2]
             )
             lineage = " ← ".join(store.lineage(ref))
             promote = (
                 f"<form method=post action='/models/gate' class=inline>{csrf_field(csrf)}"
                 f"<input type=hidden name=ref value='{e(ref)}'><label>alias <input name=alias value=prod size=8 "
-                "pattern='[A-Za-z0-9][A-Za-z0-9._-]*' required></label> <button type=submit>Promote…</button></form>"
+                "pattern='[a-z][a-z0-9_-]*' required></label> <button type=submit>Promote…</button></form>"
             )
             body_rows.append([
                 f"<b>v{r['version']}</b>", " ".join(f"<span class='badge alias'>@{e(a)}</span>" for a in r["aliases"]),
@@ -185,12 +185,6 @@ def models_page(ws: Any, csrf: str, message: str = "", gate_html: str = "") -> s
         )
     body = (alert(e(message), "info") if message else "") + gate_html + "".join(sections)
     return page("Models", body, active="/models", csrf=csrf)
-
-
-def _fig(metric: str, value: Any) -> str:
-    if isinstance(value, float) and metric in ("accuracy", "macro_f1", "token_f1", "mrr_at_10"):
-        return pct(value)
-    return number(value)
 
 
 def gate_section(gate: dict[str, Any], csrf: str) -> str:

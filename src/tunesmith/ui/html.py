@@ -90,6 +90,23 @@ def number(x: Any, digits: int = 4) -> str:
     return "–" if not math.isfinite(x) else f"{x:.{digits}g}"
 
 
+SHARES = ("accuracy", "macro_f1", "token_f1", "rouge_l", "average_precision", "recall_at_fpr", "roc_auc",
+          "precision_at_k")  # fmt: skip
+SHARE_PREFIXES = ("recall_at_", "mrr", "ndcg")
+
+
+def is_share(metric: str) -> bool:
+    """A metric between 0 and 1 that reads as a percentage (accuracy, F1, recall@k, MRR, ...)."""
+    return metric in SHARES or metric.startswith(SHARE_PREFIXES)
+
+
+def figure(metric: str, value: Any) -> str:
+    """A metric's value as a person reads it: shares as percentages, the rest as numbers."""
+    if value is None:
+        return "–"
+    return pct(value) if is_share(metric) and isinstance(value, int | float) else number(value)
+
+
 def signed_points(x: float) -> str:
     return f"{100 * x:+.1f}"
 
@@ -124,10 +141,7 @@ def headline(h: dict[str, Any] | None) -> str:
         return "<span class=muted>–</span>"
     if "difference" not in h:
         return e(h.get("status") or "–")
-    share = h["metric"] in ("accuracy", "macro_f1", "token_f1", "rouge_l", "average_precision", "recall_at_fpr") or (
-        h["metric"].startswith(("recall_at", "mrr", "ndcg"))
-    )
-    if share:
+    if is_share(h["metric"]):
         value = pct(h["value"]) if isinstance(h.get("value"), int | float) else "–"
         diff = f"{signed_points(h['difference'])} pts ({signed_points(h['ci_low'])} to {signed_points(h['ci_high'])})"
     else:

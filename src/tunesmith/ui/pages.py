@@ -14,10 +14,11 @@ from tunesmith.ui.html import (
     button_form,
     duration,
     e,
+    figure,
     headline,
+    is_share,
     number,
     page,
-    pct,
     size,
     table,
     url,
@@ -177,7 +178,7 @@ def _actions(ws: Any, csrf: str, r: Any, job: Any) -> str:
         out.append(
             f"<form method=post action='/run/register' class='inline register'><input type=hidden name=csrf "
             f"value='{e(csrf)}'><input type=hidden name=path value='{e(path)}'>"
-            f"<label>Register as <input name=name required value='{e(default)}' pattern='[A-Za-z0-9][A-Za-z0-9._-]*'"
+            f"<label>Register as <input name=name required value='{e(default)}' pattern='[a-z0-9][a-z0-9._-]*'"
             " size=18></label> <label>alias <input name=alias placeholder='optional, e.g. staging' size=14></label> "
             "<button type=submit>Register</button></form>"
         )
@@ -225,7 +226,7 @@ def compare_page(ws: Any, csrf: str, paths: list[str]) -> str:
         ["against the general model", *[headline(r.headline) for r in c["runs"]]],
         ["time", *[e(duration(r.seconds)) for r in c["runs"]]],
     ]  # fmt: skip
-    metrics = [[e(m.replace("_", " ")), *[_metric(m, v) for v in vals]] for m, *vals in c["metrics"]]
+    metrics = [[e(m.replace("_", " ")), *[figure(m, v) for v in vals]] for m, *vals in c["metrics"]]
     config, partial = (
         [[f"<code>{e(k)}</code>", *[f"<code>{e(json.dumps(v))}</code>" for v in vals]] for k, *vals in c[part]]
         for part in ("config", "config_partial")
@@ -234,7 +235,7 @@ def compare_page(ws: Any, csrf: str, paths: list[str]) -> str:
     for d in c["differences"]:
         name = e(d["run"].rsplit("/", 1)[-1])
         if "difference" in d:
-            points = d["metric"] in ("accuracy", "token_f1")
+            points = is_share(d["metric"])
             fmt = (lambda x: f"{100 * x:+.1f} pts") if points else (lambda x: f"{x:+.3g}")
             verdict = "different" if d["significant"] else "not measurably different"
             diffs.append([name, e(d["metric"].replace("_", " ")), e(fmt(d["difference"])),
@@ -259,15 +260,6 @@ def compare_page(ws: Any, csrf: str, paths: list[str]) -> str:
         )
     )
     return page("Compare runs", body, active="/compare", csrf=csrf)
-
-
-def _metric(name: str, value: Any) -> str:
-    if value is None:
-        return "–"
-    if name in ("accuracy", "macro_f1", "token_f1", "rouge_l", "average_precision", "recall_at_fpr", "roc_auc",
-                "precision_at_k") or name.startswith(("recall_at_", "mrr", "ndcg")):  # fmt: skip
-        return pct(value)
-    return number(value)
 
 
 def jobs_page(ws: Any, csrf: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.config import read_config_yaml
+from tunesmith.config import flat_keys, read_config_yaml
 from tunesmith.eval.compare import paired_bootstrap_mean
 from tunesmith.rundir import MANIFEST, read_manifest
 
@@ -21,16 +21,6 @@ PER_EXAMPLE = (
     ("validation_predictions.jsonl", "accuracy", lambda r: float(r.get("label") == r.get("predicted"))),
     ("validation_generations.jsonl", "token_f1", lambda r: r.get("token_f1_tuned")),
 )
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def scalar_metrics(manifest: dict[str, Any]) -> dict[str, float]:
@@ -69,7 +59,7 @@ def compare_runs(runs: list[Path]) -> dict[str, Any]:
     configs, manifests = [], []
     for run in runs:
         try:
-            configs.append(flatten(read_config_yaml(run / "config.yaml") or {}))
+            configs.append(flat_keys(read_config_yaml(run / "config.yaml") or {}))
         except Exception:  # noqa: BLE001 - a run without a readable config compares as empty
             configs.append({})
         manifests.append(read_manifest(run) if (run / MANIFEST).is_file() else {})

@@ -11,6 +11,7 @@ from tunesmith.config import read_config_yaml
 from tunesmith.eval.panels import training_charts
 from tunesmith.eval.report import read_log
 from tunesmith.rundir import run_status
+from tunesmith.workspace.runs import elapsed_seconds
 
 RECENT = 20  # steps the throughput and the time left are measured over
 
@@ -44,7 +45,7 @@ def progress(run: Path) -> dict[str, Any]:
         "samples_per_s": last.get("samples_per_s"),
         "eta_s": eta,
         "updated": log[-1]["time"] if log and "time" in log[-1] else None,
-        "elapsed_s": _elapsed(run, state),
+        "elapsed_s": elapsed_seconds(run, state),
         "now": time.time(),
         "evaluations": [{k: v for k, v in r.items() if k not in ("kind", "phase", "time")} for r in evals[-10:]],
         "metric": metric,
@@ -58,13 +59,3 @@ def _metric(run: Path) -> str:
         return str(((read_config_yaml(run / "config.yaml") or {}).get("train") or {}).get("metric") or "loss")
     except Exception:  # noqa: BLE001 - a config being written is read at the next poll
         return "loss"
-
-
-def _elapsed(run: Path, state: dict[str, Any]) -> float | None:
-    """Seconds since the run started (its config was written), up to now while it runs."""
-    try:
-        started = (run / "config.yaml").stat().st_mtime
-    except OSError:
-        return None
-    end = time.time() if state["status"] == "running" else state.get("time")
-    return max(0.0, float(end) - started) if end else None

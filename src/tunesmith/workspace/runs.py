@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,6 @@ class RunSummary:
     headline: dict[str, Any] | None = None
     error: str | None = None
     resumable: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["path"] = str(self.path)
-        return out
 
 
 def is_run(folder: Path) -> bool:
@@ -109,6 +103,17 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def elapsed_seconds(run: Path, state: dict[str, Any]) -> float | None:
+    """Seconds since the run started (its config was written): up to now while it runs, else up to when it said
+    what became of it (``state`` from rundir.run_status); None when neither is known."""
+    try:
+        started = (run / "config.yaml").stat().st_mtime
+    except OSError:
+        return None
+    end = time.time() if state["status"] == "running" else state.get("time")
+    return max(0.0, float(end) - started) if end else None
+
+
 def summarise(run: Path, shown: str, size: bool = True) -> RunSummary:
     """One run, read from its files (a broken or half-written run is summarised as far as it can be)."""
     state = run_status(run)
@@ -123,10 +128,8 @@ def summarise(run: Path, shown: str, size: bool = True) -> RunSummary:
     except OSError:
         started = 0.0
     seconds = (manifest.get("timings_s") or {}).get("total")
-    if seconds is None and state["status"] == "running":
-        seconds = max(0.0, time.time() - started)
-    elif seconds is None and state["status"] != FINISHED and state.get("time"):
-        seconds = max(0.0, float(state["time"]) - started)  # until it failed or stopped
+    if seconds is None and state["status"] != FINISHED:
+        seconds = elapsed_seconds(run, state)
     return RunSummary(
         path=run,
         shown=shown,
@@ -140,5 +143,4 @@ def summarise(run: Path, shown: str, size: bool = True) -> RunSummary:
         headline=headline(manifest.get("metrics") or {}) if manifest else None,
         error=state.get("error"),
         resumable=bool(state.get("resumable")),
-        extras={"pid": state.get("pid")} if state["status"] == "running" else {},
     )

@@ -15,6 +15,7 @@ from tunesmith import config as cfgmod
 from tunesmith.errors import InputError
 from tunesmith.files import atomic_write_bytes, atomic_write_text
 from tunesmith.rundir import new_run_dir, read_manifest
+from tunesmith.store.names import check_alias, check_name, parse_ref
 from tunesmith.workspace.compare import compare_runs
 from tunesmith.workspace.jobs import Job, Jobs
 from tunesmith.workspace.paths import Folders, safe_name
@@ -142,18 +143,14 @@ class Workspace:
 
     def register(self, given: str, name: str, promote: str | None = None) -> Job:
         run = self.run_path(given)
-        args = ["models", "register", str(run), "--name", safe_name(name, "model name")]
+        args = ["models", "register", str(run), "--name", check_name(name)]
         if promote:
-            args += ["--promote", safe_name(promote, "alias")]
+            args += ["--promote", check_alias(promote)]
         return self.jobs.start("register", f"register {run.name} as {name}", args)
-
-    def promote(self, ref: str, alias: str, force: bool = False) -> Job:
-        args = ["models", "promote", _ref(ref), "--to", safe_name(alias, "alias")] + (["--force"] if force else [])
-        return self.jobs.start("promote", f"promote {ref} to {alias}", args)
 
     def update(self, ref: str, data: str, alias: str | None = None) -> Job:
         path = self.folders.confine(data, "data")
-        args = ["update", _ref(ref), "--data", str(path)] + (["--alias", safe_name(alias, "alias")] if alias else [])
+        args = ["update", _ref(ref), "--data", str(path)] + (["--alias", check_alias(alias)] if alias else [])
         return self.jobs.start("update", f"update {ref} on {path.name}", args)
 
     def plan(self, config: str, budget: str | None = None) -> Job:
@@ -224,13 +221,11 @@ class Workspace:
         if "@" in given and "/" not in given:
             from tunesmith.store import resolve_run
 
-            return resolve_run(_ref(given))
+            return resolve_run(given)  # checks the reference, then the files against their checksums
         return self.run_path(given)
 
 
 def _ref(ref: str) -> str:
-    name, _, version = ref.partition("@")
-    safe_name(name, "model name")
-    if version:
-        safe_name(version, "version")
+    """A registered version's reference, checked by the store's own rules before it reaches a command line."""
+    parse_ref(ref)
     return ref
