@@ -231,3 +231,41 @@ def test_method_head_is_refused_for_generation(tiny_llama, chat_data, tmp_path):
     train, val = chat_data
     with pytest.raises(ConfigError, match="allowed for task causal-lm: lora, full"):
         tunesmith.finetune(llm_config(tiny_llama, train, val, tmp_path, method="head"))
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_the_run_chose_by_the_answers_to_the_selection_prompts(runs, method):
+    """The loss always falls in training; what keeps the tuned model is its written answers on the selection split."""
+    kept = runs[method].manifest["kept"]
+    assert kept["model"] == "fine-tuned" and kept["why"].startswith("fine-tuning beat the pre-trained model")
+    assert "token_f1" in kept["why"]
+
+
+def test_the_base_model_is_kept_when_the_tuned_answers_are_no_better(tiny_llama, chat_data, tmp_path, monkeypatch):
+    """The tuned model's loss is lower, but its selection answers score below the base model's: the run keeps the
+    base model as it is, says so in the verdict, and its folder answers exactly as the base model does."""
+    from tunesmith.tasks.causal_lm.task import CausalLM
+
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    real, calls = CausalLM._choice, []
+
+    def choice(self, model, prep):
+        figures = real(self, model, prep)
+        calls.append(figures)
+        return {**figures, "token_f1": 0.9 if len(calls) == 1 else 0.1}  # the base's answers first, then the tuned
+
+    monkeypatch.setattr(CausalLM, "_choice", choice)
+    train, val = chat_data
+    run = tunesmith.finetune(llm_config(tiny_llama, train, val, tmp_path, method="lora", train__epochs=4))
+    assert len(calls) == 2 and calls[1]["loss"] < calls[0]["loss"] - 0.4  # tuning did lower the selection loss
+    kept = run.manifest["kept"]
+    assert kept["model"] == "pre-trained model" and run.manifest["fit"]["selection"]["token_f1"] == 0.9
+    assert kept["fine_tuned_selection"]["token_f1"] == 0.1 and kept["frozen_selection"]["token_f1"] == 0.9
+    m = run.metrics
+    assert m["tuned"]["loss"] == m["base"]["loss"] and m["tuned_minus_base"]["token_f1"]["difference"] == 0
+    assert "keeps the base model as it is" in m["verdict"]["text"] and "10.0% against" in m["verdict"]["text"]
+    assert "keeps the base model as it is" in (run.path / "report.html").read_text()
+    assert not (run.path / "adapter").exists() and (run.path / "model" / "model.safetensors").is_file()
+    samples = [json.loads(x) for x in (run.path / "validation_generations.jsonl").read_text().splitlines()]
+    gen = tunesmith.load(run.path)
+    assert gen.generate([s["prompt"] for s in samples], max_new_tokens=16) == [s["base"] for s in samples]

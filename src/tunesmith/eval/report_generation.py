@@ -87,6 +87,19 @@ def build_generation_report(
         "max_length": cfg.train.max_length,
     }
     summary["verdict"] = generation_verdict(models, comparisons, cfg.eval.confidence)
+    kept = getattr(fit, "kept", None) or {}
+    if kept.get("model") == "pre-trained model":
+        tuned_f1, base_f1 = (kept.get(k, {}).get("token_f1") for k in ("fine_tuned_selection", "frozen_selection"))
+        figures = (
+            f" (token F1 of its answers {tuned_f1 * 100:.1f}% against the base model's {base_f1 * 100:.1f}%)"
+            if tuned_f1 is not None and base_f1 is not None
+            else ""
+        )
+        summary["verdict"]["text"] += (
+            f" Fine-tuning did not beat the base model on the selection split{figures}, so the run keeps the base "
+            "model as it is (classifier.keep_better: false keeps the tuned one)."
+        )
+    summary["kept"] = kept or None
     samples = [
         {
             "line": line,

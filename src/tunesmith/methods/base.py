@@ -37,6 +37,16 @@ class TaskHooks(Protocol):
 
 
 @dataclass
+class Judge:
+    """How a run decides between the trained model and the untouched one when the training evaluator's figures
+    are not what the report judges it by: a causal LM's selection loss falls while its written answers may not
+    improve, so its answers to the selection split's prompts decide (``untouched`` holds the base model's)."""
+
+    metric: str  # the figure both are held to, e.g. "token_f1" (higher is better)
+    score: Callable[[Any], dict[str, float]]  # the trained model's figures on the selection split
+
+
+@dataclass
 class Job:
     """Everything a method needs to train one model."""
 
@@ -60,6 +70,7 @@ class Job:
     kept: dict[str, Any] | None = None  # which model the run keeps and why (fine_tune's comparison)
     groups: list[str] | None = None  # data.group_column's value per training item (cross-validation folds)
     untouched: dict[str, float] | None = None  # the pre-trained model's selection figures (tasks without a head)
+    judge: Judge | None = None  # what holds the trained model against ``untouched``; None: the evaluator's best
 
 
 @dataclass

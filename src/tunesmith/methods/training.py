@@ -45,10 +45,15 @@ FROZEN = ("frozen encoder + head", "the frozen encoder with a trained head")
 
 
 def keep_untouched(job: Job, tuned: FitResult) -> None:
-    """Tasks without a head (embedding): the pre-trained model itself is the candidate fine-tuning must beat on the
-    selection split; when it wins and ``classifier.keep_better`` is on, the run keeps it."""
+    """Tasks without a head (embedding, causal LM): the pre-trained model itself is the candidate fine-tuning must
+    beat on the selection split, on the evaluator's metric or on the task's ``job.judge`` (a causal LM's written
+    answers); when it wins and ``classifier.keep_better`` is on, the run keeps it."""
     assert job.untouched is not None
-    if choose_kept(job, tuned, FitResult(best=job.untouched), UNTOUCHED) and job.cfg.classifier.keep_better:
+    judged, metric = tuned, None
+    if job.judge is not None:
+        judged, metric = FitResult(best={**(tuned.best or {}), **job.judge.score(job.model)}), job.judge.metric
+    candidate = FitResult(best=job.untouched)
+    if choose_kept(job, judged, candidate, UNTOUCHED, metric) and job.cfg.classifier.keep_better:
         assert job.rebuild is not None
         job.model = job.rebuild()
     tuned.kept = job.kept
@@ -69,12 +74,15 @@ def copy_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def choose_kept(job: Job, tuned: FitResult, frozen: FitResult, names: tuple[str, str] = FROZEN) -> bool:
+def choose_kept(
+    job: Job, tuned: FitResult, frozen: FitResult, names: tuple[str, str] = FROZEN, metric: str | None = None
+) -> bool:
     """Records in ``job.kept`` which model is better on the selection split: the fine-tuned one must beat the
-    candidate (``names``: the frozen encoder with its trained head, or the untouched pre-trained model) on the
-    selection metric (ties go to its loss). True: keep the candidate."""
+    candidate (``names``: the frozen encoder with its trained head, or the untouched pre-trained model) on
+    ``metric`` (the selection metric, ``train.metric``, unless given; ties go to the loss). True: keep the
+    candidate."""
     short, long = names
-    metric = job.cfg.train.metric
+    metric = metric or job.cfg.train.metric
     t, f = tuned.best, frozen.best
     if t is None or f is None or metric not in t or metric not in f:
         job.kept = {"model": "fine-tuned", "why": "no selection figures to compare"}

@@ -276,6 +276,7 @@ def make_job(
         on_eval=on_eval,
         rebuild=lambda: c.task.build_model(c.source, c.data),
         untouched=c.task.untouched_choice(baseline),
+        judge=c.task.untouched_judge(prep),
         groups=getattr(c.data.train, "groups", None) or None,
     )
 
@@ -338,9 +339,10 @@ def fit_summary(fit: FitResult, warm_start: FitResult | None, kept: dict[str, An
     """``selection``: the kept model's own record on the selection split (the frozen head's when it was kept),
     with ``metric`` the one figure that chose it: what a search ranks the run by."""
     frozen = kept is not None and kept.get("model") == "frozen encoder + head" and warm_start is not None
+    untouched = kept is not None and kept.get("model") == "pre-trained model" and "frozen_selection" in kept
     out = {
         "metric": fit.metric,
-        "selection": (warm_start.best if frozen else fit.best),
+        "selection": (warm_start.best if frozen else kept["frozen_selection"] if untouched else fit.best),
         "steps": fit.steps,
         "epochs": fit.epochs_run,
         "stopped": fit.stopped,

@@ -24,7 +24,7 @@ import numpy as np
 from tunesmith.config import TASK_DEFAULTS, Config, Default
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import ConfigError
-from tunesmith.methods.base import ParityCheck
+from tunesmith.methods.base import Judge, ParityCheck
 from tunesmith.models.catalog import ModelSource
 from tunesmith.registry import Registry
 from tunesmith.train.result import FitResult
@@ -161,6 +161,11 @@ class Task:
     def untouched_choice(self, baseline: Any) -> dict[str, float] | None:
         """The pre-trained model's own figures on the selection split, where it is a model the run could keep as it
         is (an encoder whose embeddings are the output); fine-tuning must beat them. None: no such candidate."""
+        return None
+
+    def untouched_judge(self, prep: Prepared) -> Judge | None:
+        """What holds the trained model against ``untouched_choice`` when the training evaluator's figures are not
+        what the report judges (a causal LM's written answers); None: the evaluator's best figures."""
         return None
 
     def embed(self, model: Any, batch: dict[str, Any]) -> Any:

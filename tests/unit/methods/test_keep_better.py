@@ -42,3 +42,21 @@ def test_told_to_keep_the_tuned_model():
     j = job(keep_better=False)
     assert choose_kept(j, result(0.70, 0.9), result(0.85, 0.4)) is True  # worse, and said so
     assert j.kept["model"] == "fine-tuned" and "keep_better is false" in j.kept["why"]
+
+
+def test_a_judge_decides_against_the_untouched_model_on_its_own_metric():
+    """A causal LM's loss is lower after training whatever its answers; the judge's token F1 decides instead."""
+    from tunesmith.methods.base import Judge
+    from tunesmith.methods.training import keep_untouched
+
+    seen = []
+    j = job()
+    j.model, j.rebuild, j.untouched = "tuned", lambda: "base", {"loss": 2.0, "token_f1": 0.30}
+    j.judge = Judge("token_f1", lambda model: seen.append(model) or {"loss": 1.0, "token_f1": 0.25})
+    tuned = FitResult(best={"step": 10, "loss": 1.0})
+    keep_untouched(j, tuned)
+    assert seen == ["tuned"] and j.model == "base" and tuned.kept["model"] == "pre-trained model"
+    assert "token_f1 25.0% fine-tuned against 30.0% pre-trained model" in j.kept["why"]
+    j.model, j.judge = "tuned", Judge("token_f1", lambda model: {"loss": 1.0, "token_f1": 0.35})
+    keep_untouched(j, tuned)
+    assert j.model == "tuned" and tuned.kept["model"] == "fine-tuned"

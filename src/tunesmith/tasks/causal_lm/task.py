@@ -10,7 +10,7 @@ vocabulary projection runs only at the positions whose next token carries loss.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tunesmith.data.conversations import check_generation_data, describe_lines, 
 from tunesmith.data.split import add_replay, carve_selection, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, settle_max_length
 from tunesmith.errors import ConfigError, DataError, InputError
-from tunesmith.methods.base import ParityCheck
+from tunesmith.methods.base import Judge, ParityCheck
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks.base import TASKS, Prepared, Task, TaskData
 from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, stop_token_ids
@@ -54,6 +54,12 @@ class GenerationData(TaskData):
 class GenerationPrepared(Prepared):
     tokenizer: Any
     golden: list[tuple[Any, str, int]]  # held-out (prompt, reference, line) answered at evaluation
+    choice_golden: list[tuple[Any, str, int]] = field(default_factory=list)  # selection-split prompts (the choice)
+
+
+# Selection-split prompts the base and the tuned model answer to decide which one the run keeps: the held-out
+# evaluation's sample size (eval.generate_examples' default); a few minutes at most on 2 CPU cores.
+CHOICE_PROMPTS = 32
 
 
 @TASKS.register("causal-lm")
@@ -299,6 +305,7 @@ class CausalLM(Task):
             data=data,
             tokenizer=tokenizer,
             golden=_golden(data.val, self.cfg.eval.generate_examples, self.cfg.train.seed),
+            choice_golden=[] if data.select is None else _golden(data.select, CHOICE_PROMPTS, self.cfg.train.seed),
         )
 
     def _validation_loss(
@@ -319,45 +326,73 @@ class CausalLM(Task):
 
         return evaluate
 
-    def _budget(self, prep: GenerationPrepared) -> int:
+    def _budget(self, prep: GenerationPrepared, golden: list[tuple[Any, str, int]]) -> int:
         """New tokens per generated answer: twice the longest reference (at least 16), at most eval.max_new_tokens."""
         tok = prep.tokenizer
-        refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in prep.golden] or [0]
+        refs = [len(tok(r, add_special_tokens=False)["input_ids"]) for _, r, _ in golden] or [0]
         return min(self.cfg.eval.max_new_tokens, max(16, 2 * max(refs)))
 
-    def _generate(self, model: Any, prep: GenerationPrepared, budget: int) -> list[str]:
-        golden, tok = prep.golden, prep.tokenizer
+    def _generate(
+        self, model: Any, prep: GenerationPrepared, golden: list[tuple[Any, str, int]], budget: int, split: str
+    ) -> list[str]:
         if not golden:
             return []
+        tok = prep.tokenizer
         prompts = [prompt_ids(tok, p) for p, _, _ in golden]
-        with meter.measure("generate", "validation", len(prompts)):
+        with meter.measure("generate", split, len(prompts)):
             return generate_texts(
-                model, tok, prompts, max_new_tokens=budget, batch_size=16, progress="held-out answers"
+                model, tok, prompts, max_new_tokens=budget, batch_size=16, progress=f"{split} answers"
             )
 
     def _measure(self, model: Any, prep: GenerationPrepared) -> dict[str, Any]:
         rows: list[tuple[float, int]] = []
         loss, tokens = self._validation_loss(model, prep, rows=rows)
-        budget = self._budget(prep) if prep.golden else 0
+        budget = self._budget(prep, prep.golden) if prep.golden else 0
         return {
             "loss": loss,
             "tokens": tokens,
             "rows": rows,
-            "outputs": self._generate(model, prep, budget),
+            "outputs": self._generate(model, prep, prep.golden, budget, "held-out"),
             "max_new_tokens": budget,
         }
 
+    def _choice(self, model: Any, prep: GenerationPrepared) -> dict[str, float]:
+        """A model's selection loss and the token F1 of its answers to the selection split's prompts: what the run
+        keeps the tuned model or the base model by (its loss falls in training whether or not its answers improve)."""
+        from tunesmith.eval.text_metrics import token_f1
+
+        golden = prep.choice_golden
+        answers = self._generate(model, prep, golden, self._budget(prep, golden), "selection")
+        loss, _ = self._validation_loss(model, prep, choice=True)
+        return {"loss": loss, "token_f1": float(np.mean([token_f1(a, r) for a, (_, r, _) in zip(answers, golden)]))}
+
     def before_training(self, model: Any, prep: Any, source: ModelSource, main: bool) -> Any:
-        """The base model's validation loss and its answers to the golden prompts, before any weight changes."""
-        return self._measure(model, prep) if main else None
+        """The base model's validation loss and its answers to the golden prompts, before any weight changes; with
+        a selection split, its answers to those prompts too (the figures fine-tuning must beat to be kept)."""
+        if not main:
+            return None
+        base = self._measure(model, prep)
+        if prep.choice_golden:
+            base["choice"] = self._choice(model, prep)
+        return base
+
+    def untouched_choice(self, baseline: Any) -> dict[str, float] | None:
+        return (baseline or {}).get("choice")
+
+    def untouched_judge(self, prep: Any) -> Judge | None:
+        if not prep.choice_golden:
+            return None
+        return Judge("token_f1", lambda model: self._choice(model, prep))
 
     def finish(
         self, run: Path, cfg: Config, model: Any, prep: Any, baseline: Any, report: DataReport, fit: FitResult
     ) -> dict[str, Any]:
         from tunesmith.eval.report_generation import build_generation_report
 
+        kept_base = (fit.kept or {}).get("model") == "pre-trained model"  # methods.training.UNTOUCHED
+        tuned = baseline if kept_base else self._measure(model, prep)  # the kept base model answers as it did
         return build_generation_report(
-            run, cfg=cfg, base=baseline, tuned=self._measure(model, prep), golden=prep.golden, report=report, fit=fit,
+            run, cfg=cfg, base=baseline, tuned=tuned, golden=prep.golden, report=report, fit=fit,
             grounded=bool(cfg.data.knowledge_base),
         )  # fmt: skip
 
