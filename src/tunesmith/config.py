@@ -298,8 +298,9 @@ class ClassifierOptions:
     keep_better: bool = _f(
         True,
         help="when fine-tuning does not beat the frozen encoder with a trained head (embedding: the pre-trained "
-        "encoder as it is) on the selection split, keep the latter as the run's model (said at the top of the "
-        "output and the report); false: keep the tuned one",
+        "encoder as it is; causal-lm: the base model, by the token F1 of its answers to the selection prompts) on "
+        "the selection split, keep the latter as the run's model (said at the top of the output and the report); "
+        "false: keep the tuned one",
     )
 
 
