@@ -47,9 +47,10 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
         "data": {"train": args.train, "validation": args.validation},
         "train": {"threads": args.threads},
     }
-    with open(args.train, encoding="utf-8") as fh:  # a fact about the data, as its columns are: passages by page
-        if "page" in fh.readline().strip().split(","):
-            cfg["data"]["group_column"] = "page"
+    if args.train.endswith(".csv"):
+        with open(args.train, encoding="utf-8") as fh:  # a fact about the data, as its columns are: passages by page
+            if "page" in fh.readline().strip().split(","):
+                cfg["data"]["group_column"] = "page"
     run = tunesmith.finetune(cfg, overrides=args.set)
     m, fit = run.manifest["metrics"], run.manifest["fit"]
     out = {
