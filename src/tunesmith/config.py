@@ -160,8 +160,9 @@ class DataConfig:
 class TrainConfig:
     epochs: int | None = _f(
         None,
-        help="passes over the training data; default: follows the data size (about 100 optimizer steps for "
-        "classifiers, 1-5 epochs; 80 for causal-lm, 1-4 epochs; docs/planning.md)",
+        help="passes over the training data; default: follows the data size (about 100 optimizer steps for text "
+        "classifiers, 1-5 epochs; 250 for images, 1-8; 1,000 for tables, 5-60; 80 for causal-lm, 1-4; 60 for "
+        "embedding, 1-3; docs/planning.md)",
         min=1,
         max=10_000,
     )

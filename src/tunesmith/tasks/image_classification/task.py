@@ -43,6 +43,10 @@ class ImageClassification(Task):
     # 224x224 conv activations are tens of MB each: under fit()'s 1 MiB glibc mmap threshold every one was a
     # fresh mmap, and the Fashion-MNIST demo spent 5m49s of system time in page faults against 8m50s of user time.
     mmap_threshold = 64 << 20
+    # Optimizer steps to aim for, min and max epochs. A pre-trained image model needs more steps than a sentence
+    # encoder to move to a new kind of picture: on scikit-learn's digits (425 training images, batch 8) 2 epochs
+    # (106 steps) scored 88.5% against the frozen probe's 89.5%, 5 epochs (265 steps) 94.0% (+4.5, CI +1.5 .. +7.5).
+    epoch_rule = (250, 1, 8)
     learning_rates = {
         "full": [(10e6, 3e-4), (100e6, 1e-4), (math.inf, 3e-5)],
         "lora": [(1e9, 5e-4), (math.inf, 2e-4)],
