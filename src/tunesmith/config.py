@@ -279,7 +279,12 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    enabled: bool = _f(True, help="image-classification: augment training images (never validation)")
+    enabled: bool | None = _f(
+        None,
+        help="image-classification: augment training images (never validation); default: on, off when most "
+        "training images are under a quarter of the model's input size (scaled-up thumbnails: Fashion-MNIST 85.6% "
+        "without against 82.2% with, digits 95.8% against 94.0%; docs/defaults.md)",
+    )
     crop_scale: float = _f(0.6, help="random resized crop: smallest share of the image area kept", min=0.05, max=1.0)
     flip: bool = _f(True, help="random horizontal flip")
     color_jitter: float = _f(0.1, help="random brightness and contrast change, +-share", min=0.0, max=0.9)

@@ -331,6 +331,7 @@ def check_images(split: Examples, input_size: int, report: DataReport) -> dict[s
         )
     return {
         "images": len(split),
+        "under_quarter_input": len(small),  # images scaled up more than 4x (augment.enabled reads the share)
         "height": {"min": int(sizes[:, 0].min()), "max": int(sizes[:, 0].max())} if len(split) else {},
         "width": {"min": int(sizes[:, 1].min()), "max": int(sizes[:, 1].max())} if len(split) else {},
         "modes": dict(modes),

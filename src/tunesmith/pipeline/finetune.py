@@ -108,7 +108,7 @@ def check(cfg: Config, select: Select | None = None) -> Checked:
     method = method_for_data(cfg, len(data.train))
     if method is not None:
         cfg = cfgmod.from_dict(cfgmod.to_dict(cfg), [method.override()])
-    chosen = data_driven_defaults(cfg, len(data.labels), source, len(data.train), input_size)
+    chosen = data_driven_defaults(cfg, data, source, input_size)
     chosen = ([method] if method is not None else []) + chosen
     resolved = resolve_config(cfg, chosen, input_size)
     task.cfg = resolved  # from here on every hook reads the resolved config

@@ -11,17 +11,18 @@ from tunesmith.models.catalog import ModelSource
 from tunesmith.models.facts import model_facts
 from tunesmith.pipeline.defaults import data_driven
 from tunesmith.tasks import get_task
+from tunesmith.tasks.base import TaskData
 
 
 def data_driven_defaults(
-    cfg: Config, classes: int, source: ModelSource, n_train: int, max_length: int, hardware: Hardware | None = None
+    cfg: Config, data: TaskData, source: ModelSource, max_length: int, hardware: Hardware | None = None
 ) -> list[Default]:
     """Values for the keys the config left open that follow the data and the machine (docs/planning.md);
     ``hardware`` defaults to this machine's."""
     task = get_task(cfg.task)
     facts = model_facts(source, task.default_image_size)
-    return task(cfg).open_defaults(cfg, source) + data_driven(
-        cfg, n_train, facts, max_length, hardware or detect(), classes or 2
+    return task(cfg).open_defaults(cfg, source, data) + data_driven(
+        cfg, len(data.train), facts, max_length, hardware or detect(), len(data.labels) or 2
     )
 
 

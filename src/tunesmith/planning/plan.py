@@ -198,7 +198,7 @@ def make_plan(
             cfg = cfgmod.from_dict(option_raw)
             option = Option(model, method)
             plan.options.append(option)
-            chosen = data_driven_defaults(cfg, len(read.labels), source, data["train_examples"], max_length, hardware)
+            chosen = data_driven_defaults(cfg, read, source, max_length, hardware)
             option.defaults = [{"key": d.key, "value": d.value, "why": d.why} for d in chosen]
             real = resolve_config(cfg, chosen, max_length)
             micro = -(-real.train.batch_size // (real.train.gradient_accumulation or 1))

@@ -131,8 +131,9 @@ class Task:
     def bill_tokens(self, report: DataReport, cfg: Config) -> None:
         """Training tokens x epochs where a task bills tokens, once the epochs are known."""
 
-    def open_defaults(self, cfg: Config, source: ModelSource) -> list[Default]:
-        """Values for task keys the config left open that follow the model (classifier.pooling: auto)."""
+    def open_defaults(self, cfg: Config, source: ModelSource, data: TaskData) -> list[Default]:
+        """Values for task keys the config left open that follow the model or the data (classifier.pooling: auto,
+        augment.enabled)."""
         return []
 
     # --- training ------------------------------------------------------------------------------

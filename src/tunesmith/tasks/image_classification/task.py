@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.config import Config
+from tunesmith.config import Config, Default
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
 from tunesmith.data.images import check_images, read_images
 from tunesmith.data.validate import DataReport, Examples
@@ -64,6 +64,24 @@ class ImageClassification(Task):
     def read(self) -> TaskData:
         report = DataReport()
         return clf.read_labelled(self.cfg, report, lambda p: self._read_split(p, report), self.unit)
+
+    def open_defaults(self, cfg: Config, source: ModelSource, data: TaskData) -> list[Default]:
+        """``augment.enabled``: on, except for scaled-up thumbnails. When most training images are under a quarter
+        of the model's input, a random crop of 60% of a 28 px picture blown up to 224 px removes much of what little
+        it holds, and a flip turns a 2 into something else: on the recipe suite's two such sets (5 epochs) training
+        without augmentation scored Fashion-MNIST 85.6% against 82.2% with it, digits 95.8% against 94.0%."""
+        if cfg.augment.enabled is not None:
+            return []
+        stats = data.report.stats.get("images", {}).get("train", {})
+        small, total = int(stats.get("under_quarter_input", 0)), int(stats.get("images", 0))
+        if total and small * 2 > total:
+            why = (
+                f"{small:,} of {total:,} training images are under a quarter of the model's input size: crops and "
+                "flips of scaled-up thumbnails cost accuracy (docs/defaults.md)"
+            )
+            return [Default("augment.enabled", False, why)]
+        why = f"{total - small:,} of {total:,} training images are at least a quarter of the model's input size"
+        return [Default("augment.enabled", True, why)]
 
     def load_preprocessor(self, source: ModelSource, data: TaskData) -> Preprocess:
         """Images have no tokenizer: the model's preprocessing plays that part."""

@@ -144,7 +144,7 @@ class TextClassification(Task):
         return [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
 
     # --- model ------------------------------------------------------------------------------
-    def open_defaults(self, cfg: Config, source: ModelSource) -> list[Default]:
+    def open_defaults(self, cfg: Config, source: ModelSource, data: TaskData) -> list[Default]:
         """``classifier.pooling: auto`` becomes the model's own sentence pooling, or cls."""
         if cfg.classifier.pooling != "auto":
             return []

@@ -1,0 +1,55 @@
+"""augment.enabled follows the data: on for pictures near the model's input size, off for scaled-up thumbnails."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from tunesmith import config
+from tunesmith.data.images import check_images
+from tunesmith.data.validate import DataReport
+from tunesmith.tasks import get_task
+
+
+def data_of(sides: list[int], input_size: int = 224) -> SimpleNamespace:
+    """Task data whose training images are squares of the given sides, checked as check_inputs checks them."""
+    inputs = [SimpleNamespace(pixels=np.zeros((s, s, 3), np.uint8), mode="RGB", source=f"img{i}.png")
+              for i, s in enumerate(sides)]  # fmt: skip
+    report = DataReport()
+    report.stats["images"] = {"train": check_images(Split(inputs), input_size, report)}
+    return SimpleNamespace(report=report)
+
+
+class Split:
+    """What check_images reads of a split."""
+
+    def __init__(self, inputs: list[SimpleNamespace]):
+        self.inputs, self.lines, self.source = inputs, list(range(2, len(inputs) + 2)), "train.csv"
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def augment_default(data: SimpleNamespace, **augment: object) -> dict[str, object]:
+    cfg = config.from_dict({"task": "image-classification", "data": {"train": "t.npz"}, "augment": augment})
+    task = get_task("image-classification")
+    return {d.key: (d.value, d.why) for d in task(cfg).open_defaults(cfg, None, data)}
+
+
+def test_thumbnails_train_without_augmentation():
+    data = data_of([28] * 6 + [224] * 4)
+    assert data.report.stats["images"]["train"]["under_quarter_input"] == 6
+    assert any(p.check == "small_images" for p in data.report.warnings)
+    value, why = augment_default(data)["augment.enabled"]
+    assert value is False and why.startswith("6 of 10 training images are under a quarter")
+
+
+def test_photos_near_the_input_size_are_augmented():
+    value, why = augment_default(data_of([28] * 4 + [160] * 6))["augment.enabled"]
+    assert value is True and why.startswith("6 of 10 training images are at least a quarter")
+
+
+def test_a_config_that_names_augmentation_is_left_as_it_is():
+    assert augment_default(data_of([28] * 10), enabled=True) == {}
+    assert augment_default(data_of([300] * 10), enabled=False) == {}
