@@ -202,7 +202,8 @@ def test_a_base_model_gets_the_chat_template_the_config_names(choice, base_llama
     if choice == "file":
         (tmp_path / "t.jinja").write_text(BUILT_IN["plain"].replace("### User", "Q").replace("### Assistant", "A"))
         choice = str(tmp_path / "t.jinja")
-    run = tunesmith.finetune({**cfg, "chat_template": choice})
+    # One epoch may not beat the base model's answers; the adapter is what this test reads, so keep it anyway.
+    run = tunesmith.finetune({**cfg, "chat_template": choice, "classifier": {"keep_better": False}})
     saved = AutoTokenizer.from_pretrained(run.path / "adapter").chat_template
     assert saved == (BUILT_IN.get(choice) or (tmp_path / "t.jinja").read_text())
     model = tunesmith.load(run.path)
