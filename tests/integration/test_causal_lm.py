@@ -264,7 +264,9 @@ def test_the_base_model_is_kept_when_the_tuned_answers_are_no_better(tiny_llama,
     m = run.metrics
     assert m["tuned"]["loss"] == m["base"]["loss"] and m["tuned_minus_base"]["token_f1"]["difference"] == 0
     assert "keeps the base model as it is" in m["verdict"]["text"] and "10.0% against" in m["verdict"]["text"]
-    assert "keeps the base model as it is" in (run.path / "report.html").read_text()
+    html = (run.path / "report.html").read_text()
+    assert "keeps the base model as it is" in html and "<th>kept (base model)</th>" in html
+    assert "The run kept the base model" in html and "Perplexity did not fall" not in html
     assert not (run.path / "adapter").exists() and (run.path / "model" / "model.safetensors").is_file()
     samples = [json.loads(x) for x in (run.path / "validation_generations.jsonl").read_text().splitlines()]
     gen = tunesmith.load(run.path)

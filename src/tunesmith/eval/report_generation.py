@@ -196,7 +196,13 @@ def _reconcile(s: dict[str, Any], models: dict[str, Any], comps: dict[str, Any],
         )
     lower_ppl = t["loss"] < b["loss"]
     f1 = comps.get("token_f1")
-    if f1 is None:
+    kept_base = (s.get("kept") or {}).get("model") == "pre-trained model"
+    if kept_base:
+        reading = (
+            "The run kept the base model (its tuned answers to the selection prompts were no better), so the kept "
+            "column holds the base model's own figures; the training record below is of the weights it set aside."
+        )
+    elif f1 is None:
         reading = "No answers were generated (eval.generate_examples is 0): only the reference-reading figures."
     elif lower_ppl and f1["ci_low"] <= 0:
         reading = (
@@ -213,8 +219,9 @@ def _reconcile(s: dict[str, Any], models: dict[str, Any], comps: dict[str, Any],
         f"{s.get('max_new_tokens') or '-'} new tokens each; training and loss read at most "
         f"{s.get('max_length') or '-'} tokens per example. Intervals: {int(confidence * 100)}% bootstrap."
     )
+    column = "kept (base model)" if kept_base else "tuned"
     return (
-        "<h2>Base vs tuned</h2><div class=scroll><table class=num><tr><th>figure</th><th>base</th><th>tuned</th>"
+        f"<h2>Base vs tuned</h2><div class=scroll><table class=num><tr><th>figure</th><th>base</th><th>{column}</th>"
         f"<th>tuned − base (interval)</th><th>what it measures</th></tr>{''.join(rows)}</table></div>"
         f"<p>{escape(reading)}</p><p class=note>{escape(caps)}</p>"
     )
