@@ -28,6 +28,7 @@ from tunesmith.eval.panels import write_run_info
 from tunesmith.files import write_json
 from tunesmith.methods import get_method
 from tunesmith.methods.base import Job, Method, export_transformers
+from tunesmith.methods.training import FROZEN, UNTOUCHED
 from tunesmith.models.catalog import ModelSource, resolve
 from tunesmith.pipeline.model_card import write_model_cards
 from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
@@ -338,8 +339,8 @@ def build_manifest(
 def fit_summary(fit: FitResult, warm_start: FitResult | None, kept: dict[str, Any] | None = None) -> dict[str, Any]:
     """``selection``: the kept model's own record on the selection split (the frozen head's when it was kept),
     with ``metric`` the one figure that chose it: what a search ranks the run by."""
-    frozen = kept is not None and kept.get("model") == "frozen encoder + head" and warm_start is not None
-    untouched = kept is not None and kept.get("model") == "pre-trained model" and "frozen_selection" in kept
+    frozen = kept is not None and kept.get("model") == FROZEN[0] and warm_start is not None
+    untouched = kept is not None and kept.get("model") == UNTOUCHED[0] and "frozen_selection" in kept
     out = {
         "metric": fit.metric,
         "selection": (warm_start.best if frozen else kept["frozen_selection"] if untouched else fit.best),

@@ -22,6 +22,7 @@ from tunesmith.data.split import add_replay, carve_selection, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, settle_max_length
 from tunesmith.errors import ConfigError, DataError, InputError
 from tunesmith.methods.base import Judge, ParityCheck
+from tunesmith.methods.training import UNTOUCHED
 from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks.base import TASKS, Prepared, Task, TaskData
 from tunesmith.tasks.causal_lm.decoding import generate_texts, greedy_parity, stop_token_ids
@@ -339,9 +340,10 @@ class CausalLM(Task):
             return []
         tok = prep.tokenizer
         prompts = [prompt_ids(tok, p) for p, _, _ in golden]
+        shown = "held-out" if split == "validation" else split
         with meter.measure("generate", split, len(prompts)):
             return generate_texts(
-                model, tok, prompts, max_new_tokens=budget, batch_size=16, progress=f"{split} answers"
+                model, tok, prompts, max_new_tokens=budget, batch_size=16, progress=f"{shown} answers"
             )
 
     def _measure(self, model: Any, prep: GenerationPrepared) -> dict[str, Any]:
@@ -352,7 +354,7 @@ class CausalLM(Task):
             "loss": loss,
             "tokens": tokens,
             "rows": rows,
-            "outputs": self._generate(model, prep, prep.golden, budget, "held-out"),
+            "outputs": self._generate(model, prep, prep.golden, budget, "validation"),
             "max_new_tokens": budget,
         }
 
@@ -389,7 +391,7 @@ class CausalLM(Task):
     ) -> dict[str, Any]:
         from tunesmith.eval.report_generation import build_generation_report
 
-        kept_base = (fit.kept or {}).get("model") == "pre-trained model"  # methods.training.UNTOUCHED
+        kept_base = (fit.kept or {}).get("model") == UNTOUCHED[0]
         tuned = baseline if kept_base else self._measure(model, prep)  # the kept base model answers as it did
         return build_generation_report(
             run, cfg=cfg, base=baseline, tuned=tuned, golden=prep.golden, report=report, fit=fit,
