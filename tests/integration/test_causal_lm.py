@@ -267,6 +267,9 @@ def test_the_base_model_is_kept_when_the_tuned_answers_are_no_better(tiny_llama,
     html = (run.path / "report.html").read_text()
     assert "keeps the base model as it is" in html and "<th>kept (base model)</th>" in html
     assert "The run kept the base model" in html and "Perplexity did not fall" not in html
+    lines = CausalLM.summary_lines(run.manifest, run.path)
+    table = [line for line in lines if line.endswith("%")]  # the model rows: loss, perplexity, token F1, ROUGE-L
+    assert [row[:10].strip() for row in table] == ["base", "kept base"]
     assert not (run.path / "adapter").exists() and (run.path / "model" / "model.safetensors").is_file()
     samples = [json.loads(x) for x in (run.path / "validation_generations.jsonl").read_text().splitlines()]
     gen = tunesmith.load(run.path)

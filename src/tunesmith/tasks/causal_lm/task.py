@@ -424,8 +424,10 @@ class CausalLM(Task):
         m = manifest["metrics"]
         out = [f"\n{m['verdict']['text']}"] if m.get("verdict") else []
         out += [f"\n{'model':<10}{'val loss':>10}{'perplexity':>12}{'token F1':>10}{'ROUGE-L':>9}"]
+        kept_base = (manifest.get("kept") or {}).get("model") == UNTOUCHED[0]
         for name in ("base", "tuned"):
             r = m[name]
+            name = "kept base" if name == "tuned" and kept_base else name
             f1 = f"{r['token_f1'] * 100:>9.1f}%" if r.get("token_f1") is not None else f"{'-':>10}"
             rl = f"{r['rouge_l'] * 100:>8.1f}%" if r.get("rouge_l") is not None else f"{'-':>9}"
             out.append(f"{name:<10}{r['loss']:>10.3f}{r['perplexity']:>12.2f}{f1}{rl}")
