@@ -1,41 +1,44 @@
-"""Learning curves on the recipe suite's text sets: how many labels each label-next strategy needs to reach 95% of
-the accuracy of a model trained on all the training labels, against random picks (several seeds), in one run.
+"""Learning curves on the recipe suite's text and image sets: how many labels each label-next strategy needs to
+reach 95% of the accuracy of a model trained on all the training labels, against random picks (several seeds), in
+one run.
 
-The model is the one `tunesmith label-next CONFIG` scores with (a logistic regression on MiniLM's frozen
-mean-pooled features, its strength chosen by cross-validation) and the picks come from the same code
-(tunesmith.labels.select.choose), starting from a cold start of k examples; the training split is the pool, the
+The model is the one `tunesmith label-next CONFIG` scores with (a logistic regression on the frozen features of the
+default model: MiniLM's mean-pooled text features, EfficientNet-Lite0's pooled image features; its strength chosen
+by cross-validation); the pools are read and embedded by the same code (the tasks' PoolKinds) and the picks come
+from tunesmith.labels.select.choose, starting from a cold start of k examples; the training split is the pool, the
 validation split is the test. Each round adds k labels.
 
-    python bench/bench_active.py                                   # every suite text set
+    python bench/bench_active.py                                   # every suite text and image set
     python bench/bench_active.py --only intents --seeds 5
+    python bench/bench_active.py --only digits,fashion-mnist
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-SETS = ("rotten-tomatoes", "intents", "python-docs", "python-faq")
+SETS = ("rotten-tomatoes", "intents", "python-docs", "python-faq", "digits", "fashion-mnist")
+IMAGE_SETS = {"digits": "efficientnet-lite0", "fashion-mnist": "efficientnet-lite0"}
 STRATEGIES = ("margin", "entropy", "diverse")
 
 
-def read(path: Path) -> tuple[list[str], list[str]]:
-    with path.open(encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+def embedded(folder: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(frozen features, labels) of one split, read and embedded as label-next reads and embeds a pool."""
+    from tunesmith.tasks.image_classification.pool import ImagePool
+    from tunesmith.tasks.text_classification.pool import TextPool
 
-
-def features(texts: list[str]) -> np.ndarray:
-    from tunesmith.labels.next import embed_texts, load_encoder
-    from tunesmith.tasks.text_classification.task import DEFAULT_LENGTH_CAP
-
-    model, tokenizer, fp = load_encoder("minilm-l6", None)
-    return embed_texts(model, tokenizer, texts, DEFAULT_LENGTH_CAP, fp, None)
+    if name in IMAGE_SETS:
+        kind, path, model, column = ImagePool(), folder / f"{split}.npz", IMAGE_SETS[name], "path"
+    else:
+        kind, path, model, column = TextPool(), folder / f"{split}.csv", "minilm-l6", "text"
+    pool = kind.read(path, column, "label", None)
+    x = kind.encoder(model, None, False, None)(pool.inputs)
+    return x, np.array([str(lab) for lab in pool.labels])
 
 
 def accuracy(
@@ -92,10 +95,8 @@ def main() -> None:
     rows = []
     for name in names:
         t0 = time.time()
-        tx, ty = read(Path(args.suite) / name / "train.csv")
-        vx_text, vy_list = read(Path(args.suite) / name / "validation.csv")
-        x, vx = features(tx), features(vx_text)
-        y, vy = np.array(ty), np.array(vy_list)
+        x, y = embedded(Path(args.suite) / name, name, "train")
+        vx, vy = embedded(Path(args.suite) / name, name, "validation")
         full, _ = accuracy(x, y, vx, vy, 0)
         target = args.share * full
         k = max(10, len(x) // 40)

@@ -97,7 +97,7 @@ def child_tunesmith(name: str, smoke: bool) -> dict:
 
         collate, loss_fn = make_collate(0, case["length"], True), token_loss
     else:
-        from tunesmith.tasks.text_classification.task import make_collate as text_collate
+        from tunesmith.tasks.text_classification.encoding import make_collate as text_collate
 
         collate = text_collate(0)
 

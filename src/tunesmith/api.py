@@ -314,22 +314,24 @@ def label_next(
     source: str | Path,
     pool: str | Path,
     k: int = 50,
-    strategy: str = "diverse",
+    strategy: str | None = None,
     seed: int = 0,
-    text_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     near: float = NEAR,
 ) -> Any:
-    """The k rows of an unlabelled pool whose labels would help most (active learning). ``source``: a run
-    (its model scores the pool), a config (a linear model on the frozen features of its labelled data) or a model
-    (no labels yet: the picks cover the pool's clusters). ``strategy``: margin, entropy, diverse or random.
+    """The k rows of an unlabelled pool (texts or images) whose labels would help most (active learning).
+    ``source``: a run (its model scores the pool), a config (a linear model on the frozen features of its labelled
+    data) or a model (no labels yet: the picks cover the pool's clusters). ``input_column``: the pool's text column,
+    or an image listing's path column (default: the config's). ``strategy``: margin, entropy, diverse or random
+    (default: the task's; diverse for texts, margin for images).
     Rows whose embedding's cosine similarity to a training example or an earlier pick reaches ``near`` are
     passed over. Returns a Selection; ``.write_csv(path)`` writes the rows with an empty label column and the
     reasons."""
     from tunesmith.labels.next import label_next as run
 
-    return run(source, pool, k, strategy, seed, text_column, label_column, overrides, near=near)
+    return run(source, pool, k, strategy, seed, input_column, label_column, overrides, near=near)
 
 
 def learn(
@@ -338,20 +340,22 @@ def learn(
     rounds: int,
     k: int,
     oracle_column: str = "label",
-    strategy: str = "diverse",
+    strategy: str | None = None,
     seed: int = 0,
     out: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     on_round: Any = None,
     baseline: bool = False,
     near: float = NEAR,
+    warm: bool = False,
 ) -> Any:
     """The active-learning loop on a pool whose labels are known (``oracle_column``): train, pick k, reveal,
-    retrain, ``rounds`` times (``baseline``: again with random picks). Returns a LearnResult; its folder holds
-    every round's run, learning_curve.json and report.html (labels against validation accuracy with intervals)."""
+    retrain, ``rounds`` times (``baseline``: again with random picks; ``warm``: each round starts from the previous
+    round's weights). Returns a LearnResult; its folder holds every round's run, learning_curve.json and report.html
+    (labels against validation accuracy with intervals)."""
     from tunesmith.labels.learn import learn as run
 
-    return run(config, pool, rounds, k, oracle_column, strategy, seed, out, overrides, on_round, baseline, near)
+    return run(config, pool, rounds, k, oracle_column, strategy, seed, out, overrides, on_round, baseline, near, warm)
 
 
 # --- knowledge bases ------------------------------------------------------------------------------------------------

@@ -36,7 +36,16 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("methods", ["tunesmith.methods*"]),
-    ("tasks", ["tunesmith.tasks", "tunesmith.tasks.base", "tunesmith.tasks.classification", "tunesmith.tasks.*.*"]),
+    (
+        "tasks",
+        [
+            "tunesmith.tasks",
+            "tunesmith.tasks.base",
+            "tunesmith.tasks.classification",
+            "tunesmith.tasks.pool",
+            "tunesmith.tasks.*.*",
+        ],
+    ),
     ("inference", ["tunesmith.inference*"]),
     ("pipeline", ["tunesmith.pipeline*"]),
     (

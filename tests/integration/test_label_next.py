@@ -47,7 +47,7 @@ def test_label_next_picks_the_runs_most_uncertain_rows(tiny_model, toy_data, tmp
     }
     assert sel.candidates == 60 and sel.strategy == "margin" and sel.scorer.startswith("the run ")
     assert all(i < 60 for i in sel.indices), "nothing labelled, repeated or trained on is picked"
-    probs = api.load(run.path, backend="torch").predict_proba(sel.pool.texts[:60])
+    probs = api.load(run.path, backend="torch").predict_proba(sel.pool.inputs[:60])
     gaps = margins(probs)
     assert sorted(sel.indices) == sorted(np.argsort(gaps)[:10].tolist()), "the 10 smallest margins"
     assert [p.score for p in sel.picks] == pytest.approx(sorted(gaps)[:10], abs=1e-6)
@@ -146,3 +146,22 @@ def test_learn_writes_a_learning_curve_against_random(tiny_model, toy_data, tmp_
     no_val = _config(tmp_path, tiny_model, seed_rows, None)
     assert main(["learn", str(no_val), "--pool", str(pool), "--out", str(tmp_path / "x")]) == 2
     assert "learn needs data.validation" in capsys.readouterr().err
+
+
+def test_learn_warm_starts_each_round_from_the_last_rounds_weights(tiny_model, toy_data, tmp_path, cache_dir):
+    _, val = toy_data
+    rows = make_rows(80, seed=33)
+    seed_rows = write_csv(tmp_path / "seed.csv", rows[:12])
+    pool = write_csv(tmp_path / "pool.csv", rows[12:])
+    cfg = _config(tmp_path, tiny_model, seed_rows, val, train__epochs=1)
+    res = api.learn(cfg, pool, rounds=2, k=10, strategy="margin", out=tmp_path / "warm", near=1.0, warm=True)
+    assert [r.started_from for r in res.rounds] == ["the pre-trained model"] + ["the previous round's weights"] * 2
+    for before, after in zip(res.rounds, res.rounds[1:]):
+        used = yaml.safe_load((tmp_path / after.run / "config.yaml").read_text())
+        assert used["model"] == str((tmp_path / before.run / "model").resolve())
+        labels = json.loads((tmp_path / before.run / "manifest.json").read_text())["label_map"]
+        assert used["data"]["label_names"] == [labels[str(i)] for i in range(len(labels))]
+    assert "the previous round&#x27;s weights" in (tmp_path / "warm" / "report.html").read_text()
+    head = _config(tmp_path, tiny_model, seed_rows, val, train__epochs=1, method="head")
+    cold = api.learn(head, pool, rounds=1, k=10, out=tmp_path / "head", near=1.0, warm=True)
+    assert cold.rounds[1].started_from == "the pre-trained model (the head method trains no encoder weights)"

@@ -9,15 +9,16 @@ from typing import Any
 from tunesmith.cli.table import listing
 
 STRATEGY_HELP = (
-    "diverse (default): the most uncertain of each k-means cluster of the uncertain examples (no batch of "
-    "near-twins); margin: the smallest gap between the two likeliest classes; entropy: the most spread "
-    "probabilities; random: the baseline"
+    "diverse (the default for texts): the most uncertain of each k-means cluster of the uncertain examples (no batch "
+    "of near-twins); margin (the default for images): the smallest gap between the two likeliest classes; entropy: "
+    "the most spread probabilities; random: the baseline"
 )
 
 EXAMPLES = {
     "label-next": "  tunesmith label-next runs/RUN --pool unlabelled.csv --k 50 --output to_label.csv\n"
     "  tunesmith label-next my.yaml --pool unlabelled.csv --strategy margin\n"
-    "  tunesmith label-next minilm-l6 --pool tickets.csv --k 30     (no labels yet: covers the pool's clusters)",
+    "  tunesmith label-next minilm-l6 --pool tickets.csv --k 30     (no labels yet: covers the pool's clusters)\n"
+    "  tunesmith label-next runs/IMAGES-RUN --pool photos/ --k 40 --output to_label.csv   (a folder of images)",
     "learn": "  tunesmith learn my.yaml --pool labelled_pool.csv --rounds 5 --k 50 --oracle-column label\n"
     "  tunesmith learn my.yaml --pool pool.csv --rounds 3 --k 20 --baseline   (diverse picks against random)",
 }
@@ -30,24 +31,48 @@ def add_parsers(sub: Any) -> None:
         help="a run directory or registered model (its model scores the pool), a config file (a linear model on its "
         "labelled data), or a model name/folder when nothing is labelled yet",
     )
-    n.add_argument("--pool", required=True, help="unlabelled rows (CSV, JSONL or Parquet); labelled rows are skipped")
+    n.add_argument(
+        "--pool",
+        required=True,
+        help="unlabelled examples, labelled ones skipped: texts in a CSV, JSONL or Parquet table; images in a folder "
+        "(sub-folders name labels), a listing of paths, an .npz or IDX file",
+    )
     n.add_argument("--k", type=int, default=50, help="how many rows to pick (default 50)")
     n.add_argument(
         "--output", help="write the picks to this CSV: the pool's columns, an empty label column, the reason"
     )
-    n.add_argument("--text-column", help="the pool's text column (default: the config's data.text_column, or text)")
+    n.add_argument(
+        "--text-column",
+        dest="input_column",
+        help="the pool's text column (default: the config's data.text_column, or text)",
+    )
+    n.add_argument(
+        "--path-column",
+        dest="input_column",
+        help="an image listing's path column (default: the config's data.path_column, or path)",
+    )
     n.add_argument("--label-column", help="the pool's label column (default: the config's data.label_column, or label)")
     _picking(n)
     n.add_argument("--top", type=int, default=20, help="picks to print (all go to --output)")
 
     le = sub.add_parser("learn", help="the active-learning loop on a pool with known labels: a learning curve")
     le.add_argument("config", help="a config with data.train (the labels to start from) and data.validation")
-    le.add_argument("--pool", required=True, help="rows whose labels are revealed as they are picked")
+    le.add_argument(
+        "--pool",
+        required=True,
+        help="examples (a table of texts; images as for label-next) whose labels are revealed as they are picked",
+    )
     le.add_argument("--rounds", type=int, default=5, help="pick-and-retrain rounds after the first training")
     le.add_argument("--k", type=int, default=50, help="rows picked a round")
     le.add_argument("--oracle-column", default="label", help="the pool's column holding the true labels")
     le.add_argument(
         "--baseline", action="store_true", help="run the same loop with random picks too and draw both curves"
+    )
+    le.add_argument(
+        "--warm",
+        action="store_true",
+        help="start each round from the previous round's trained weights (full or LoRA runs) instead of the "
+        "pre-trained model",
     )
     le.add_argument("--out", help="folder for the rounds and the report (default OUTPUT_DIR/learn-TIME-STRATEGY)")
     _picking(le)
@@ -57,9 +82,7 @@ def _picking(p: Any) -> None:
     """What label-next and learn pick with: the strategy, the near-duplicate threshold, the seed; config overrides."""
     from tunesmith.api import NEAR
 
-    p.add_argument(
-        "--strategy", default="diverse", choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP
-    )
+    p.add_argument("--strategy", default=None, choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP)
     p.add_argument(
         "--near",
         type=float,
@@ -75,20 +98,17 @@ def label_next_command(args: argparse.Namespace) -> int:
     from tunesmith import api
 
     sel = api.label_next(
-        args.source, args.pool, args.k, args.strategy, args.seed, args.text_column, args.label_column, args.set,
+        args.source, args.pool, args.k, args.strategy, args.seed, args.input_column, args.label_column, args.set,
         near=args.near,
     )  # fmt: skip
     aside = "; ".join(f"{n} {why}" for why, n in sel.set_aside.items())
     print(
-        f"{len(sel.picks)} of {sel.candidates} candidate rows of {sel.pool.path} to label next ({sel.strategy}; "
-        f"scored by {sel.scorer})." + (f" Set aside: {aside}." if aside else "")
+        f"{len(sel.picks)} of {sel.candidates} candidate {sel.pool.unit} of {sel.pool.path} to label next "
+        f"({sel.strategy}; scored by {sel.scorer})." + (f" Set aside: {aside}." if aside else "")
     )
-    rows = [
-        [sel.pool.lines[i], " ".join(sel.pool.texts[i].split())[:60], p.reason]
-        for p, i in zip(sel.picks[: args.top], sel.indices)
-    ]
+    rows = [[sel.pool.lines[i], sel.pool.shown(i), p.reason] for p, i in zip(sel.picks[: args.top], sel.indices)]
     print()
-    print(listing(["line", "text", "why"], rows, len(sel.picks), bool(args.output), right=[0]))
+    print(listing([sel.pool.line_word, sel.shown_as, "why"], rows, len(sel.picks), bool(args.output), right=[0]))
     if args.output:
         print(f"wrote {sel.write_csv(args.output)}: fill in its {sel.pool.label_column!r} column")
     return 0
@@ -108,7 +128,7 @@ def learn_command(args: argparse.Namespace) -> int:
 
     res = api.learn(
         args.config, args.pool, args.rounds, args.k, args.oracle_column, args.strategy, args.seed, args.out,
-        args.set, on_round=said, baseline=args.baseline, near=args.near,
+        args.set, on_round=said, baseline=args.baseline, near=args.near, warm=args.warm,
     )  # fmt: skip
     print(res.summary())
     print(f"learning curve: {res.folder / 'learning_curve.json'}; report: {res.report_html}")

@@ -83,10 +83,39 @@ def decode_file(path: Path) -> tuple[np.ndarray, str]:
     return decode_image(path)
 
 
-def _pixel_key(pixels: np.ndarray) -> str:
+def pixel_key(pixels: np.ndarray) -> str:
     h = hashlib.sha256(str(pixels.shape).encode())
     h.update(pixels.tobytes())
     return h.hexdigest()[:32]
+
+
+def array_shape_problem(images: np.ndarray) -> str | None:
+    """Why an array file's images cannot be read as (n, h, w[, channels]) pictures, or None."""
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
+        return f"images must be (n, h, w) or (n, h, w, channels); got {images.shape}"
+    return None
+
+
+def array_mode(images: np.ndarray) -> str:
+    """The mode an array file's images were stored in: L, RGB or RGBA."""
+    return {3: "L", 4: {1: "L", 3: "RGB", 4: "RGBA"}.get(images.shape[-1], "?")}[images.ndim]
+
+
+def array_rgb8(img: np.ndarray) -> np.ndarray:
+    """One image of an array file as H x W x 3 uint8: floats in [0, 1] scaled to 0-255, grey repeated to three
+    channels, alpha dropped."""
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f" and arr.size and arr.min() >= 0 and arr.max() <= 1:
+            arr = np.round(arr * 255)
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[-1] == 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr)
 
 
 def inside_folder(base: Path, rel: str) -> Path | None:
@@ -221,26 +250,16 @@ class _Reader:
                     self.extras[c].append(str(row.get(c)))
 
     def arrays(self, images: np.ndarray, labels: np.ndarray, unit_source: str) -> None:
-        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
-            self.error("array_shape", f"images must be (n, h, w) or (n, h, w, channels); got {images.shape}")
+        problem = array_shape_problem(images)
+        if problem:
+            self.error("array_shape", problem)
             return
         if len(images) != len(labels):
             self.error("array_shape", f"{len(images)} images but {len(labels)} labels")
             return
-        mode = {3: "L", 4: {1: "L", 3: "RGB", 4: "RGBA"}.get(images.shape[-1], "?")}[images.ndim]
+        mode = array_mode(images)
         for i, (img, y) in enumerate(zip(images, labels)):
-            arr = np.asarray(img)
-            if arr.dtype != np.uint8:
-                if arr.dtype.kind == "f" and arr.size and arr.min() >= 0 and arr.max() <= 1:
-                    arr = np.round(arr * 255)
-                arr = np.clip(arr, 0, 255).astype(np.uint8)
-            if arr.ndim == 2:
-                arr = np.repeat(arr[:, :, None], 3, axis=2)
-            elif arr.shape[-1] == 1:
-                arr = np.repeat(arr, 3, axis=2)
-            elif arr.shape[-1] == 4:
-                arr = arr[:, :, :3]
-            self.inputs.append(ImageRef(f"{unit_source}[{i}]", np.ascontiguousarray(arr), mode))
+            self.inputs.append(ImageRef(f"{unit_source}[{i}]", array_rgb8(img), mode))
             self.labels.append(self.label_of(int(y) if np.issubdtype(np.asarray(y).dtype, np.integer) else y) or "")
             self.lines.append(i + 1)
 
@@ -299,7 +318,7 @@ def read_images(
             "path,label, IDX files (*-images-idx3-ubyte[.gz]) or .npz with images and labels",
         )
         return None, ""
-    keys = [_pixel_key(r.pixels) for r in reader.inputs]
+    keys = [pixel_key(r.pixels) for r in reader.inputs]
     digest = hashlib.sha256("".join(keys).encode() + json.dumps(reader.labels).encode()).hexdigest()
     ex = Examples(path, reader.inputs, reader.labels, reader.lines, reader.extras, keys=keys)
     return ex, digest

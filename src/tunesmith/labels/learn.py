@@ -5,26 +5,28 @@ last round's model, reveals their labels from the pool's oracle column, and trai
 ordinary tunesmith run (any method) measured on the config's fixed validation data, so the learning curve (labels
 against validation accuracy, with the runs' bootstrap intervals) compares like with like.
 
-Reused between rounds: the pool's embeddings (cached by its texts, computed once) and every cache a run keeps
-(token ids, frozen features of unchanged splits). A class revealed once waits for its second example before it
+Texts and images alike: the task's ``PoolKind`` (tasks/pool.py) reads the pool and writes each round's training
+data (a CSV of texts; a listing beside PNG copies of the images). Reused between rounds: the pool's embeddings
+(cached by its content, computed once) and every cache a run keeps (token ids, resized pixels, frozen features of
+unchanged splits). A class revealed once waits for its second example before it
 joins training (one example cannot be split into training and selection data); the round record counts it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.validate import normalise_label
 from tunesmith.errors import DataError, InputError, Problem
-from tunesmith.files import write_csv, write_json
+from tunesmith.files import write_json
 from tunesmith.labels.check import load_config
-from tunesmith.labels.next import label_next
-from tunesmith.labels.pool import read_pool
+from tunesmith.labels.next import kind_of, pick
 from tunesmith.labels.select import NEAR, STRATEGIES
+from tunesmith.tasks.pool import Pool, PoolKind
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Round:
     picked: int = 0  # pool rows revealed before this round's training
     waiting: int = 0  # revealed rows of a class seen once, not trained on yet
     seconds: float = 0.0
+    started_from: str = "the pre-trained model"  # or the previous round's weights (warm), or why not
 
 
 @dataclass
@@ -70,35 +73,38 @@ def learn(
     rounds: int,
     k: int,
     oracle_column: str = "label",
-    strategy: str = "diverse",
+    strategy: str | None = None,
     seed: int = 0,
     out: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     on_round: Any = None,
     baseline: bool = False,
     near: float = NEAR,
+    warm: bool = False,
 ) -> LearnResult:
     """Train, pick k, reveal, retrain, ``rounds`` times; with ``baseline`` the same loop again with random picks,
-    for comparison. Writes every round's run, learning_curve.json and report.html."""
+    for comparison; with ``warm`` every round after the first starts from the previous round's trained weights
+    (see ``warm_start``). Writes every round's run, learning_curve.json and report.html."""
     from tunesmith.labels.report import write_report
 
     if rounds < 1:
         raise InputError(f"--rounds {rounds}: at least 1")
     if k < 1:
         raise InputError(f"--k {k}: at least 1")
-    if strategy not in STRATEGIES:
+    if strategy is not None and strategy not in STRATEGIES:
         raise InputError(f"--strategy {strategy}: allowed: {', '.join(STRATEGIES)}")
     cfg = load_config(config, overrides)
-    if cfg.task != "text-classification":
-        raise InputError(f"learn: {cfg.task} is not supported yet (text classification only)")
+    pool_kind = kind_of(cfg.task)
+    strategy = strategy or pool_kind.default_strategy
     if cfg.data.validation is None:
         raise InputError(
             f"{config}: learn needs data.validation, one fixed held-out file that every round is measured on"
         )
-    text_col, label_col = cfg.data.text_column, cfg.data.label_column
-    seed_rows = _labelled(cfg.data.train, text_col, label_col)
-    oracle = read_pool(pool_path, text_col, oracle_column)
-    missing = [ln for ln, done in zip(oracle.lines, oracle.labelled) if not done]
+    columns = (pool_kind.input_column(cfg.data), cfg.data.label_column)
+    start = pool_kind.read(cfg.data.train, *columns, cfg.data.label_names)
+    seed_rows = [(x, str(lab)) for x, lab in zip(start.inputs, start.labels) if lab is not None]
+    oracle = pool_kind.read(pool_path, columns[0], oracle_column, cfg.data.label_names)
+    missing = [ln for ln, lab in zip(oracle.lines, oracle.labels) if lab is None]
     if missing:
         shown = ", ".join(map(str, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise DataError(
@@ -108,13 +114,13 @@ def learn(
                 )
             ]
         )
-    truth = [str(normalise_label(r[oracle_column])) for r in oracle.rows]
+    truth = [str(lab) for lab in oracle.labels]
     folder = Path(out) if out else Path(cfg.output_dir) / f"learn-{time.strftime('%Y%m%d-%H%M%S')}-{strategy}"
     if folder.exists() and any(folder.iterdir()):
         raise InputError(f"--out {folder}: exists and is not empty; give a new folder")
     folder.mkdir(parents=True, exist_ok=True)
     result = LearnResult(folder, strategy, k, oracle.path, str(cfg.data.validation), 0)
-    loop = _Loop(config, overrides, folder, seed_rows, oracle, truth, (text_col, label_col), k, seed, near, on_round)
+    loop = _Loop(config, overrides, folder, pool_kind, seed_rows, oracle, truth, columns, k, seed, near, on_round, warm)
     result.stopped = loop.run(strategy, rounds, result.rounds, result)
     if baseline and strategy != "random":
         result.baseline_stopped = loop.run("random", rounds, result.baseline, result)
@@ -128,14 +134,16 @@ class _Loop:
     config: str | Path
     overrides: list[str] | tuple[str, ...]
     folder: Path
-    seed_rows: list[tuple[str, str]]
-    oracle: Any
+    pool_kind: PoolKind
+    seed_rows: list[tuple[Any, str]]  # the config's labelled training examples: (input, label)
+    oracle: Pool
     truth: list[str]
     columns: tuple[str, str]
     k: int
     seed: int
     near: float
     on_round: Any
+    warm: bool = False
 
     def run(self, strategy: str, rounds: int, out: list[Round], result: LearnResult) -> str:
         from tunesmith.pipeline.finetune import finetune
@@ -143,16 +151,22 @@ class _Loop:
         where = self.folder / strategy
         revealed: list[int] = []
         picked = 0
-        text_col, label_col = self.columns
+        previous: Path | None = None
         for r in range(rounds + 1):
             seen = Counter(lab for _, lab in self.seed_rows) + Counter(self.truth[i] for i in revealed)
             joined = [i for i in revealed if seen[self.truth[i]] >= 2]
-            train = where / f"round-{r:02d}" / "train.csv"
-            rows = self.seed_rows + [(self.oracle.texts[i], self.truth[i]) for i in joined]
-            _write(train, [text_col, label_col], rows)
+            rows = self.seed_rows + [(self.oracle.inputs[i], self.truth[i]) for i in joined]
+            train = self.pool_kind.write_training(
+                where / f"round-{r:02d}", [x for x, _ in rows], [y for _, y in rows], *self.columns
+            )
             start = time.monotonic()
             sets = [*self.overrides, f"data.train={train}", f"output_dir={where / 'runs'}"]
+            started_from = "the pre-trained model"
+            if self.warm and previous is not None:
+                more, started_from = warm_start(previous, {y for _, y in rows})
+                sets += more
             run = finetune(load_config(self.config, sets))
+            previous = run.path
             m = run.metrics
             result.n_validation = int(m["n"])
             out.append(
@@ -167,6 +181,7 @@ class _Loop:
                     picked=picked,
                     waiting=len(revealed) - len(joined),
                     seconds=round(time.monotonic() - start, 1),
+                    started_from=started_from,
                 )
             )
             _save(result)
@@ -174,17 +189,13 @@ class _Loop:
                 self.on_round(out[-1])
             if r == rounds:
                 return "completed"
-            work = where / "pool.csv"
             shown = set(revealed)
-            _write(
-                work,
-                [text_col, label_col],
-                [(t, self.truth[i] if i in shown else "") for i, t in enumerate(self.oracle.texts)],
-            )
+            asked = self.oracle.with_labels([self.truth[i] if i in shown else None for i in range(len(self.truth))])
             try:
-                sel = label_next(
-                    run.path, work, self.k, strategy, self.seed + r, text_col, label_col, at_most=True, near=self.near
-                )
+                sel = pick(
+                    asked, self.pool_kind, load_config(run.path), "run", run.path, self.k, strategy, self.seed + r,
+                    at_most=True, near=self.near,
+                )  # fmt: skip
             except InputError:
                 return "the pool has no row left to label"
             revealed += sel.indices
@@ -192,14 +203,35 @@ class _Loop:
         return "completed"
 
 
-def _labelled(path: str, text_col: str, label_col: str) -> list[tuple[str, str]]:
-    rows = read_pool(path, text_col, label_col)
-    return [(t, str(normalise_label(r[label_col]))) for t, r, done in zip(rows.texts, rows.rows, rows.labelled) if done]
+def warm_start(previous: Path, classes: set[str]) -> tuple[list[str], str]:
+    """Config overrides that start a round from the previous round's trained weights, and what it starts from.
+    A LoRA run's adapter goes on the same base model; a run that saved whole weights in a Hugging Face folder is
+    the new model, its head kept (the class order is pinned to the previous round's). Cold instead, saying why,
+    when a class is new (the head's shape changes), when the previous round trained no encoder weights (the head
+    method: its frozen features are already reused from the cache) or saved a form no run can start from."""
+    from tunesmith.inference.weights import base_model_path, inside_run
+    from tunesmith.rundir import read_manifest
+    from tunesmith.tasks.classification import label_list
 
-
-def _write(path: Path, columns: list[str], rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(path, columns, rows)
+    manifest = read_manifest(previous)
+    names = label_list(manifest["label_map"])
+    if set(names) != classes:
+        return [], "the pre-trained model (a class is new this round)"
+    if manifest.get("method") == "head":
+        return [], "the pre-trained model (the head method trains no encoder weights)"
+    export = manifest.get("export") or {}
+    order = f"data.label_names={json.dumps(names)}"
+    if export.get("adapter"):
+        adapter = inside_run(previous, export["adapter"], "export.adapter")
+        return [
+            f"model={base_model_path(manifest)}",
+            f"lora.init_adapter={adapter}",
+            order,
+        ], "the previous round's adapter"
+    folder = inside_run(previous, export.get("path"), "export.path")
+    if not (folder / "config.json").is_file():
+        return [], "the pre-trained model (the previous round's weights are not a Hugging Face folder)"
+    return [f"model={folder}", order], "the previous round's weights"
 
 
 def _save(result: LearnResult) -> None:

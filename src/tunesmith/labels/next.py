@@ -1,13 +1,14 @@
 """``label-next``: the pool examples whose labels would help most, from a finished run, a config's labelled
-data, or (cold start) a model alone.
+data, or (cold start) a model alone. Texts and images alike: the task's ``PoolKind`` (tasks/pool.py) reads the pool
+and embeds it; the picking here never looks inside an example.
 
 What scores the pool:
 - a run: its own model's class probabilities (the model that will be retrained);
 - a config: a logistic regression on the frozen pre-trained features of the config's labelled data (seconds;
   no training run needed);
 - a model name or folder (no labels yet): nothing; the picks cover the pool's clusters (cold start).
-Embeddings (for diversity and near-duplicates) are always the frozen pre-trained model's mean-pooled features,
-cached by the pool's texts, so a loop that asks again and again embeds the pool once.
+Embeddings (for diversity and near-duplicates) are always the frozen pre-trained model's features, cached by the
+pool's content, so a loop that asks again and again embeds the pool once.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 import numpy as np
 
 from tunesmith import config as cfgmod
-from tunesmith.data.validate import normalise_label, sort_labels
+from tunesmith.data.validate import sort_labels
 from tunesmith.errors import ConfigError, InputError
 from tunesmith.files import write_csv
 from tunesmith.labels.check import load_config
-from tunesmith.labels.pool import Pool, read_pool, same_text
 from tunesmith.labels.select import NEAR, STRATEGIES, Pick, choose, unit
-from tunesmith.tasks.text_classification.task import DEFAULT_LENGTH_CAP
+from tunesmith.tasks.pool import Pool, PoolKind
 
 OUTPUT_COLUMNS = ("pool_line", "score", "reason")  # added after the pool's own columns
 
@@ -39,6 +39,7 @@ class Selection:
     indices: list[int]  # pool rows, in pick order
     set_aside: dict[str, int] = field(default_factory=dict)
     candidates: int = 0
+    shown_as: str = "example"  # what the terminal listing calls a row's input (text, image)
 
     @property
     def columns(self) -> list[str]:
@@ -70,7 +71,7 @@ class Scored:
     """What the source gives: embeddings of the pool, of the labelled data, and probabilities (None: cold)."""
 
     pool_emb: np.ndarray
-    known_texts: set[str]
+    known_keys: set[str]
     known_emb: np.ndarray | None
     probs: Any  # Callable[[list[int]], np.ndarray] over pool rows, or None
     labels: list[str] | None
@@ -81,31 +82,47 @@ def label_next(
     source: str | Path,
     pool_path: str | Path,
     k: int = 50,
-    strategy: str = "diverse",
+    strategy: str | None = None,
     seed: int = 0,
-    text_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    near: float = NEAR,
+) -> Selection:
+    """The k pool rows to label next (see the module's docstring for what ``source`` may be). ``input_column``:
+    the pool's text column (text) or path column (an image listing); by default the config's. ``strategy``: by
+    default the task's (``PoolKind.default_strategy``)."""
+    _check_asked(k, strategy or STRATEGIES[0], near)
+    kind, where = _source(source)
+    cfg = None if kind == "model" else load_config(where, overrides)
+    pool_kind = kind_of(cfg.task if cfg is not None else model_task(str(where)))
+    strategy = strategy or pool_kind.default_strategy
+    in_col = input_column or (pool_kind.input_column(cfg.data) if cfg else pool_kind.default_input)
+    label_col = label_column or (cfg.data.label_column if cfg else "label")
+    pool = pool_kind.read(pool_path, in_col, label_col, cfg.data.label_names if cfg else None)
+    return pick(pool, pool_kind, cfg, kind, where, k, strategy, seed, near=near)
+
+
+def pick(
+    pool: Pool,
+    pool_kind: PoolKind,
+    cfg: cfgmod.Config | None,
+    kind: str,
+    where: Path | str,
+    k: int,
+    strategy: str,
+    seed: int,
     at_most: bool = False,
     near: float = NEAR,
 ) -> Selection:
-    """The k pool rows to label next (see the module's docstring for what ``source`` may be). ``at_most``:
-    fewer when fewer are left, instead of an error."""
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"--strategy {strategy}: allowed: {', '.join(STRATEGIES)}")
-    if k < 1:
-        raise InputError(f"--k {k}: at least 1")
-    if not 0 < near <= 1:
-        raise InputError(f"--near {near}: a cosine similarity in (0, 1]; 1 sets aside exact twins only")
-    kind, where = _source(source)
-    cfg = None if kind == "model" else load_config(where, overrides)
-    if cfg is not None and cfg.task != "text-classification":
-        raise ConfigError(f"label-next: {cfg.task} runs are not supported yet (text classification only)")
-    text_col = text_column or (cfg.data.text_column if cfg else "text")
-    label_col = label_column or (cfg.data.label_column if cfg else "label")
-    pool = read_pool(pool_path, text_col, label_col)
-    scored = _score_run_or_config(cfg, kind, where, pool) if cfg is not None else _cold(str(where), pool)
-    cands = pool.candidates(scored.known_texts)
+    """The k rows of a read pool to label next, scored by a run (``kind`` "run"), a config's labelled data
+    ("config") or nothing ("model": cold start). ``at_most``: fewer when fewer are left, instead of an error."""
+    _check_asked(k, strategy, near)
+    if cfg is not None:
+        scored = _score_run_or_config(cfg, pool_kind, kind, where, pool)
+    else:
+        scored = _cold(str(where), pool_kind, pool)
+    cands = pool.candidates(scored.known_keys)
     if scored.known_emb is not None and len(scored.known_emb) and cands:
         twin = _near_known(unit(scored.pool_emb[cands]), unit(scored.known_emb), near)
         if twin.any():
@@ -113,14 +130,14 @@ def label_next(
             cands = [i for i, n in zip(cands, twin) if not n]
     if not cands:
         why = "; ".join(f"{n} {what}" for what, n in pool.set_aside.items()) or "no rows"
-        raise InputError(f"{pool.path}: no row is left to label ({why})")
+        raise InputError(f"{pool.path}: no {pool.unit[:-1]} is left to label ({why})")
     if at_most:
         k = min(k, len(cands))
     if k > len(cands):
         why = "; ".join(f"{n} {what}" for what, n in pool.set_aside.items())
         raise InputError(
-            f"--k {k}: the pool has only {len(cands)} row{'s' if len(cands) != 1 else ''} to pick from"
-            + (f" (set aside: {why})" if why else "")
+            f"--k {k}: the pool has only {len(cands)} {pool.unit if len(cands) != 1 else pool.unit[:-1]} to pick "
+            "from" + (f" (set aside: {why})" if why else "")
         )
     probs = scored.probs(cands) if scored.probs is not None else None
     picks = choose(strategy, k, scored.pool_emb[cands], probs, scored.labels, seed, near)
@@ -132,6 +149,45 @@ def label_next(
         indices=[cands[p.index] for p in picks],
         set_aside=dict(pool.set_aside),
         candidates=len(cands),
+        shown_as=pool_kind.shown_as,
+    )
+
+
+def _check_asked(k: int, strategy: str, near: float) -> None:
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"--strategy {strategy}: allowed: {', '.join(STRATEGIES)}")
+    if k < 1:
+        raise InputError(f"--k {k}: at least 1")
+    if not 0 < near <= 1:
+        raise InputError(f"--near {near}: a cosine similarity in (0, 1]; 1 sets aside exact twins only")
+
+
+def kind_of(task: str) -> PoolKind:
+    """The task's pool reader; ConfigError for a task that has none."""
+    from tunesmith.tasks import get_task, task_names
+
+    pool_kind = get_task(task).pool
+    if pool_kind is None:
+        able = [name for name in task_names() if get_task(name).pool is not None]
+        raise ConfigError(
+            f"label-next and learn: {task} has no pool of examples to rank; they work for {', '.join(able)}"
+        )
+    return pool_kind
+
+
+def model_task(spec: str) -> str:
+    """The task a bare model serves (cold start): the catalog says; a folder with an image processor and no
+    tokenizer holds an image model; anything else is read as a text encoder."""
+    from tunesmith.models.catalog import CATALOG
+
+    if spec in CATALOG:
+        return CATALOG[spec].task
+    folder = Path(spec)
+    tokenizer = any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+    return (
+        "image-classification"
+        if (folder / "preprocessor_config.json").is_file() and not tokenizer
+        else ("text-classification")
     )
 
 
@@ -168,55 +224,13 @@ def _near_known(pool_emb: np.ndarray, known: np.ndarray, near: float, chunk: int
     return out
 
 
-def embed_texts(
-    model: Any, tokenizer: Any, texts: list[str], max_length: int, model_fp: str, cache: str | None
-) -> np.ndarray:
-    """Mean-pooled frozen features of texts, cached by the texts alone (not the labels beside them)."""
-    from tunesmith.data.cache import ArrayCache, cache_key, cache_root
-    from tunesmith.tasks.text_classification.task import frozen_features
-
-    store = ArrayCache(cache_root(cache), "features")
-    key = cache_key("pool-mean", model_fp, max_length, len(texts), *_digest(texts))
-    hit = store.get(key)
-    if hit is None:
-        ids = tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False)["input_ids"]
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        mean = frozen_features(model, [np.asarray(x) for x in ids], pad)["mean"]
-        hit = {"mean": mean}
-        store.put(key, hit)
-    return hit["mean"]
-
-
-def _digest(texts: list[str]) -> list[str]:
-    import hashlib
-
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8", "replace"))
-        h.update(b"\0")
-    return [h.hexdigest()]
-
-
-def load_encoder(spec: str, cache_dir: str | None, trust_remote_code: bool = False) -> tuple[Any, Any, str]:
-    """The pre-trained encoder and tokenizer a config or run names (safetensors only), and its fingerprint."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from tunesmith.models.catalog import resolve
-
-    source = resolve(spec, cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code)
-    model = AutoModel.from_pretrained(source.path, use_safetensors=True, trust_remote_code=trust_remote_code)
-    return model.eval(), tokenizer, source.fingerprint
-
-
-def _cold(spec: str, pool: Pool) -> Scored:
+def _cold(spec: str, pool_kind: PoolKind, pool: Pool) -> Scored:
     """No labels: embed the pool with the named model; picks cover its clusters."""
-    model, tokenizer, fp = load_encoder(spec, None)
-    emb = embed_texts(model, tokenizer, pool.texts, DEFAULT_LENGTH_CAP, fp, None)
+    emb = pool_kind.encoder(spec, None, False, None)(pool.inputs)
     return Scored(emb, set(), None, None, None, f"no model yet: clusters of {spec}'s embeddings")
 
 
-def _score_run_or_config(cfg: cfgmod.Config, kind: str, where: Path | str, pool: Pool) -> Scored:
+def _score_run_or_config(cfg: cfgmod.Config, pool_kind: PoolKind, kind: str, where: Path | str, pool: Pool) -> Scored:
     """The labelled examples are read as they are (a handful is enough: no split, no class-size checks) and
     embedded like the pool; the probabilities come from the run's model, else from a linear model on them."""
     from tunesmith.eval.compare import linear_probe
@@ -224,23 +238,23 @@ def _score_run_or_config(cfg: cfgmod.Config, kind: str, where: Path | str, pool:
 
     set_threads(cfg.train.threads)
     quiet_libraries()
-    train = read_pool(cfg.data.train, pool.text_column, pool.label_column)
-    have = [i for i, done in enumerate(train.labelled) if done]
-    texts = [train.texts[i] for i in have]
-    given = [str(normalise_label(train.rows[i][pool.label_column])) for i in have]
-    model, tokenizer, fp = load_encoder(cfg.model, cfg.cache_dir, cfg.trust_remote_code)
-    length = cfg.train.max_length or DEFAULT_LENGTH_CAP
-    emb = embed_texts(model, tokenizer, pool.texts, length, fp, cfg.cache_dir)
-    known_emb = embed_texts(model, tokenizer, texts, length, fp, cfg.cache_dir) if texts else None
-    known = {same_text(t) for t in texts}
-    del model
+    # the training file is described by the config's columns, the pool by the options given for it
+    train = pool_kind.read(
+        cfg.data.train, pool_kind.input_column(cfg.data), cfg.data.label_column, cfg.data.label_names
+    )
+    have = [i for i, lab in enumerate(train.labels) if lab is not None]
+    given = [str(train.labels[i]) for i in have]
+    embed = pool_kind.encoder(cfg.model, cfg.cache_dir, cfg.trust_remote_code, cfg.train.max_length)
+    emb = embed(pool.inputs)
+    known_emb = embed([train.inputs[i] for i in have]) if have else None
+    known = {train.keys[i] for i in have}
     if kind == "run":
         from tunesmith.inference import load as load_run
 
         predictor = load_run(Path(where), "torch")
 
         def from_run(rows: list[int]) -> np.ndarray:
-            return predictor.predict_proba([pool.texts[i] for i in rows])
+            return predictor.predict_proba(pool_kind.predictable([pool.inputs[i] for i in rows]))
 
         return Scored(emb, known, known_emb, from_run, list(predictor.labels or []), f"the run {where}")
     labels = sort_labels(set(given), [*(cfg.data.label_names or []), *given])

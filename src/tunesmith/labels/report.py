@@ -46,6 +46,7 @@ def _rows(rounds: list[Any], folder: Any) -> str:
         f"<tr><td class=desc>{escape(r.strategy)}</td><td>{r.round}</td><td>{r.labels}</td><td>{r.picked}</td>"
         f"<td>{r.waiting}</td><td>{_pct(r.accuracy)}</td><td>{_pct(r.accuracy_ci[0])} – {_pct(r.accuracy_ci[1])}</td>"
         f"<td>{_pct(r.macro_f1)}</td><td>{r.seconds:.0f}</td>"
+        f"<td class=desc><small>{escape(r.started_from)}</small></td>"
         f"<td class=desc><small>{escape(_inside(r.run, folder))}</small></td></tr>"
         for r in rounds
     )
@@ -87,7 +88,8 @@ def write_report(result: Any) -> None:
         f"<div class=scroll>{chart}</div>"
         "<h2>Rounds</h2><div class=scroll><table class=num><tr><th>picks</th><th>round</th><th>labels</th>"
         "<th>picked</th><th>waiting</th><th>accuracy %</th><th>95% interval</th><th>macro-F1 %</th><th>seconds</th>"
-        f"<th>run</th></tr>{_rows(rounds, result.folder)}{_rows(result.baseline, result.folder)}</table></div>"
+        "<th>started from</th><th>run</th></tr>"
+        f"{_rows(rounds, result.folder)}{_rows(result.baseline, result.folder)}</table></div>"
         "<p class=note>picked: pool rows whose labels were revealed before the round; waiting: revealed rows of a "
         "class seen only once, held back until its second example (one example cannot be split).</p>"
     )

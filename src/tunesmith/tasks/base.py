@@ -27,6 +27,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.methods.base import Judge, ParityCheck
 from tunesmith.models.catalog import ModelSource
 from tunesmith.registry import Registry
+from tunesmith.tasks.pool import PoolKind
 from tunesmith.train.result import FitResult
 
 Metrics = dict[str, float]
@@ -99,6 +100,9 @@ class Task:
     generates_at_evaluation: ClassVar[bool] = False  # evaluation answers held-out prompts (eval.generate_examples)
     gate_metric: ClassVar[str] = "accuracy"  # what the promotion gate compares per example
     gate_lower_is_better: ClassVar[bool] = False
+    # How label-next and learn read this task's unlabelled pools and embed them (tasks/pool.py); None: the task
+    # has no pool (no classes to be unsure between, or no frozen features to spread picks over).
+    pool: ClassVar[PoolKind | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

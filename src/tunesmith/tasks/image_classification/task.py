@@ -20,6 +20,7 @@ from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks import classification as clf
 from tunesmith.tasks.base import TASKS, Task, TaskData
 from tunesmith.tasks.classification import ClassificationPrepared
+from tunesmith.tasks.image_classification.pool import ImagePool
 from tunesmith.tasks.image_classification.vision import (
     EFFICIENTNET,
     EFFICIENTNET_PREPROCESS,
@@ -40,6 +41,7 @@ GALLERY = 24
 class ImageClassification(Task):
     name = "image-classification"
     unit = "images"
+    pool = ImagePool()
     # 224x224 conv activations are tens of MB each: under fit()'s 1 MiB glibc mmap threshold every one was a
     # fresh mmap, and the Fashion-MNIST demo spent 5m49s of system time in page faults against 8m50s of user time.
     mmap_threshold = 64 << 20

@@ -17,7 +17,7 @@ from tunesmith.inference.outputs import Prediction, check_output, prediction_rec
 from tunesmith.inference.weights import inside_run, load_trained
 from tunesmith.methods.base import ParityCheck
 from tunesmith.tasks.classification import correct, label_list, probability_parity
-from tunesmith.tasks.text_classification.task import predict_proba
+from tunesmith.tasks.text_classification.encoding import predict_proba
 
 
 @PREDICTORS.register("text-classification")

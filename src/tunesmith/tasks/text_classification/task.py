@@ -27,19 +27,20 @@ from tunesmith.models.pooled import (
     declared_pooling,
     is_pooled,
     needs_pooled,
-    pool,
     resolve_pooling,
 )
 from tunesmith.tasks import classification as clf
 from tunesmith.tasks.base import TASKS, Task, TaskData
 from tunesmith.tasks.classification import ClassificationPrepared
-from tunesmith.train.batching import length_batches
+from tunesmith.tasks.text_classification.encoding import (
+    DEFAULT_LENGTH_CAP,
+    body_of,
+    frozen_features,
+    make_collate,
+    predict_proba,
+)
+from tunesmith.tasks.text_classification.pool import TextPool
 from tunesmith.train.result import FitResult
-
-# Longest input the defaults choose (train.max_length may go up to the model's limit). Classifying a long text
-# rarely needs all of it, and the cost of every step grows with the length: docs/defaults.md has the
-# measurement behind this figure.
-DEFAULT_LENGTH_CAP = 128
 
 
 def _examples_from_table(table: Table, cfg: Config, report: DataReport) -> Examples | None:
@@ -82,6 +83,7 @@ class TextClassification(Task):
     name = "text-classification"
     peft_task_type = "SEQ_CLS"
     unit = "rows"
+    pool = TextPool()
     learning_rates = {
         "full": [(60e6, 5e-5), (200e6, 3e-5), (1e9, 2e-5), (math.inf, 1e-5)],
         "lora": [(1e9, 5e-4), (math.inf, 2e-4)],
@@ -183,7 +185,7 @@ class TextClassification(Task):
         """The sentence embedding the head reads: the model's pooling, or the first token for transformers' head."""
         if isinstance(model, PooledClassifier):
             return model.features(batch["input_ids"], batch["attention_mask"])
-        hidden = _body(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = body_of(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         return hidden[:, 0]
 
     # --- the finetune() hooks -----------------------------------------------------------------------
@@ -280,26 +282,6 @@ def token_lengths(tokenizer: Any, texts: list[str]) -> list[int]:
     return [len(ids) for ids in enc["input_ids"]]
 
 
-def make_collate(pad_id: int) -> Any:
-    """Dynamic padding: each batch is padded to its own longest example, not to max_length."""
-    import torch
-
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        longest = max(len(it["input_ids"]) for it in items)
-        ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(items), longest), dtype=torch.long)
-        for i, it in enumerate(items):
-            n = len(it["input_ids"])
-            ids[i, :n] = torch.as_tensor(it["input_ids"], dtype=torch.long)
-            mask[i, :n] = 1
-        batch = {"input_ids": ids, "attention_mask": mask}
-        if "labels" in items[0]:
-            batch["labels"] = torch.tensor([it["labels"] for it in items], dtype=torch.long)
-        return batch
-
-    return collate
-
-
 def _tokenizer_digest(tokenizer: Any) -> str:
     import hashlib
 
@@ -323,50 +305,7 @@ def _safetensors_pref(source: ModelSource) -> bool | None:
     return None
 
 
-# --- inference, frozen features and the feature head (used by the head method and the probe) --------------
-def predict_proba(model: Any, ids: list[np.ndarray], pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities in length-sorted, token-budgeted batches, so little compute goes to padding."""
-    import torch
-
-    collate = make_collate(pad_id)
-    out: list[np.ndarray] = [None] * len(ids)  # type: ignore[list-item]
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        for sel in length_batches([len(x) for x in ids], batch_size):
-            batch = {k: v.to(device) for k, v in collate([{"input_ids": ids[i]} for i in sel]).items()}
-            probs = torch.softmax(model(**batch).logits.float(), dim=-1).cpu().numpy()
-            for j, i in enumerate(sel):
-                out[i] = probs[j]
-    return np.stack(out) if out else np.zeros((0, 0))
-
-
-def _body(model: Any) -> Any:
-    return getattr(model, getattr(model, "base_model_prefix", ""), None) or model.base_model
-
-
-def frozen_features(model: Any, ids: list[np.ndarray], pad_id: int, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """The frozen body's last hidden state read three ways: the first token, the attention-masked mean (the
-    strongest frozen reading of sentence encoders, used by the linear probe) and the max; the head reads the
-    one its pooling names."""
-    import torch
-
-    body = _body(model)
-    collate = make_collate(pad_id)
-    order = np.argsort([-len(x) for x in ids], kind="stable")
-    out: dict[str, np.ndarray] = {}
-    body.eval()
-    with torch.inference_mode():
-        for s in range(0, len(ids), batch_size):
-            sel = order[s : s + batch_size]
-            batch = collate([{"input_ids": ids[i]} for i in sel])
-            hidden = body(**batch).last_hidden_state.float()
-            for how, key in (("cls", "first"), ("mean", "mean"), ("max", "max")):
-                pooled = pool(hidden, batch["attention_mask"], how).numpy()
-                out.setdefault(key, np.zeros((len(ids), pooled.shape[-1]), dtype=np.float32))[sel] = pooled
-    return out
-
-
+# --- the feature head (used by the head method and the probe) ---------------------------------------------
 class FeatureHead:
     """Runs the model's own head on cached features: a PooledClassifier's head reads its pooled features as
     they are; transformers' head (pooler if any, dropout, classifier) reads the first token."""
@@ -376,7 +315,7 @@ class FeatureHead:
 
         if isinstance(model, PooledClassifier):
             return model.classifier
-        body = _body(model)
+        body = body_of(model)
         pooler = getattr(body, "pooler", None)
         classifier = getattr(model, "classifier", None)
         if classifier is None:
