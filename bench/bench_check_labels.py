@@ -1,9 +1,11 @@
-"""Mislabel detection on the recipe suite's text sets: 5% of the training labels flipped to another class (seeded),
-then `tunesmith check-labels` (out-of-fold scores on MiniLM's frozen features, confident learning) against the
+"""Mislabel detection on the recipe suite's text and image sets: 5% of the training labels flipped to another class
+(seeded), then `tunesmith check-labels` (out-of-fold scores on the default model's frozen features: MiniLM for
+texts, EfficientNet-Lite0 for images; confident learning) against the
 naive reading a user would try first (the same linear model fitted on all the data, the examples with the lowest
 probability of their own label flagged, as many as check-labels flags). Precision and recall of each, in one run.
 
     python bench/bench_check_labels.py                         # rotten-tomatoes, intents, python-faq
+    python bench/bench_check_labels.py --only digits,fashion-mnist
     python bench/bench_check_labels.py --only intents --rate 0.1
 """
 
@@ -18,17 +20,40 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+IMAGE_SETS = {"digits", "fashion-mnist"}
 
-def flip(rows: list[dict[str, str]], rate: float, seed: int) -> tuple[list[dict[str, str]], set[int]]:
-    """``rate`` of the rows get another class's label; returns the rows and the CSV lines flipped."""
+
+def flip(labels: list[str], rate: float, seed: int) -> tuple[list[str], set[int]]:
+    """``rate`` of the labels changed to another class's; returns the labels and the positions flipped."""
     rng = np.random.default_rng(seed)
-    labels = sorted({r["label"] for r in rows})
-    chosen = rng.choice(len(rows), size=max(1, int(rate * len(rows))), replace=False)
-    out = [dict(r) for r in rows]
+    names = sorted(set(labels))
+    chosen = rng.choice(len(labels), size=max(1, int(rate * len(labels))), replace=False)
+    out = list(labels)
     for i in chosen:
-        others = [lab for lab in labels if lab != out[i]["label"]]
-        out[i]["label"] = others[rng.integers(len(others))]
-    return out, {int(i) + 2 for i in chosen}  # line 1 is the header
+        others = [lab for lab in names if lab != out[i]]
+        out[i] = others[rng.integers(len(others))]
+    return out, {int(i) for i in chosen}
+
+
+def noisy_copy(suite: str, name: str, tmp: Path, rate: float, seed: int) -> tuple[Path, set[int], str]:
+    """The set's training split with flipped labels (a CSV, or an .npz for images), the flipped examples' lines
+    as check-labels numbers them (a CSV's line 1 is its header; an array file's rows count from 1), the task."""
+    if name in IMAGE_SETS:
+        with np.load(f"{suite}/{name}/train.npz", allow_pickle=False) as z:
+            images, labels = z["images"], [str(v) for v in z["labels"]]
+        noisy, flipped = flip(labels, rate, seed)
+        train = tmp / f"{name}.npz"
+        np.savez(train, images=images, labels=np.array(noisy))
+        return train, {i + 1 for i in flipped}, "image-classification"
+    with open(f"{suite}/{name}/train.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    noisy, flipped = flip([r["label"] for r in rows], rate, seed)
+    train = tmp / f"{name}.csv"
+    with train.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "label": lab} for r, lab in zip(rows, noisy))
+    return train, {i + 2 for i in flipped}, "text-classification"
 
 
 def naive(cfg_path: Path, flagged: int) -> set[int]:
@@ -76,19 +101,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in [n for n in a.only.split(",") if n]:
-            with open(f"{a.suite}/{name}/train.csv", encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh))
-            noisy, flipped = flip(rows, a.rate, a.seed)
-            train = Path(tmp) / f"{name}.csv"
-            with train.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(noisy)
+            train, flipped, task = noisy_copy(a.suite, name, Path(tmp), a.rate, a.seed)
+            val = f"{a.suite}/{name}/validation.{'npz' if task == 'image-classification' else 'csv'}"
             cfg = Path(tmp) / f"{name}.yaml"
             cfg.write_text(yaml.safe_dump({
-                "task": "text-classification", "model": "minilm-l6",
-                "data": {"train": str(train), "validation": f"{a.suite}/{name}/validation.csv"},
-                "output_dir": str(Path(tmp) / "runs"),
+                "task": task, "model": "efficientnet-lite0" if task == "image-classification" else "minilm-l6",
+                "data": {"train": str(train), "validation": val}, "output_dir": str(Path(tmp) / "runs"),
             }))  # fmt: skip
             t = time.perf_counter()
             found = api.check_labels(cfg)
