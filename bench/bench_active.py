@@ -27,8 +27,9 @@ IMAGE_SETS = {"digits": "efficientnet-lite0", "fashion-mnist": "efficientnet-lit
 STRATEGIES = ("margin", "entropy", "diverse")
 
 
-def embedded(folder: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(frozen features, labels) of one split, read and embedded as label-next reads and embeds a pool."""
+def embedded(folder: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(frozen features, labels, near-duplicate threshold) of one split, read and embedded as label-next reads and
+    embeds a pool."""
     from tunesmith.tasks.image_classification.pool import ImagePool
     from tunesmith.tasks.text_classification.pool import TextPool
 
@@ -38,7 +39,7 @@ def embedded(folder: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarra
         kind, path, model, column = TextPool(), folder / f"{split}.csv", "minilm-l6", "text"
     pool = kind.read(path, column, "label", None)
     x = kind.encoder(model, None, False, None)(pool.inputs)
-    return x, np.array([str(lab) for lab in pool.labels])
+    return x, np.array([str(lab) for lab in pool.labels]), kind.default_near
 
 
 def accuracy(
@@ -60,12 +61,20 @@ def accuracy(
 
 
 def curve(
-    strategy: str, x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, k: int, target: float, seed: int
+    strategy: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    vx: np.ndarray,
+    vy: np.ndarray,
+    k: int,
+    target: float,
+    seed: int,
+    near: float,
 ) -> list[tuple[int, float]]:
     """Labels against validation accuracy until the target is reached (or the pool is spent)."""
     from tunesmith.labels.select import choose
 
-    labelled = [p.index for p in choose(strategy, k, x, None, None, seed)]  # cold start
+    labelled = [p.index for p in choose(strategy, k, x, None, None, seed, near)]  # cold start
     points = []
     while True:
         rest = np.setdiff1d(np.arange(len(x)), labelled)
@@ -77,7 +86,8 @@ def curve(
         if strategy == "random":
             probs = np.full((len(rest), len(classes)), 1 / len(classes))
         step = min(k, len(rest))
-        picks = choose(strategy, step, x[rest], probs, [str(c) for c in classes] if probs is not None else None, seed)
+        names = [str(c) for c in classes] if probs is not None else None
+        picks = choose(strategy, step, x[rest], probs, names, seed, near)
         labelled += [int(rest[p.index]) for p in picks]
 
 
@@ -95,18 +105,18 @@ def main() -> None:
     rows = []
     for name in names:
         t0 = time.time()
-        x, y = embedded(Path(args.suite) / name, name, "train")
-        vx, vy = embedded(Path(args.suite) / name, name, "validation")
+        x, y, near = embedded(Path(args.suite) / name, name, "train")
+        vx, vy, _ = embedded(Path(args.suite) / name, name, "validation")
         full, _ = accuracy(x, y, vx, vy, 0)
         target = args.share * full
         k = max(10, len(x) // 40)
         need = {}
         for s in STRATEGIES:
-            pts = curve(s, x, y, vx, vy, k, target, 0)
+            pts = curve(s, x, y, vx, vy, k, target, 0, near)
             need[s] = pts[-1][0] if pts[-1][1] >= target else None
         rand = []
         for seed in range(args.seeds):
-            pts = curve("random", x, y, vx, vy, k, target, seed)
+            pts = curve("random", x, y, vx, vy, k, target, seed, near)
             rand.append(pts[-1][0] if pts[-1][1] >= target else len(x))
         r_mean = float(np.mean(rand))
         cells = [f"{need[s]}" if need[s] else "not reached" for s in STRATEGIES]

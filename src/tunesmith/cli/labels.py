@@ -37,18 +37,20 @@ def add_parsers(sub: Any) -> None:
         help="unlabelled examples, labelled ones skipped: texts in a CSV, JSONL or Parquet table; images in a folder "
         "(sub-folders name labels), a listing of paths, an .npz or IDX file",
     )
-    n.add_argument("--k", type=int, default=50, help="how many rows to pick (default 50)")
+    n.add_argument("--k", type=int, default=50, help="how many examples to pick (default 50)")
     n.add_argument(
         "--output", help="write the picks to this CSV: the pool's columns, an empty label column, the reason"
     )
     n.add_argument(
         "--text-column",
         dest="input_column",
+        metavar="COLUMN",
         help="the pool's text column (default: the config's data.text_column, or text)",
     )
     n.add_argument(
         "--path-column",
         dest="input_column",
+        metavar="COLUMN",
         help="an image listing's path column (default: the config's data.path_column, or path)",
     )
     n.add_argument("--label-column", help="the pool's label column (default: the config's data.label_column, or label)")
@@ -63,8 +65,13 @@ def add_parsers(sub: Any) -> None:
         help="examples (a table of texts; images as for label-next) whose labels are revealed as they are picked",
     )
     le.add_argument("--rounds", type=int, default=5, help="pick-and-retrain rounds after the first training")
-    le.add_argument("--k", type=int, default=50, help="rows picked a round")
-    le.add_argument("--oracle-column", default="label", help="the pool's column holding the true labels")
+    le.add_argument("--k", type=int, default=50, help="examples picked a round")
+    le.add_argument(
+        "--oracle-column",
+        default="label",
+        help="the pool's column holding the true labels (images: an .npz's labels array or "
+        "a folder's sub-folder names serve as it)",
+    )
     le.add_argument(
         "--baseline", action="store_true", help="run the same loop with random picks too and draw both curves"
     )
@@ -80,15 +87,13 @@ def add_parsers(sub: Any) -> None:
 
 def _picking(p: Any) -> None:
     """What label-next and learn pick with: the strategy, the near-duplicate threshold, the seed; config overrides."""
-    from tunesmith.api import NEAR
-
     p.add_argument("--strategy", default=None, choices=("margin", "entropy", "diverse", "random"), help=STRATEGY_HELP)
     p.add_argument(
         "--near",
         type=float,
-        default=NEAR,
+        default=None,
         help="cosine similarity of the embeddings from which a row counts as a near-duplicate of a training example "
-        f"or of another pick (default {NEAR:g}; 1 sets aside exact twins only)",
+        "or of another pick (default: 0.95 for texts, 0.98 for images; 1 sets aside exact twins only)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for k-means and random picks")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")

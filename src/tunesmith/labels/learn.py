@@ -25,7 +25,7 @@ from tunesmith.errors import DataError, InputError, Problem
 from tunesmith.files import write_json
 from tunesmith.labels.check import load_config
 from tunesmith.labels.next import kind_of, pick
-from tunesmith.labels.select import NEAR, STRATEGIES
+from tunesmith.labels.select import STRATEGIES
 from tunesmith.tasks.pool import Pool, PoolKind
 
 
@@ -79,7 +79,7 @@ def learn(
     overrides: list[str] | tuple[str, ...] = (),
     on_round: Any = None,
     baseline: bool = False,
-    near: float = NEAR,
+    near: float | None = None,
     warm: bool = False,
 ) -> LearnResult:
     """Train, pick k, reveal, retrain, ``rounds`` times; with ``baseline`` the same loop again with random picks,
@@ -96,6 +96,7 @@ def learn(
     cfg = load_config(config, overrides)
     pool_kind = kind_of(cfg.task)
     strategy = strategy or pool_kind.default_strategy
+    near = pool_kind.default_near if near is None else near
     if cfg.data.validation is None:
         raise InputError(
             f"{config}: learn needs data.validation, one fixed held-out file that every round is measured on"

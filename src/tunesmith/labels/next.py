@@ -87,16 +87,17 @@ def label_next(
     input_column: str | None = None,
     label_column: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
-    near: float = NEAR,
+    near: float | None = None,
 ) -> Selection:
     """The k pool rows to label next (see the module's docstring for what ``source`` may be). ``input_column``:
-    the pool's text column (text) or path column (an image listing); by default the config's. ``strategy``: by
-    default the task's (``PoolKind.default_strategy``)."""
-    _check_asked(k, strategy or STRATEGIES[0], near)
+    the pool's text column (text) or path column (an image listing); by default the config's. ``strategy`` and
+    ``near``: by default the task's (``PoolKind.default_strategy``, ``default_near``)."""
+    _check_asked(k, strategy or STRATEGIES[0], NEAR if near is None else near)
     kind, where = _source(source)
     cfg = None if kind == "model" else load_config(where, overrides)
     pool_kind = kind_of(cfg.task if cfg is not None else model_task(str(where)))
     strategy = strategy or pool_kind.default_strategy
+    near = pool_kind.default_near if near is None else near
     in_col = input_column or (pool_kind.input_column(cfg.data) if cfg else pool_kind.default_input)
     label_col = label_column or (cfg.data.label_column if cfg else "label")
     pool = pool_kind.read(pool_path, in_col, label_col, cfg.data.label_names if cfg else None)

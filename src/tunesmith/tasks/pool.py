@@ -87,6 +87,9 @@ class PoolKind:
     # label-next's strategy when none is asked for: the one that needed the fewest labels on the recipe suite's
     # sets of this kind (bench/bench_active.py, docs/benchmarks.md)
     default_strategy: ClassVar[str] = "diverse"
+    # cosine similarity of two examples' frozen features from which they count as near-duplicates (label-next's
+    # --near): on MiniLM's text features no two training examples of the suite's text sets reach 0.99
+    default_near: ClassVar[float] = 0.95
 
     def input_column(self, data: Any) -> str:
         """The pool's input column a config's data section names (text_column, path_column)."""
