@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.readers import read_table
-from tunesmith.data.validate import DataReport, Examples, LabelTypeError, lines_text, normalise_label
+from tunesmith.data.validate import DataReport, Examples, LabelTypeError, lines_text, named_label
 from tunesmith.errors import DataError
 from tunesmith.files import not_found
 
@@ -118,6 +119,24 @@ def array_rgb8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def image_ref(file: Path, shown: str, fail: Callable[[str, str], None]) -> ImageRef | None:
+    """One image file decoded, or None after telling ``fail(check, message)`` why not (an unsupported suffix,
+    a missing file, unreadable pixels); ``shown`` is how the file is named in the message."""
+    if file.suffix.lower() not in IMAGE_SUFFIXES:
+        allowed = ", ".join(sorted(IMAGE_SUFFIXES))
+        fail("image_format", f"{shown}: unsupported file type {file.suffix!r}; allowed: {allowed}")
+        return None
+    try:
+        pixels, mode = decode_file(file)
+    except FileNotFoundError:
+        fail("image_missing", f"{shown}: file not found")
+        return None
+    except ValueError as exc:
+        fail("image_unreadable", f"{shown}: {exc}")
+        return None
+    return ImageRef(str(file), pixels, mode)
+
+
 def inside_folder(base: Path, rel: str) -> Path | None:
     """``rel`` resolved against ``base``; None when it is absolute or leaves ``base`` (``..``, symlinks)."""
     if Path(rel).is_absolute():
@@ -157,34 +176,16 @@ class _Reader:
         self.report.add("error", check, message, self.path, line, field)
 
     def add_file(self, file: Path, label: str, line: int, shown: str) -> bool:
-        if file.suffix.lower() not in IMAGE_SUFFIXES:
-            allowed = ", ".join(sorted(IMAGE_SUFFIXES))
-            self.report.add(
-                "error",
-                "image_format",
-                f"{shown}: unsupported file type {file.suffix!r}; allowed: {allowed}",
-                self.path,
-                line,
-            )
+        ref = image_ref(file, shown, lambda check, message: self.error(check, message, line))
+        if ref is None:
             return False
-        try:
-            pixels, mode = decode_file(file)
-        except FileNotFoundError:
-            self.report.add("error", "image_missing", f"{shown}: file not found", self.path, line)
-            return False
-        except ValueError as exc:
-            self.report.add("error", "image_unreadable", f"{shown}: {exc}", self.path, line)
-            return False
-        self.inputs.append(ImageRef(str(file), pixels, mode))
+        self.inputs.append(ref)
         self.labels.append(label)
         self.lines.append(line)
         return True
 
     def label_of(self, value: Any) -> str | None:
-        label = normalise_label(value)
-        if label is not None and self.label_names and label.isdigit() and int(label) < len(self.label_names):
-            return self.label_names[int(label)]
-        return label
+        return named_label(value, self.label_names)
 
     # --- one reader per layout ----------------------------------------------------------------
     def folder(self, root: Path) -> None:

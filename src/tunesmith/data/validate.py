@@ -164,6 +164,14 @@ class LabelTypeError(InputError):
     """A label that is a list or a mapping: no class can be named by it."""
 
 
+def named_label(value: Any, names: list[str] | None) -> str | None:
+    """A label cell normalised, an index into ``names`` (the config's data.label_names) read as that name."""
+    label = normalise_label(value)
+    if label is not None and names and label.isdigit() and int(label) < len(names):
+        return names[int(label)]
+    return label
+
+
 def normalise_label(value: Any) -> str | None:
     """Labels may be strings, numbers or booleans; all become strings (1.0 -> "1", true -> "true"). None, NaN or
     blank means missing; a list or mapping raises LabelTypeError (its text would silently become a class)."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
-from tunesmith.data.validate import DataReport, LabelTypeError, normalise_label
+from tunesmith.data.validate import DataReport, LabelTypeError, named_label
 from tunesmith.errors import DataError
 
 Embed = Callable[[list[Any]], np.ndarray]  # examples -> one frozen-feature row each
@@ -40,10 +40,6 @@ class Pool:
     line_word: str = "line"  # what ``lines`` count: lines of a table, rows of an array file
     set_aside: dict[str, int] = field(default_factory=dict)  # why rows are not candidates, and how many
 
-    @property
-    def labelled(self) -> list[bool]:
-        return [lab is not None for lab in self.labels]
-
     def shown(self, i: int, width: int = 60) -> str:
         """Row ``i`` as a person recognises it: the start of its text, or the image's file."""
         value = self.inputs[i]
@@ -53,10 +49,7 @@ class Pool:
 
     def with_labels(self, labels: list[str | None]) -> Pool:
         """The same rows, labelled as given (the learning loop's revealed rows)."""
-        return Pool(
-            self.path, self.columns, self.rows, self.lines, self.inputs, self.keys, list(labels),
-            self.input_column, self.label_column, self.unit, self.line_word,
-        )  # fmt: skip
+        return replace(self, labels=list(labels), set_aside={})
 
     def candidates(self, known: set[str]) -> list[int]:
         """Rows that may be picked: not labelled, not a repeat of an earlier pool row, not a training example
@@ -115,20 +108,12 @@ class PoolKind:
         raise NotImplementedError
 
 
-def label_of(value: Any, label_names: list[str] | None) -> str | None:
-    """A pool's label cell: normalised, and an index into ``label_names`` read as that name."""
-    label = normalise_label(value)
-    if label is not None and label_names and label.isdigit() and int(label) < len(label_names):
-        return label_names[int(label)]
-    return label
-
-
 def read_labels(values: list[Any], lines: list[int], path: str, column: str, names: list[str] | None) -> list:
     """Normalised labels of a pool's label cells; DataError naming each cell that is a list or mapping."""
     report, out = DataReport(), []
     for value, line in zip(values, lines):
         try:
-            out.append(label_of(value, names))
+            out.append(named_label(value, names))
         except LabelTypeError as exc:
             report.add("error", "label_type", str(exc), path, line, column)
             out.append(None)

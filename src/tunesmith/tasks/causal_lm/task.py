@@ -391,8 +391,7 @@ class CausalLM(Task):
     ) -> dict[str, Any]:
         from tunesmith.eval.report_generation import build_generation_report
 
-        kept_base = (fit.kept or {}).get("model") == UNTOUCHED[0]
-        tuned = baseline if kept_base else self._measure(model, prep)  # the kept base model answers as it did
+        tuned = baseline if kept_base(fit.kept) else self._measure(model, prep)  # the kept base model answers as it did
         return build_generation_report(
             run, cfg=cfg, base=baseline, tuned=tuned, golden=prep.golden, report=report, fit=fit,
             grounded=bool(cfg.data.knowledge_base),
@@ -424,10 +423,10 @@ class CausalLM(Task):
         m = manifest["metrics"]
         out = [f"\n{m['verdict']['text']}"] if m.get("verdict") else []
         out += [f"\n{'model':<10}{'val loss':>10}{'perplexity':>12}{'token F1':>10}{'ROUGE-L':>9}"]
-        kept_base = (manifest.get("kept") or {}).get("model") == UNTOUCHED[0]
+        base_kept = kept_base(manifest.get("kept"))
         for name in ("base", "tuned"):
             r = m[name]
-            name = "kept base" if name == "tuned" and kept_base else name
+            name = "kept base" if name == "tuned" and base_kept else name
             f1 = f"{r['token_f1'] * 100:>9.1f}%" if r.get("token_f1") is not None else f"{'-':>10}"
             rl = f"{r['rouge_l'] * 100:>8.1f}%" if r.get("rouge_l") is not None else f"{'-':>9}"
             out.append(f"{name:<10}{r['loss']:>10.3f}{r['perplexity']:>12.2f}{f1}{rl}")
@@ -450,3 +449,8 @@ def _golden(val: Examples, n: int, seed: int) -> list[tuple[Any, str, int]]:
         return pairs
     rng = np.random.default_rng(seed)
     return [pairs[i] for i in sorted(rng.choice(len(pairs), size=n, replace=False))]
+
+
+def kept_base(kept: dict[str, Any] | None) -> bool:
+    """Whether a run's ``kept`` record (FitResult.kept, manifest["kept"]) says it kept the untouched base model."""
+    return (kept or {}).get("model") == UNTOUCHED[0]

@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 
 from tunesmith.data.images import (
-    IMAGE_SUFFIXES,
     MANIFEST_SUFFIXES,
     ImageRef,
     array_mode,
     array_rgb8,
     array_shape_problem,
-    decode_file,
     idx_labels_path,
+    image_ref,
     inside_folder,
     open_idx,
     pixel_key,
@@ -168,19 +167,13 @@ class _Reading:
         self.report.add("error", check, message, self.path, line, field)
 
     def add_file(self, file: Path, line: int, shown: str, cell: Any, row: dict[str, Any]) -> None:
-        if file.suffix.lower() not in IMAGE_SUFFIXES:
-            allowed = ", ".join(sorted(IMAGE_SUFFIXES))
-            self.error("image_format", f"{shown}: unsupported file type {file.suffix!r}; allowed: {allowed}", line)
+        def fail(check: str, message: str) -> None:
+            self.error(check, message, line, None if check == "image_format" else self.input_column)
+
+        ref = image_ref(file, shown, fail)
+        if ref is None:
             return
-        try:
-            pixels, mode = decode_file(file)
-        except FileNotFoundError:
-            self.error("image_missing", f"{shown}: file not found", line, self.input_column)
-            return
-        except ValueError as exc:
-            self.error("image_unreadable", f"{shown}: {exc}", line, self.input_column)
-            return
-        self.inputs.append(ImageRef(str(file), pixels, mode))
+        self.inputs.append(ref)
         self.cells.append(cell)
         self.lines.append(line)
         self.rows.append(row)

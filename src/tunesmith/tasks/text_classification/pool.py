@@ -12,6 +12,7 @@ from tunesmith.data.readers import read_table
 from tunesmith.data.validate import DataReport, require_columns
 from tunesmith.errors import DataError, InputError
 from tunesmith.files import not_found, write_csv
+from tunesmith.models.catalog import ModelSource
 from tunesmith.tasks.pool import Embed, Pool, PoolKind, cached_embeddings, read_labels
 from tunesmith.tasks.text_classification.encoding import DEFAULT_LENGTH_CAP, frozen_features
 
@@ -64,17 +65,19 @@ class TextPool(PoolKind):
         )
 
     def encoder(self, spec: str, cache_dir: str | None, trust_remote_code: bool, max_length: int | None) -> Embed:
+        from tunesmith.models.catalog import resolve
+
         length = max_length or DEFAULT_LENGTH_CAP
+        source = resolve(spec, cache_dir)
         loaded: list[Any] = []
-        fp = source_fingerprint(spec, cache_dir)
 
         def embed(texts: list[str]) -> np.ndarray:
             def compute() -> np.ndarray:
                 if not loaded:
-                    loaded.extend(load_encoder(spec, cache_dir, trust_remote_code))
+                    loaded.extend(load_encoder(source, trust_remote_code))
                 return embed_texts(loaded[0], loaded[1], texts, length)
 
-            return cached_embeddings(cache_dir, "text", fp, length, texts, compute)
+            return cached_embeddings(cache_dir, "text", source.fingerprint, length, texts, compute)
 
         return embed
 
@@ -87,21 +90,13 @@ class TextPool(PoolKind):
         return out
 
 
-def source_fingerprint(spec: str, cache_dir: str | None) -> str:
-    from tunesmith.models.catalog import resolve
-
-    return resolve(spec, cache_dir).fingerprint
-
-
-def load_encoder(spec: str, cache_dir: str | None, trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """The pre-trained encoder and tokenizer a config or run names (safetensors only)."""
+def load_encoder(source: ModelSource, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """The pre-trained encoder and tokenizer of a resolved model (safetensors only)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from tunesmith.models.catalog import resolve
     from tunesmith.runtime import quiet_libraries
 
     quiet_libraries()
-    source = resolve(spec, cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust_remote_code)
     model = AutoModel.from_pretrained(source.path, use_safetensors=True, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer
