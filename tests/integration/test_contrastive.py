@@ -58,6 +58,7 @@ def test_contrastive_tunes_the_encoder_then_fits_a_head(tiny_model, toy_data, tm
     assert np.mean(losses[-quarter:]) < 0.7 * np.mean(losses[:quarter]), "the pair loss falls"
     assert man["fit"]["warm_start"] is not None, "the frozen head was fitted first: the candidate to beat"
     assert "frozen encoder with a trained head" in man["kept"]["why"]
+    assert man["fit"]["refit"]["examples"] == 240, "the tuned encoder's head, fitted again on the selection rows too"
 
     texts = [line.split(",")[0] for line in val.read_text().splitlines()[1:81]]
     labels = [line.split(",")[1] for line in val.read_text().splitlines()[1:81]]
@@ -91,3 +92,32 @@ def test_small_text_data_gets_the_contrastive_method_unless_one_is_named(tiny_mo
     assert why.startswith(f"{len(few.data.train)} training examples (under 200)")
     assert resolved(large).resolved.method == "full"
     assert resolved(small, method="head").resolved.method == "head", "a named method is kept"
+
+
+def test_a_linear_head_is_fitted_again_on_the_selection_rows_and_the_probe_on_the_same(
+    tiny_model, toy_data, tmp_path, cache_dir
+):
+    """Once the choices are made, the head method's logistic head is fitted on all 240 training rows (the 36 of
+    the selection split included), and so is the linear probe it is compared with: the two are then one model."""
+    from tunesmith.eval.report import PROBE
+
+    train, val = toy_data
+    run = tunesmith.finetune(
+        tiny_config(tiny_model, train, val, tmp_path / "runs", method="head", classifier__pooling="mean")
+    )
+    refit = run.manifest["fit"]["refit"]
+    assert (refit["examples"], refit["selection_examples"]) == (240, 36)
+    report = json.loads((run.path / "report.json").read_text())
+    assert report["probe"]["fitted_on"] == "240 rows: the training and selection splits, as the run's head"
+    assert report["fit"]["refit"] == refit
+    assert report["models"]["tuned"]["accuracy"] == report["models"][PROBE]["accuracy"]
+    assert "fitted again on 240 rows" in (run.path / "report.html").read_text()
+
+    # No selection split: the choices were made on the validation data, which must not train the head.
+    plain = tunesmith.finetune(
+        tiny_config(tiny_model, train, val, tmp_path / "plain", method="head", classifier__pooling="mean",
+                    data__selection_split=0.0)
+    )  # fmt: skip
+    assert plain.manifest["fit"]["refit"] is None
+    plain_report = json.loads((plain.path / "report.json").read_text())
+    assert plain_report["probe"]["fitted_on"] == "240 rows: the training split"

@@ -201,12 +201,20 @@ def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str
     the kept step marked on each; the sentence below names the metric that chose it. A head fitted in closed form
     (a logistic regression, no optimizer steps) is said in words."""
     best = fit.get("selection") or {}
+    refit = fit.get("refit")
+    refit_note = (
+        f" The choices made, the head was fitted again on {refit['examples']} rows, the training split and the "
+        f"{refit['selection_examples']} selection rows together (C = {refit['C']:g}); the linear probe it is "
+        "compared with was fitted on the same rows. The validation data stays unseen."
+        if refit
+        else ""
+    )
     if not fit.get("steps") and "C" in best:
         shown = ", ".join(f"{k.replace('_', '-')} {100 * best[k]:.1f}%" for k in ("accuracy", "macro_f1") if k in best)
         return (
             "<h2>Training</h2><p>The head is a logistic regression on the frozen features, fitted as the linear probe "
             f"is (strength C = {best['C']:g}, chosen by 3-fold cross-validation on the training data): no optimizer "
-            f"steps. On the selection split: {shown}. {escape(kept_note[:1].upper() + kept_note[1:])}</p>"
+            f"steps. On the selection split: {shown}. {escape(kept_note[:1].upper() + kept_note[1:])}{refit_note}</p>"
         )
     marks = [(fit["best_step"], f"kept: step {fit['best_step']}")] if fit.get("best_step") else []
     charts = training_charts(log, metric, marks)
@@ -219,7 +227,7 @@ def training_section(log: list[dict[str, Any]], fit: dict[str, Any], metric: str
     )
     text = (
         f"<p>{fit['steps']} optimizer steps; stopped: {escape(str(fit['stopped']).replace('_', ' '))}. {kept} "
-        f"{escape(kept_note[:1].upper() + kept_note[1:])}</p>"
+        f"{escape(kept_note[:1].upper() + kept_note[1:])}{refit_note}</p>"
     )
     return "<h2>Training</h2><div class=row>" + "".join(charts) + "</div>" + text
 

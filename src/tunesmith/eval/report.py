@@ -97,7 +97,7 @@ def build_report(
         "summary": summary,
         "models": models,
         "comparisons": comparisons,
-        "probe": {"C": probe["C"], "features": probe["features"]} if probe else None,
+        "probe": {k: probe[k] for k in ("C", "features", "fitted_on") if k in probe} if probe else None,
         "slices": slice_res,
         "data": report.to_dict(),
         "fit": fit_record(fit),
@@ -120,6 +120,7 @@ def fit_record(fit: Any) -> dict[str, Any]:
         "warm_start": fit.warm_start,
         "history": fit.history,
         "selection": fit.best,
+        "refit": getattr(fit, "refit", None),
     }
 
 

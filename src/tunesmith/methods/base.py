@@ -71,6 +71,8 @@ class Job:
     groups: list[str] | None = None  # data.group_column's value per training item (cross-validation folds)
     untouched: dict[str, float] | None = None  # the pre-trained model's selection figures (tasks without a head)
     judge: Judge | None = None  # what holds the trained model against ``untouched``; None: the evaluator's best
+    held_items: list[dict[str, Any]] | None = None  # the selection split when it was carved from the training data
+    held_groups: list[str] | None = None  # its data.group_column values, where the data has groups
 
 
 @dataclass

@@ -8,6 +8,8 @@
    fine-tuning (two texts per pair, one forward for both).
 3. A fresh head is fitted on the tuned encoder's features of the training data (seconds).
 4. The run keeps the better of 3 and 1 on the selection split (``classifier.keep_better``).
+5. The kept model's linear head is fitted again on the training and selection rows together
+   (``refit_logistic_head``): with 8 examples a class, the selection split holds one of them.
 
 Both heads are logistic regressions fitted as the linear probe is (SetFit's head too) and written into the model's
 linear head layer; an MLP head (``classifier.hidden``) trains by gradient steps as in the head method.
@@ -31,7 +33,7 @@ from tunesmith import config as cfgmod
 from tunesmith.config import Config
 from tunesmith.errors import ConfigError, InputError
 from tunesmith.methods.base import METHODS, Job, Method, ParityCheck, export_transformers
-from tunesmith.methods.head import fit_logistic_head, train_head
+from tunesmith.methods.head import fit_logistic_head, refit_logistic_head, train_head
 from tunesmith.methods.training import copy_state, keep_better
 from tunesmith.train.loop import fit
 from tunesmith.train.result import FitResult
@@ -133,6 +135,9 @@ class Contrastive(Method):
         tuned.best, tuned.metric, tuned.best_step = fitted.best, fitted.metric, tuned.steps
         tuned.warm_start = job.warm_start.best
         keep_better(job, tuned, frozen_head)
+        if job.kept and job.kept["model"] != "fine-tuned":
+            train_x, choice_x = job.features()
+        tuned.refit = refit_logistic_head(job, train_x, choice_x)
         return tuned
 
     @staticmethod

@@ -90,7 +90,14 @@ def choose_kept(
     key = (lambda r: (-r[metric],)) if metric == "loss" else (lambda r: (r[metric], -r["loss"]))
     better = key(t) > key(f)
     figures = f"{metric} {_fmt(t[metric], metric)} fine-tuned against {_fmt(f[metric], metric)} {short}"
-    if t[metric] == f[metric] and metric != "loss":
+    n = len(job.val_items)
+    if metric != "loss" and t[metric] != f[metric] and one_example_apart(t, f, n) and "loss" in t and "loss" in f:
+        better = t["loss"] < f["loss"]
+        figures += (
+            f"; the two differ by at most one of the {n} selection examples, a tie, so the selection loss decided: "
+            f"{t['loss']:.4f} against {f['loss']:.4f}"
+        )
+    elif t[metric] == f[metric] and metric != "loss":
         figures += f"; tied, so the selection loss decided: {t['loss']:.4f} against {f['loss']:.4f}"
     if better:
         job.kept = {
@@ -107,6 +114,17 @@ def choose_kept(
         "frozen_selection": {k: f[k] for k in f if isinstance(f[k], float)},
     }
     return True
+
+
+def one_example_apart(a: dict[str, Any], b: dict[str, Any], n: int) -> bool:
+    """True when two models' selection records differ by at most one correctly classified example: on a
+    few-shot selection split (18 examples for 17 classes) that is 6 accuracy points and more of macro-F1, noise
+    that the selection loss, a continuous score of every example, reads better. On 8 intents examples per class
+    the contrastive encoder lost 12 to 13 correct while its loss was 1.20 against 1.63; on the validation data it
+    scored 78.3% against the frozen head's 76.9%."""
+    if n <= 0 or "accuracy" not in a or "accuracy" not in b:
+        return False
+    return round(abs(a["accuracy"] - b["accuracy"]) * n) <= 1
 
 
 def _fmt(value: float, metric: str) -> str:

@@ -279,6 +279,8 @@ def make_job(
         untouched=c.task.untouched_choice(baseline),
         judge=c.task.untouched_judge(prep),
         groups=getattr(c.data.train, "groups", None) or None,
+        held_items=prep.select_items,
+        held_groups=getattr(c.data.select, "groups", None) or None,
     )
 
 
@@ -355,6 +357,7 @@ def fit_summary(fit: FitResult, warm_start: FitResult | None, kept: dict[str, An
         "warm_start": None
         if warm_start is None
         else {"head_steps": warm_start.steps, "head_only_validation": warm_start.best},
+        "refit": fit.refit,
     }
     if fit.positions:  # token figures where the inputs are tokens (image batches have none)
         out["tokens_per_s"] = round(fit.tokens_per_second, 2)

@@ -144,12 +144,27 @@ class FrozenFeatures:
         choice = feats["select"] if "select" in feats else feats["val"]
         return feats["train"][self.head_reads], choice[self.head_reads]
 
-    def probe(self, train_y: np.ndarray, seed: int, groups: list[str] | None = None) -> dict[str, Any]:
+    def probe(self, prep: ClassificationPrepared, seed: int, with_selection: bool = False) -> dict[str, Any]:
+        """The linear probe, fitted on the rows the run's own head was fitted on: the training split, and the
+        selection split too when the run refitted its head on both (``with_selection``)."""
         from tunesmith.eval.compare import linear_probe
 
         feats = self.get()
-        probs, c = linear_probe(feats["train"]["mean"], train_y, feats["val"]["mean"], seed, groups)
-        return {"probs": probs, "C": c, "features": "mean-pooled last hidden state of the frozen pre-trained model"}
+        x, y, groups = feats["train"]["mean"], prep.train_y, prep.data.train.groups or None
+        rows = "the training split"
+        if with_selection and "select" in feats and prep.select_items:
+            x = np.concatenate([x, feats["select"]["mean"]])
+            y = np.concatenate([y, [it["labels"] for it in prep.select_items]])
+            held = prep.data.select.groups if prep.data.select is not None else []
+            groups = [*groups, *held] if groups and held else None
+            rows = "the training and selection splits, as the run's head"
+        probs, c = linear_probe(x, y, feats["val"]["mean"], seed, groups)
+        return {
+            "probs": probs,
+            "C": c,
+            "features": "mean-pooled last hidden state of the frozen pre-trained model",
+            "fitted_on": f"{len(y)} rows: {rows}",
+        }
 
 
 # --- the Task hooks every classification task shares; a task binds them as its methods (composition) ---------
@@ -232,7 +247,7 @@ def write_report(
         val_y=prep.val_y,
         probs=probs,
         train_y=prep.train_y,
-        probe=baseline.probe(prep.train_y, cfg.train.seed, prep.data.train.groups) if cfg.eval.probe else None,
+        probe=baseline.probe(prep, cfg.train.seed, bool(getattr(fit, "refit", None))) if cfg.eval.probe else None,
         slices=prep.data.val.extras,
         report=report,
         fit=fit,

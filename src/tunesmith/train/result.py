@@ -24,6 +24,7 @@ class FitResult:
     positions: int = 0  # token positions computed, padding included
     resumed_from: str | None = None
     precision: str = "fp32"
+    refit: dict[str, Any] | None = None  # the linear head fitted again on training + selection rows, after the choices
 
     @property
     def samples_per_second(self) -> float:

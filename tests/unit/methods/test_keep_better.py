@@ -9,9 +9,9 @@ from tunesmith.methods.training import choose_kept
 from tunesmith.train.result import FitResult
 
 
-def job(keep_better: bool = True) -> SimpleNamespace:
+def job(keep_better: bool = True, selection: int = 100) -> SimpleNamespace:
     cfg = config.from_dict({"data": {"train": "t.csv"}, "classifier": {"keep_better": keep_better}})
-    return SimpleNamespace(cfg=cfg, kept=None)
+    return SimpleNamespace(cfg=cfg, kept=None, val_items=[{"labels": 0}] * selection)
 
 
 def result(macro_f1: float, loss: float) -> FitResult:
@@ -36,6 +36,24 @@ def test_a_tie_goes_to_the_lower_selection_loss():
     assert choose_kept(j, result(0.85, 0.5), result(0.85, 0.4)) is True
     assert "tied, so the selection loss decided" in j.kept["why"]
     assert choose_kept(job(), result(0.85, 0.3), result(0.85, 0.4)) is False
+
+
+def test_one_selection_example_apart_is_a_tie_the_loss_decides():
+    """On 18 selection examples 12 against 13 correct is noise: the fine-tuned model's lower loss wins."""
+    j = job(selection=18)
+    assert choose_kept(j, result(12 / 18, 1.20), result(13 / 18, 1.63)) is False
+    assert j.kept["model"] == "fine-tuned"
+    assert (
+        "differ by at most one of the 18 selection examples" in j.kept["why"]
+        and "1.2000 against 1.6300" in j.kept["why"]
+    )
+    j = job(selection=18)
+    assert choose_kept(j, result(13 / 18, 1.70), result(12 / 18, 1.63)) is True  # ahead by one, but a worse loss
+    assert j.kept["model"] == "frozen encoder + head"
+    # two examples apart is a difference: the metric decides whatever the loss says
+    assert choose_kept(job(selection=18), result(11 / 18, 0.5), result(13 / 18, 1.63)) is True
+    # on 100 examples, 0.70 against 0.85 is 15 examples: the metric decides
+    assert choose_kept(job(selection=100), result(0.70, 0.1), result(0.85, 0.4)) is True
 
 
 def test_told_to_keep_the_tuned_model():
