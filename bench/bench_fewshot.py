@@ -58,7 +58,8 @@ def child(args: list[str]) -> None:
     run = api.finetune(cfg)
     m = run.metrics
     probe = m["baselines"].get("linear probe (frozen pre-trained)", {}).get("accuracy")
-    print(json.dumps({"accuracy": m["accuracy"], "probe": probe, "seconds": time.time() - t0}))
+    kept = run.manifest.get("kept", {}).get("model", "fine-tuned")
+    print(json.dumps({"accuracy": m["accuracy"], "probe": probe, "seconds": time.time() - t0, "kept": kept}))
 
 
 def main() -> None:
@@ -82,6 +83,7 @@ def main() -> None:
             for shots in map(int, args.shots.split(",")):
                 scores: dict[str, list[float]] = {m: [] for m in (*METHODS, "probe")}
                 secs: dict[str, list[float]] = {m: [] for m in METHODS}
+                tuned_kept = 0
                 for seed in range(args.seeds):
                     train = Path(tmp) / f"{name}-{shots}-{seed}.csv"
                     picked = sample(rows, shots, seed)
@@ -93,17 +95,30 @@ def main() -> None:
                         res = run_child(__file__, method, [str(train), val, method, str(Path(tmp) / "runs")], cache)
                         scores[method].append(100 * res["accuracy"])
                         secs[method].append(res["seconds"])
-                        if method == "full":
+                        if method == "head":  # the probe the head and contrastive runs are held against
                             scores["probe"].append(100 * res["probe"])
-                        print(f"{name} {shots}/class seed {seed} {method}: {100 * res['accuracy']:.1f}%", flush=True)
+                        if method == "contrastive":
+                            tuned_kept += res["kept"] == "fine-tuned"
+                        print(
+                            f"{name} {shots}/class seed {seed} {method}: {100 * res['accuracy']:.1f}% "
+                            f"(kept {res['kept']})",
+                            flush=True,
+                        )
                 cells = [f"{np.mean(v):.1f} ± {np.std(v):.1f}" for v in scores.values()]
                 gap = np.mean(scores["contrastive"]) - np.mean(scores["full"])
                 t = " / ".join(f"{np.mean(secs[m]):.0f}" for m in METHODS)
-                lines.append(f"| {name} | {shots} | {len(picked)} | " + " | ".join(cells) + f" | {gap:+.1f} | {t} |")
+                lines.append(
+                    f"| {name} | {shots} | {len(picked)} | "
+                    + " | ".join(cells)
+                    + f" | {gap:+.1f} | {tuned_kept} of {args.seeds} | {t} |"
+                )
                 print(lines[-1], flush=True)
     print()
-    print("| dataset | per class | examples | contrastive | full | head | probe | contrastive - full | s c/f/h |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| dataset | per class | examples | contrastive | full | head | probe | contrastive - full "
+        "| contrastive kept its tuned encoder | s c/f/h |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
 
 
