@@ -107,6 +107,11 @@ class PoolKind:
         """A training file in ``folder`` that the task reads back as these labelled examples."""
         raise NotImplementedError
 
+    def picture(self, path: str | Path, cell: str) -> np.ndarray | None:
+        """The RGB pixels of the pool row whose input cell (as label-next writes it back) is ``cell``, for a
+        person to look at; None where the examples are not pictures. InputError when there is no such row."""
+        return None
+
 
 def read_labels(values: list[Any], lines: list[int], path: str, column: str, names: list[str] | None) -> list:
     """Normalised labels of a pool's label cells; DataError naming each cell that is a list or mapping."""

@@ -357,6 +357,12 @@ def create_app(ws: Any, token: str, max_upload_bytes: int = 64 << 20, secure_coo
             return html(forms.label_page(ws, csrf, queue, i))
         return html(forms.label_index(ws, csrf, source))
 
+    @app.get("/label/image")
+    def label_image(queue: str = "", i: int = -1) -> Response:
+        """One picked image of an image queue, as PNG (read from the queue's pool, inside the workspace)."""
+        png = ws.queue(queue).picture_png(i)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
     @app.post("/label/start")
     async def label_start(request: Request) -> Response:
         _, form = await posted(request)

@@ -314,16 +314,17 @@ def label_index(ws: Any, csrf: str, source: str = "", message: str = "") -> str:
         status = f"{st['done']} of {len(st['items'])} labelled" if st["ready"] else "being picked…"
         queues.append([f"<a href='{e(url('/label', queue=name))}'>{e(name)}</a>", e(st["source"].rsplit("/", 1)[-1]),
                        e(st["pool"].rsplit("/", 1)[-1]), e(status)])  # fmt: skip
-    runs = [r for r in ws.runs() if r.status == "finished" and r.task == "text-classification"]
+    runs = ws.labelling_runs()
     run_opts = "".join(f"<option value='{e(r.shown)}'{' selected' if r.shown == source else ''}>{e(r.path.name)}"
                        "</option>" for r in runs)  # fmt: skip
-    datalist = "".join(f"<option value='{e(f)}'></option>" for f in ws.data_files())
+    datalist = "".join(f"<option value='{e(f)}'></option>" for f in ws.pool_files())
     start = (
         f"<form method=post action='/label/start' class=card>{csrf_field(csrf)}"
         "<h2>Pick what to label next</h2><p class=hint>The run's model scores every row of the pool; the rows whose "
         "labels would help most (uncertain, and unlike each other and the training data) are queued.</p>"
         f"<label for=source>Run</label><select id=source name=source required>{run_opts}</select>"
-        "<label for=pool>Unlabelled pool (a data file under the workspace)</label>"
+        "<label for=pool>Unlabelled pool (under the workspace: a data file; for an image run also a folder of "
+        "images, a listing of their paths or an .npz)</label>"
         f"<input id=pool name=pool list=pools required><datalist id=pools>{datalist}</datalist>"
         "<label for=k>How many</label><input id=k name=k type=number min=1 max=500 value=20>"
         "<label for=qname>Queue name</label><input id=qname name=name required value='next' "
@@ -332,7 +333,7 @@ def label_index(ws: Any, csrf: str, source: str = "", message: str = "") -> str:
     )
     listing = table(["queue", "run", "pool", "progress"], queues) if queues else "<p>No labelling queues yet.</p>"
     body = (alert(e(message), "info") if message else "") + listing + (start if runs else
-            "<p>Label next needs a finished text-classification run to score the pool.</p>")  # fmt: skip
+            "<p>Label next needs a finished text- or image-classification run to score the pool.</p>")  # fmt: skip
     return page("Label", body, active="/label", csrf=csrf)
 
 
@@ -345,7 +346,7 @@ def label_page(ws: Any, csrf: str, name: str, index: int | None = None) -> str:
             "this page reloads when they are ready.</p>"
         )
         return page(f"Label: {name}", body, active="/label", csrf=csrf)
-    items = st["items"]
+    items, images = st["items"], st["images"]
     todo = [it for it in items if not it["label"]]
     if index is None:
         current = todo[0] if todo else None
@@ -358,9 +359,11 @@ def label_page(ws: Any, csrf: str, name: str, index: int | None = None) -> str:
         card = "<p class=ok>Every picked row is labelled.</p>"
     else:
         i = current["index"]
+        keys = [str(k + 1) for k in range(9)] + ["0"]  # the tenth class is key 0; classes after it are clicked
         buttons = "".join(
-            f"<button type=submit name=label value='{e(c)}' data-key='{k + 1}' class=choice>"
-            f"<kbd>{k + 1}</kbd> {e(c)}</button>"
+            f"<button type=submit name=label value='{e(c)}'"
+            + (f" data-key='{keys[k]}' class=choice><kbd>{keys[k]}</kbd> " if k < len(keys) else " class=choice>")
+            + f"{e(c)}</button>"
             for k, c in enumerate(st["classes"])
         )
         nxt = next((it["index"] for it in items if it["index"] > i and not it["label"]), None)
@@ -368,29 +371,46 @@ def label_page(ws: Any, csrf: str, name: str, index: int | None = None) -> str:
         card = (
             f"<form method=post action='/label/set' class='card labelcard' id=label-form>{csrf_field(csrf)}"
             f"<input type=hidden name=queue value='{e(name)}'><input type=hidden name=index value='{i}'>"
-            f"<p class=hint>Row {i + 1} of {len(items)} (pool line {e(current['line'])}); picked because: "
-            f"{e(current['reason'])}</p><blockquote id=label-text>{e(current['text'])}</blockquote>"
+            f"<p class=hint>Row {i + 1} of {len(items)} (pool {'row' if images else 'line'} {e(current['line'])}); "
+            f"picked because: {e(current['reason'])}</p>"
+            + (
+                f"<figure class=labelimage><img id=label-image src='{e(url('/label/image', queue=name, i=i))}' "
+                f"alt='the image to label: {e(current['text'])}'><figcaption id=label-text>{e(current['text'])}"
+                "</figcaption></figure>"
+                if images
+                else f"<blockquote id=label-text>{e(current['text'])}</blockquote>"
+            )
             + (f"<p>Labelled: <b>{e(current['label'])}</b></p>" if current["label"] else "")
             + f"<div class='actions choices'>{buttons}</div>"
-            + "<p class=hint>Keys: <kbd>1</kbd>–<kbd>9</kbd> label, <kbd>s</kbd> skip, <kbd>b</kbd> back.</p>"
+            + "<p class=hint>Keys: <kbd>1</kbd>–<kbd>9</kbd>"
+            + (", <kbd>0</kbd>" if len(st["classes"]) >= 10 else "")
+            + " label, <kbd>s</kbd> skip, <kbd>b</kbd> back.</p>"
             + (f"<a id=skip href='{e(url('/label', queue=name, i=nxt))}'>Skip</a> " if nxt is not None else "")
             + (f"<a id=back href='{e(url('/label', queue=name, i=prev))}'>Back</a>" if prev is not None else "")
             + "</form>"
         )
+
+    def shown(it: dict[str, Any]) -> str:
+        if not images:
+            return e(it["text"][:120])
+        src = e(url("/label/image", queue=name, i=it["index"]))
+        return f"<img class=thumb src='{src}' alt='' loading=lazy> {e(it['text'][-60:])}"
+
     rows = [[f"<a href='{e(url('/label', queue=name, i=it['index']))}'>{it['index'] + 1}</a>",
-             e(it["text"][:120]), e(it["label"] or "–"), e(it["reason"])] for it in items]  # fmt: skip
+             shown(it), e(it["label"] or "–"), e(it["reason"])] for it in items]  # fmt: skip
     retrain = ""
     if done:
         retrained = st.get("retrained")
         after = (f" <a href='{e(url('/run', path=ws.folders.shown(Path(retrained['run']))))}'>"
                  "the last retrain</a>") if retrained and retrained.get("run") else ""  # fmt: skip
-        retrain = button_form("/label/retrain", f"Retrain with these {done} labels added", csrf, {"queue": name},
+        added = f"these {done} labels" if done > 1 else "this label"
+        retrain = button_form("/label/retrain", f"Retrain with {added} added", csrf, {"queue": name},
                               cls="primary") + after  # fmt: skip
     body = (
         head + card + f"<div class=actions>{retrain}</div>"
         f"<p class=hint>Saved as you go to <code>{e(ws.folders.shown(ws.queue(name).csv))}</code>.</p>"
         "<details><summary>Every picked row</summary>"
-        + table(["#", "text", "label", "why picked"], rows)
+        + table(["#", "image" if images else "text", "label", "why picked"], rows)
         + "</details>"
     )
     return page(f"Label: {name}", body, active="/label", csrf=csrf)

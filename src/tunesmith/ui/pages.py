@@ -172,7 +172,7 @@ def _actions(ws: Any, csrf: str, r: Any, job: Any) -> str:
         if r.task == "causal-lm":
             out.append(button_form("/run/export", "Export GGUF", csrf, {"path": path, "kind": "gguf"}))
         out.append(f"<a class=button href='{e(url('/try', model=path))}'>Try it</a>")
-        if r.task == "text-classification":
+        if ws.can_label(r):
             out.append(f"<a class=button href='{e(url('/label', source=path))}'>Label next</a>")
         default = r.path.name.split("-", 2)[-1].rsplit("-", 1)[0] if r.path.name.count("-") >= 3 else "my-model"
         out.append(

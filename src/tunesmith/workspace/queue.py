@@ -1,7 +1,9 @@
 """A labelling queue: the rows "what to label next" picked from a pool (``labels/NAME.csv``, written by
 ``tunesmith label-next``), the classes and columns they are labelled with (``labels/NAME.json``), each label saved
 into the CSV as it is given, and the training file a retrain reads: the source run's training data plus the rows
-labelled so far."""
+labelled so far. Text and image queues alike: an image queue's rows name their images (a path in the pool's
+folder, or ``pool.npz[17]``), shown to the person labelling as pictures, and its retrain writes the training
+images and the labelled ones as a listing beside PNG copies (the task's ``PoolKind.write_training``)."""
 
 from __future__ import annotations
 
@@ -45,17 +47,40 @@ class LabelQueue:
         return table.columns, table.rows
 
     def state(self) -> dict[str, Any]:
-        """The queue as a page shows it: the rows (text, reason, label given), the classes, how many are done."""
+        """The queue as a page shows it: the rows (the text or the image's name, reason, label given), the classes,
+        how many are done, and whether the rows are ``images``."""
         meta = self.meta
         columns, rows = self.rows()
-        text_col, label_col = meta["text_column"], meta["label_column"]
+        input_col, label_col = input_column(meta), meta["label_column"]
         items = [
-            {"index": i, "text": str(r.get(text_col) or ""), "label": str(r.get(label_col) or ""),
+            {"index": i, "text": str(r.get(input_col) or ""), "label": str(r.get(label_col) or ""),
              "reason": str(r.get("reason") or ""), "line": r.get("pool_line")}
             for i, r in enumerate(rows)
         ]  # fmt: skip
         done = sum(1 for it in items if it["label"])
-        return {**meta, "name": self.name, "ready": self.ready(), "items": items, "done": done, "columns": columns}
+        images = meta.get("kind") == "images"
+        return {**meta, "name": self.name, "ready": self.ready(), "items": items, "done": done, "columns": columns,
+                "images": images}  # fmt: skip
+
+    def picture_png(self, index: int) -> bytes:
+        """Row ``index`` of an image queue as a PNG, read from its pool (confined to the pool's folder)."""
+        import io
+
+        from PIL import Image
+
+        from tunesmith.labels.next import kind_of
+
+        meta = self.meta
+        if meta.get("kind") != "images":
+            raise InputError(f"queue {self.name!r}: its rows are texts, not images")
+        _, rows = self.rows()
+        if not 0 <= index < len(rows):
+            raise InputError(f"row {index}: the queue has rows 0 to {len(rows) - 1}")
+        pool = self.folders.confine(meta["pool"], "the queue's pool")
+        pixels = kind_of(meta["task"]).picture(pool, str(rows[index].get(input_column(meta)) or ""))
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, format="PNG")
+        return out.getvalue()
 
     def set_label(self, index: int, label: str) -> dict[str, Any]:
         """Save one label (an empty one takes it back); InputError for a class the queue does not have."""
@@ -78,9 +103,37 @@ class LabelQueue:
         if not labelled:
             raise InputError(f"queue {self.name!r}: nothing is labelled yet")
         train = self.folders.confine(meta["train"], "the source run's data.train")
+        if meta.get("kind") == "images":
+            return self._image_training(meta, train, labelled), len(labelled)
         original = read_table(train)
         columns = list(original.columns)
         out = self.folders.sub("labels") / f"{self.name}-train.csv"
         merged = [[r.get(c) for c in columns] for r in original.rows] + [[r.get(c) for c in columns] for r in labelled]
         write_csv(out, columns, merged)
         return out, len(labelled)
+
+    def _image_training(self, meta: dict[str, Any], train: Path, labelled: list[dict[str, Any]]) -> Path:
+        """``labels/NAME-train/train.csv``: the source run's training images (any layout the task reads) and the
+        labelled pool images, as a listing beside lossless PNG copies."""
+        from tunesmith.data.images import ImageRef
+        from tunesmith.labels.next import kind_of
+
+        kind = kind_of(meta["task"])
+        column, label_col = input_column(meta), meta["label_column"]
+        source = kind.read(train, column, label_col, meta.get("label_names"))
+        missing = [line for line, label in zip(source.lines, source.labels) if label is None]
+        if missing:
+            raise InputError(f"{train}: {len(missing)} training images have no label (first at {missing[0]})")
+        pool = self.folders.confine(meta["pool"], "the queue's pool")
+        inputs = list(source.inputs)
+        labels = [str(x) for x in source.labels]
+        for row in labelled:
+            cell = str(row.get(column) or "")
+            inputs.append(ImageRef(cell, kind.picture(pool, cell), "RGB"))
+            labels.append(str(row[label_col]))
+        return kind.write_training(self.folders.sub("labels") / f"{self.name}-train", inputs, labels, column, label_col)
+
+
+def input_column(meta: dict[str, Any]) -> str:
+    """The column holding each row's text or image (queues made before images were labelled say text_column)."""
+    return str(meta.get("input_column") or meta.get("text_column") or "text")

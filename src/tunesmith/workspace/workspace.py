@@ -29,6 +29,7 @@ RUN_FILES = {"report.html": "text/html", "config.yaml": "text/plain", "manifest.
              "data_report.json": "application/json", "README.md": "text/plain"}  # fmt: skip
 UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".txt", ".md")
 DATA_SUFFIXES = (".csv", ".jsonl", ".parquet")
+POOL_SUFFIXES = (*DATA_SUFFIXES, ".npz")  # a labelling pool may also be an image array file (or a folder)
 SKIP_DATA = {"runs", "node_modules", "__pycache__", "configs"}
 EXPORTS = {"merge": "--merge", "onnx": "--onnx", "gguf": "--gguf"}
 
@@ -88,7 +89,7 @@ class Workspace:
         atomic_write_bytes(path, data)
         return path
 
-    def data_files(self, limit: int = 500) -> list[str]:
+    def data_files(self, limit: int = 500, suffixes: tuple[str, ...] = DATA_SUFFIXES) -> list[str]:
         """Data files under the workspace's folders a form may offer, uploads first (hidden folders, run
         directories and the workspace's own runs/ are not walked)."""
         out: list[str] = []
@@ -97,7 +98,7 @@ class Workspace:
                 here = Path(base)
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DATA
                                  and not is_run(here / d))  # fmt: skip
-                out += [self.folders.shown(here / f) for f in sorted(files) if f.lower().endswith(DATA_SUFFIXES)]
+                out += [self.folders.shown(here / f) for f in sorted(files) if f.lower().endswith(suffixes)]
                 if len(out) >= limit:
                     return sorted(out[:limit], key=lambda p: (not p.startswith("uploads/"), p))
         return sorted(out, key=lambda p: (not p.startswith("uploads/"), p))
@@ -166,31 +167,53 @@ class Workspace:
         return self.jobs.start("plan", f"plan {path.name}", args, output=out)
 
     # --- labelling ---------------------------------------------------------------------------------------------
-    def label_next(self, source: str, pool: str, k: int, name: str, strategy: str = "diverse") -> Job:
-        """Pick ``k`` rows of ``pool`` for a person to label, scored by the run ``source``; the queue fills when
-        the job ends."""
+    def label_next(
+        self, source: str, pool: str, k: int, name: str, strategy: str | None = None, near: float | None = None
+    ) -> Job:
+        """Pick ``k`` rows of ``pool`` for a person to label, scored by the run ``source`` (a run of a task that
+        reads pools: text or image classification; ``strategy`` and ``near`` None: the task's own defaults); the
+        queue fills when the job ends."""
+        from tunesmith.labels.next import kind_of
+
         run = self.run_path(source)
         pool_path = self.folders.confine(pool, "pool")
-        manifest = cfgmod.read_config_yaml(run / "config.yaml") or {}
-        data = manifest.get("data") or {}
         made = read_manifest(run)
-        if made.get("task") != "text-classification":
-            raise InputError("label next: choose a finished text-classification run (its model scores the pool)")
+        try:
+            kind = kind_of(str(made.get("task")))
+        except cfgmod.ConfigError:
+            raise InputError(f"label next: choose a finished run of {' or '.join(label_tasks())}") from None
         if not 1 <= k <= 500:
             raise InputError("k: 1 to 500 rows")
+        data = cfgmod.load(run / "config.yaml").data
         queue = LabelQueue(self.folders, name)
         queue.write_meta({
-            "source": str(run), "pool": str(pool_path), "k": k, "strategy": strategy,
-            "text_column": data.get("text_column") or "text", "label_column": data.get("label_column") or "label",
+            "source": str(run), "pool": str(pool_path), "k": k, "strategy": strategy, "task": made["task"],
+            "kind": kind.unit, "input_column": kind.input_column(data), "label_column": data.label_column,
+            "label_names": data.label_names,
             "classes": [made["label_map"][str(i)] for i in range(len(made["label_map"]))],
-            "train": str(self._data_path(run, data.get("train"))), "config": str(run / "config.yaml"),
+            "train": str(self._data_path(run, data.train)), "config": str(run / "config.yaml"),
             "created": time.time(),
         })  # fmt: skip
-        args = ["label-next", str(run), "--pool", str(pool_path), "--k", str(k), "--strategy", strategy,
-                "--output", str(queue.csv)]  # fmt: skip
+        args = ["label-next", str(run), "--pool", str(pool_path), "--k", str(k), "--output", str(queue.csv)]
+        if strategy:
+            args += ["--strategy", strategy]
+        if near is not None:
+            args += ["--near", str(near)]
         job = self.jobs.start("label-next", f"label next: {k} rows of {pool_path.name}", args, output=queue.csv)
         queue.write_meta({**queue.meta, "job": job.id})
         return job
+
+    def pool_files(self) -> list[str]:
+        """Files a labelling pool may be: data files and image array files (a folder of images is typed)."""
+        return self.data_files(suffixes=POOL_SUFFIXES)
+
+    def labelling_runs(self) -> list[RunSummary]:
+        """Finished runs whose model can score a pool for the labelling queue."""
+        return [r for r in self.runs() if self.can_label(r)]
+
+    def can_label(self, run: RunSummary) -> bool:
+        """A finished run of a task that ranks pools (text or image classification)."""
+        return run.status == "finished" and run.task in label_tasks()
 
     def _data_path(self, run: Path, given: Any) -> Path:
         if not isinstance(given, str) or not given:
@@ -223,6 +246,13 @@ class Workspace:
 
             return resolve_run(given)  # checks the reference, then the files against their checksums
         return self.run_path(given)
+
+
+def label_tasks() -> list[str]:
+    """The tasks whose runs can rank a pool of unlabelled examples (a ``Task.pool``)."""
+    from tunesmith.tasks import get_task, task_names
+
+    return [name for name in task_names() if get_task(name).pool is not None]
 
 
 def _ref(ref: str) -> str:

@@ -11,6 +11,7 @@ cache's keys, stay the same)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,36 @@ class ImagePool(PoolKind):
         out = folder / "train.csv"
         write_csv(out, [input_column, label_column], rows)
         return out
+
+    def picture(self, path: str | Path, cell: str) -> np.ndarray | None:
+        p, cell = Path(path), str(cell).strip()
+        array = ARRAY_CELL.fullmatch(cell)
+        if array and not p.is_dir() and (p.suffix.lower() == ".npz" or "idx3" in p.name.lower()):
+            if array.group(1) != p.name:
+                raise InputError(f"{cell!r}: not a row of {p.name}")
+            index = int(array.group(2))
+            if p.suffix.lower() == ".npz":
+                with np.load(p, allow_pickle=False) as z:
+                    images = z.get("images", None)
+                    image = images[index] if images is not None and index < len(images) else None
+            else:
+                images = open_idx(p)
+                image = images[index] if index < len(images) else None
+            if image is None:
+                raise InputError(f"{cell!r}: {p.name} has no such image")
+            return array_rgb8(image)
+        base = p if p.is_dir() else p.parent
+        target = inside_folder(base, cell) if cell else None
+        if target is None:
+            raise InputError(f"{cell!r}: not an image path inside {base}")
+        problems: list[str] = []
+        ref = image_ref(target, cell, lambda check, message: problems.append(message))
+        if ref is None:
+            raise InputError("; ".join(problems))
+        return ref.pixels
+
+
+ARRAY_CELL = re.compile(r"(.+)\[(\d+)\]")  # an array file's row as label-next writes it: "pool.npz[17]"
 
 
 def _backbone(source: Any, trust_remote_code: bool) -> Any:
