@@ -93,6 +93,11 @@ def test_small_text_data_gets_the_contrastive_method_unless_one_is_named(tiny_mo
     assert resolved(large).resolved.method == "full"
     assert resolved(small, method="head").resolved.method == "head", "a named method is kept"
 
+    raw = tiny_config(tiny_model, small, val, tmp_path / "runs", train__epochs=1)
+    raw.pop("method")
+    run = tunesmith.finetune(raw)
+    assert run.manifest["method"] == "contrastive" and "-text-classification-contrastive-" in run.path.name
+
 
 def test_a_linear_head_is_fitted_again_on_the_selection_rows_and_the_probe_on_the_same(
     tiny_model, toy_data, tmp_path, cache_dir

@@ -149,7 +149,7 @@ def finetune(
     quiet_libraries()
     with timer.phase("read_and_check"):
         c = check(cfg, select)
-    run = locate_run(cfg.output_dir, cfg.task, cfg.method, resume, run_dir)
+    run = locate_run(cfg.output_dir, cfg.task, c.resolved.method, resume, run_dir)  # the method the data chose
     if resume:
         check_same_training(run, c.resolved)
     accelerator = make_accelerator()
