@@ -38,22 +38,27 @@ def test_a_tie_goes_to_the_lower_selection_loss():
     assert choose_kept(job(), result(0.85, 0.3), result(0.85, 0.4)) is False
 
 
-def test_one_selection_example_apart_is_a_tie_the_loss_decides():
-    """On 18 selection examples 12 against 13 correct is noise: the fine-tuned model's lower loss wins."""
+def head(accuracy: float, loss: float) -> FitResult:
+    """A logistic head's record (it carries its C), as the contrastive method's two candidates have."""
+    return FitResult(best={"step": 0, "macro_f1": accuracy, "accuracy": accuracy, "loss": loss, "C": 0.1})
+
+
+def test_two_heads_one_selection_example_apart_tie_and_the_loss_decides():
+    """On 18 selection examples 12 against 13 correct is noise: the tuned encoder's head with the lower loss wins."""
     j = job(selection=18)
-    assert choose_kept(j, result(12 / 18, 1.20), result(13 / 18, 1.63)) is False
+    assert choose_kept(j, head(12 / 18, 1.20), head(13 / 18, 1.63)) is False
     assert j.kept["model"] == "fine-tuned"
-    assert (
-        "differ by at most one of the 18 selection examples" in j.kept["why"]
-        and "1.2000 against 1.6300" in j.kept["why"]
-    )
+    assert "differ by at most one of the 18 selection examples" in j.kept["why"]
+    assert "1.2000 against 1.6300" in j.kept["why"]
     j = job(selection=18)
-    assert choose_kept(j, result(13 / 18, 1.70), result(12 / 18, 1.63)) is True  # ahead by one, but a worse loss
+    assert choose_kept(j, head(13 / 18, 1.70), head(12 / 18, 1.63)) is True  # ahead by one, but a worse loss
     assert j.kept["model"] == "frozen encoder + head"
     # two examples apart is a difference: the metric decides whatever the loss says
-    assert choose_kept(job(selection=18), result(11 / 18, 0.5), result(13 / 18, 1.63)) is True
-    # on 100 examples, 0.70 against 0.85 is 15 examples: the metric decides
-    assert choose_kept(job(selection=100), result(0.70, 0.1), result(0.85, 0.4)) is True
+    assert choose_kept(job(selection=18), head(11 / 18, 0.5), head(13 / 18, 1.63)) is True
+    # a fine-tuned network against a head: its sharper probabilities cost loss at equal accuracy; the metric decides
+    j = job(selection=150)
+    assert choose_kept(j, result(136 / 150, 0.363), head(135 / 150, 0.317)) is False
+    assert j.kept["model"] == "fine-tuned" and "selection loss decided" not in j.kept["why"]
 
 
 def test_told_to_keep_the_tuned_model():
