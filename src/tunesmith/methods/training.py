@@ -90,8 +90,9 @@ def choose_kept(
     key = (lambda r: (-r[metric],)) if metric == "loss" else (lambda r: (r[metric], -r["loss"]))
     better = key(t) > key(f)
     figures = f"{metric} {_fmt(t[metric], metric)} fine-tuned against {_fmt(f[metric], metric)} {short}"
-    n = len(job.val_items)
-    if metric != "loss" and t[metric] != f[metric] and one_example_apart(t, f, n):
+    heads = all(k in r for r in (t, f) for k in ("accuracy", "loss", "C"))  # two logistic heads' records
+    n = len(job.val_items) if heads else 0
+    if metric != "loss" and t[metric] != f[metric] and heads and one_example_apart(t, f, n):
         better = t["loss"] < f["loss"]
         figures += (
             f"; the two differ by at most one of the {n} selection examples, a tie, so the selection loss decided: "
