@@ -102,7 +102,9 @@ def test_an_npz_pool_and_the_dashboards_image_route(home):
     with TestClient(create_app(ws, TOKEN)) as c:
         assert c.post("/login", data={"token": TOKEN, "next": "/"}, follow_redirects=False).status_code == 303
         page = c.get("/label", params={"queue": "arr"}).text
-        assert "<img id=label-image src='/label/image?queue=arr&amp;i=0'" in page and "pool row" in page
+        created = int(ws.queue("arr").state()["created"])
+        assert f"<img id=label-image src='/label/image?queue=arr&amp;i=0&amp;v={created}'" in page
+        assert "pool row" in page
         r = c.get("/label/image", params={"queue": "arr", "i": 1})
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         assert np.array_equal(_png(r.content), _png(ws.queue("arr").picture_png(1)))
@@ -144,4 +146,4 @@ def test_the_tenth_class_is_key_0_and_one_label_reads_as_one(tmp_path):
     assert "data-key='0' class=choice><kbd>0</kbd> c9<" in page
     assert "value='c10' class=choice>c10<" in page, "an eleventh class has no key: it is clicked"
     assert "<kbd>0</kbd> label" in page and "Retrain with this label added" in page
-    assert "<img id=label-image src='/label/image?queue=q&amp;i=0'" in page
+    assert "<img id=label-image src='/label/image?queue=q&amp;i=0&amp;v=0'" in page

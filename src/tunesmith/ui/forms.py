@@ -347,6 +347,11 @@ def label_page(ws: Any, csrf: str, name: str, index: int | None = None) -> str:
         )
         return page(f"Label: {name}", body, active="/label", csrf=csrf)
     items, images = st["items"], st["images"]
+    picked = int(st.get("created") or 0)  # in the image URLs: picks made again under this name are not cached ones
+
+    def image_url(i: int) -> str:
+        return url("/label/image", queue=name, i=i, v=picked)
+
     todo = [it for it in items if not it["label"]]
     if index is None:
         current = todo[0] if todo else None
@@ -374,7 +379,7 @@ def label_page(ws: Any, csrf: str, name: str, index: int | None = None) -> str:
             f"<p class=hint>Row {i + 1} of {len(items)} (pool {'row' if images else 'line'} {e(current['line'])}); "
             f"picked because: {e(current['reason'])}</p>"
             + (
-                f"<figure class=labelimage><img id=label-image src='{e(url('/label/image', queue=name, i=i))}' "
+                f"<figure class=labelimage><img id=label-image src='{e(image_url(i))}' "
                 f"alt='the image to label: {e(current['text'])}'><figcaption id=label-text>{e(current['text'])}"
                 "</figcaption></figure>"
                 if images
@@ -393,7 +398,7 @@ def label_page(ws: Any, csrf: str, name: str, index: int | None = None) -> str:
     def shown(it: dict[str, Any]) -> str:
         if not images:
             return e(it["text"][:120])
-        src = e(url("/label/image", queue=name, i=it["index"]))
+        src = e(image_url(it["index"]))
         return f"<img class=thumb src='{src}' alt='' loading=lazy> {e(it['text'][-60:])}"
 
     rows = [[f"<a href='{e(url('/label', queue=name, i=it['index']))}'>{it['index'] + 1}</a>",
