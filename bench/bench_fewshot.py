@@ -7,6 +7,7 @@ validation split. Accuracy in %.
 
     python bench/bench_fewshot.py                                        # intents and python-docs, 8 and 16
     python bench/bench_fewshot.py --sets intents --shots 8,16,32,64 --seeds 3
+    python bench/bench_fewshot.py --seeds 3 --methods full                # one column again (others print -)
 """
 
 from __future__ import annotations
@@ -68,11 +69,16 @@ def main() -> None:
     ap.add_argument("--sets", default="intents,python-docs")
     ap.add_argument("--shots", default="8,16")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--methods", default=",".join(METHODS), help="which of contrastive,full,head to run")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.child:
         child(rest)
         return
+    chosen = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(chosen) - set(METHODS))
+    if unknown:
+        ap.error(f"--methods: unknown {', '.join(unknown)}; allowed: {', '.join(METHODS)}")
     lines = []
     with tempfile.TemporaryDirectory(prefix="fewshot-") as tmp:
         cache = str(Path(tmp) / "cache")
@@ -91,7 +97,7 @@ def main() -> None:
                         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
                         w.writeheader()
                         w.writerows(picked)
-                    for method in METHODS:
+                    for method in chosen:
                         res = run_child(__file__, method, [str(train), val, method, str(Path(tmp) / "runs")], cache)
                         scores[method].append(100 * res["accuracy"])
                         secs[method].append(res["seconds"])
@@ -104,13 +110,14 @@ def main() -> None:
                             f"(kept {res['kept']})",
                             flush=True,
                         )
-                cells = [f"{np.mean(v):.1f} ± {np.std(v):.1f}" for v in scores.values()]
-                gap = np.mean(scores["contrastive"]) - np.mean(scores["full"])
-                t = " / ".join(f"{np.mean(secs[m]):.0f}" for m in METHODS)
+                cells = [f"{np.mean(v):.1f} ± {np.std(v):.1f}" if v else "-" for v in scores.values()]
+                both = scores["contrastive"] and scores["full"]
+                gap = f"{np.mean(scores['contrastive']) - np.mean(scores['full']):+.1f}" if both else "-"
+                t = " / ".join(f"{np.mean(secs[m]):.0f}" if secs[m] else "-" for m in METHODS)
                 lines.append(
                     f"| {name} | {shots} | {len(picked)} | "
                     + " | ".join(cells)
-                    + f" | {gap:+.1f} | {tuned_kept} of {args.seeds} | {t} |"
+                    + f" | {gap} | {f'{tuned_kept} of {args.seeds}' if scores['contrastive'] else '-'} | {t} |"
                 )
                 print(lines[-1], flush=True)
     print()
