@@ -165,15 +165,21 @@ def _check_asked(k: int, strategy: str, near: float) -> None:
 
 def kind_of(task: str) -> PoolKind:
     """The task's pool reader; ConfigError for a task that has none."""
-    from tunesmith.tasks import get_task, task_names
+    from tunesmith.tasks import get_task
 
     pool_kind = get_task(task).pool
     if pool_kind is None:
-        able = [name for name in task_names() if get_task(name).pool is not None]
         raise ConfigError(
-            f"label-next and learn: {task} has no pool of examples to rank; they work for {', '.join(able)}"
+            f"label-next and learn: {task} has no pool of examples to rank; they work for {', '.join(pool_tasks())}"
         )
     return pool_kind
+
+
+def pool_tasks() -> list[str]:
+    """The tasks whose runs can rank a pool of unlabelled examples (a ``Task.pool``)."""
+    from tunesmith.tasks import get_task, task_names
+
+    return [name for name in task_names() if get_task(name).pool is not None]
 
 
 def model_task(spec: str) -> str:

@@ -90,9 +90,12 @@ def choose_kept(
     key = (lambda r: (-r[metric],)) if metric == "loss" else (lambda r: (r[metric], -r["loss"]))
     better = key(t) > key(f)
     figures = f"{metric} {_fmt(t[metric], metric)} fine-tuned against {_fmt(f[metric], metric)} {short}"
-    heads = all(k in r for r in (t, f) for k in ("accuracy", "loss", "C"))  # two logistic heads' records
-    n = len(job.val_items) if heads else 0
-    if metric != "loss" and t[metric] != f[metric] and heads and one_example_apart(t, f, n):
+    if (
+        metric != "loss"
+        and t[metric] != f[metric]
+        and logistic_heads(t, f)
+        and one_example_apart(t, f, n := len(job.val_items))
+    ):
         better = t["loss"] < f["loss"]
         figures += (
             f"; the two differ by at most one of the {n} selection examples, a tie, so the selection loss decided: "
@@ -117,9 +120,15 @@ def choose_kept(
     return True
 
 
+def logistic_heads(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Both selection records are logistic heads' (they carry the ``C`` they were fitted with: the contrastive
+    method's two candidates), with the accuracy and loss ``one_example_apart`` reads."""
+    return all(k in r for r in (a, b) for k in ("accuracy", "loss", "C"))
+
+
 def one_example_apart(a: dict[str, Any], b: dict[str, Any], n: int) -> bool:
-    """True when two logistic heads' selection records (both carry the ``C`` they were fitted with: the
-    contrastive method's two candidates) differ by at most one correctly classified example. On a few-shot
+    """True when two logistic heads' selection records (``logistic_heads``) differ by at most one correctly
+    classified example. On a few-shot
     selection split (18 examples for 17 classes) that is 6 accuracy points and more of macro-F1, noise that the
     selection loss, a continuous score of every example, reads better: on 8 intents examples per class the
     contrastive encoder had 12 right against 13 with loss 1.20 against 1.63, and scored 78.3% against the frozen
@@ -129,9 +138,7 @@ def one_example_apart(a: dict[str, Any], b: dict[str, Any], n: int) -> bool:
     head's, so its loss is higher at the same accuracy. On Fashion-MNIST the fine-tuned model led by one of 150
     selection examples (macro-F1 90.8% against 90.0%) with loss 0.363 against 0.317; the loss would have kept the
     frozen head, 82.2% on the validation data against the fine-tuned model's 85.6%."""
-    if n <= 0 or any(k not in r for r in (a, b) for k in ("accuracy", "loss", "C")):
-        return False
-    return round(abs(a["accuracy"] - b["accuracy"]) * n) <= 1
+    return n > 0 and round(abs(a["accuracy"] - b["accuracy"]) * n) <= 1
 
 
 def _fmt(value: float, metric: str) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.data.readers import read_table
 from tunesmith.errors import InputError
 from tunesmith.files import write_csv, write_json
 from tunesmith.workspace.paths import Folders, safe_name
+
+if TYPE_CHECKING:
+    from tunesmith.tasks.pool import PoolKind
 
 
 class LabelQueue:
@@ -68,16 +71,14 @@ class LabelQueue:
 
         from PIL import Image
 
-        from tunesmith.labels.next import kind_of
-
         meta = self.meta
         if meta.get("kind") != "images":
             raise InputError(f"queue {self.name!r}: its rows are texts, not images")
         _, rows = self.rows()
         if not 0 <= index < len(rows):
             raise InputError(f"row {index}: the queue has rows 0 to {len(rows) - 1}")
-        pool = self.folders.confine(meta["pool"], "the queue's pool")
-        pixels = kind_of(meta["task"]).picture(pool, str(rows[index].get(input_column(meta)) or ""))
+        kind, pool = self._pool(meta)
+        pixels = kind.picture(pool, str(rows[index].get(input_column(meta)) or ""))
         out = io.BytesIO()
         Image.fromarray(pixels).save(out, format="PNG")
         return out.getvalue()
@@ -116,15 +117,13 @@ class LabelQueue:
         """``labels/NAME-train/train.csv``: the source run's training images (any layout the task reads) and the
         labelled pool images, as a listing beside lossless PNG copies."""
         from tunesmith.data.images import ImageRef
-        from tunesmith.labels.next import kind_of
 
-        kind = kind_of(meta["task"])
+        kind, pool = self._pool(meta)
         column, label_col = input_column(meta), meta["label_column"]
         source = kind.read(train, column, label_col, meta.get("label_names"))
         missing = [line for line, label in zip(source.lines, source.labels) if label is None]
         if missing:
             raise InputError(f"{train}: {len(missing)} training images have no label (first at {missing[0]})")
-        pool = self.folders.confine(meta["pool"], "the queue's pool")
         inputs = list(source.inputs)
         labels = [str(x) for x in source.labels]
         for row in labelled:
@@ -132,6 +131,12 @@ class LabelQueue:
             inputs.append(ImageRef(cell, kind.picture(pool, cell), "RGB"))
             labels.append(str(row[label_col]))
         return kind.write_training(self.folders.sub("labels") / f"{self.name}-train", inputs, labels, column, label_col)
+
+    def _pool(self, meta: dict[str, Any]) -> tuple[PoolKind, Path]:
+        """The source task's pool reader and the queue's pool, confined to the workspace's folders."""
+        from tunesmith.labels.next import kind_of
+
+        return kind_of(meta["task"]), self.folders.confine(meta["pool"], "the queue's pool")
 
 
 def input_column(meta: dict[str, Any]) -> str:

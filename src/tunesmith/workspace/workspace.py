@@ -173,7 +173,7 @@ class Workspace:
         """Pick ``k`` rows of ``pool`` for a person to label, scored by the run ``source`` (a run of a task that
         reads pools: text or image classification; ``strategy`` and ``near`` None: the task's own defaults); the
         queue fills when the job ends."""
-        from tunesmith.labels.next import kind_of
+        from tunesmith.labels.next import kind_of, pool_tasks
 
         run = self.run_path(source)
         pool_path = self.folders.confine(pool, "pool")
@@ -181,7 +181,7 @@ class Workspace:
         try:
             kind = kind_of(str(made.get("task")))
         except cfgmod.ConfigError:
-            raise InputError(f"label next: choose a finished run of {' or '.join(label_tasks())}") from None
+            raise InputError(f"label next: choose a finished run of {' or '.join(pool_tasks())}") from None
         if not 1 <= k <= 500:
             raise InputError("k: 1 to 500 rows")
         data = cfgmod.load(run / "config.yaml").data
@@ -213,7 +213,9 @@ class Workspace:
 
     def can_label(self, run: RunSummary) -> bool:
         """A finished run of a task that ranks pools (text or image classification)."""
-        return run.status == "finished" and run.task in label_tasks()
+        from tunesmith.labels.next import pool_tasks
+
+        return run.status == "finished" and run.task in pool_tasks()
 
     def _data_path(self, run: Path, given: Any) -> Path:
         if not isinstance(given, str) or not given:
@@ -246,13 +248,6 @@ class Workspace:
 
             return resolve_run(given)  # checks the reference, then the files against their checksums
         return self.run_path(given)
-
-
-def label_tasks() -> list[str]:
-    """The tasks whose runs can rank a pool of unlabelled examples (a ``Task.pool``)."""
-    from tunesmith.tasks import get_task, task_names
-
-    return [name for name in task_names() if get_task(name).pool is not None]
 
 
 def _ref(ref: str) -> str:
