@@ -11,6 +11,7 @@ cache's keys, stay the same)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -58,14 +59,14 @@ class ImagePool(PoolKind):
         if not p.exists():
             raise InputError(f"--pool {path}: {not_found(p, 'file or folder not found')}")
         reading = _Reading(str(p), input_column, label_column)
-        name = p.name.lower()
-        if p.is_dir():
+        layout = _layout(p)
+        if layout == "folder":
             reading.folder(p)
-        elif "idx3" in name:
+        elif layout == "idx":
             reading.idx(p)
-        elif p.suffix.lower() == ".npz":
+        elif layout == "npz":
             reading.npz(p)
-        elif p.suffix.lower() in MANIFEST_SUFFIXES:
+        elif layout == "listing":
             reading.listing(p)
         else:
             reading.error(
@@ -132,21 +133,15 @@ class ImagePool(PoolKind):
     def picture(self, path: str | Path, cell: str) -> np.ndarray | None:
         p, cell = Path(path), str(cell).strip()
         array = ARRAY_CELL.fullmatch(cell)
-        if array and not p.is_dir() and (p.suffix.lower() == ".npz" or "idx3" in p.name.lower()):
+        layout = _layout(p)
+        if array and layout in ("npz", "idx"):
             if array.group(1) != p.name:
                 raise InputError(f"{cell!r}: not a row of {p.name}")
-            index = int(array.group(2))
-            if p.suffix.lower() == ".npz":
-                with np.load(p, allow_pickle=False) as z:
-                    images = z.get("images", None)
-                    image = images[index] if images is not None and index < len(images) else None
-            else:
-                images = open_idx(p)
-                image = images[index] if index < len(images) else None
-            if image is None:
+            images, index = _array_images(p), int(array.group(2))
+            if images is None or index >= len(images):
                 raise InputError(f"{cell!r}: {p.name} has no such image")
-            return array_rgb8(image)
-        base = p if p.is_dir() else p.parent
+            return array_rgb8(images[index])
+        base = p if layout == "folder" else p.parent
         target = inside_folder(base, cell) if cell else None
         if target is None:
             raise InputError(f"{cell!r}: not an image path inside {base}")
@@ -155,6 +150,38 @@ class ImagePool(PoolKind):
         if ref is None:
             raise InputError("; ".join(problems))
         return ref.pixels
+
+
+def _layout(p: Path) -> str:
+    """How a pool is laid out: ``folder``, ``idx``, ``npz``, ``listing`` or ``unknown`` (by its name)."""
+    if p.is_dir():
+        return "folder"
+    if "idx3" in p.name.lower():
+        return "idx"
+    suffix = p.suffix.lower()
+    return "npz" if suffix == ".npz" else "listing" if suffix in MANIFEST_SUFFIXES else "unknown"
+
+
+def _array_images(p: Path) -> np.ndarray | None:
+    """An array pool's images, read once while the file is unchanged (a labelling page shows one image per request
+    and a retrain copies one per labelled row: reading the whole file for each was slow for large pools)."""
+    if not p.is_file():
+        raise InputError(f"{p}: {not_found(p, 'the pool file is gone')}")
+    stat = p.stat()
+    return _read_array_images(str(p.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_array_images(path: str, mtime_ns: int, size: int) -> np.ndarray | None:
+    p = Path(path)
+    if "idx3" in p.name.lower():
+        images = open_idx(p)
+    else:
+        with np.load(p, allow_pickle=False) as z:
+            images = z["images"] if "images" in z.files else None
+    if images is not None:
+        images.flags.writeable = False  # shared between calls
+    return images
 
 
 ARRAY_CELL = re.compile(r"(.+)\[(\d+)\]")  # an array file's row as label-next writes it: "pool.npz[17]"
