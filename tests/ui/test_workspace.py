@@ -152,3 +152,18 @@ def test_a_background_training_stops_with_a_checkpoint_resumes_and_finishes(tiny
     log = [json.loads(x) for x in (run / "logs" / "train.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in log].count("resume") == 1
     assert done.argv[0] == "train" and done.argv[-2:] == ["--resume", str(run)]
+    assert "-text-classification-full-" in run.name  # the method the config names
+
+
+def test_a_background_training_of_a_config_without_a_method_names_its_folder_auto(tiny_model, toy_data, tmp_path,
+                                                                                   monkeypatch):  # fmt: skip
+    """The method is chosen from the data in the child process, after the folder is named."""
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    train, val = toy_data
+    ws = api.workspace([tmp_path])
+    raw = tiny_config(tiny_model, train, val, tmp_path / "runs", train__epochs=1)
+    del raw["method"]
+    job = ws.train(str(ws.write_config(raw, "open")))
+    assert "-text-classification-auto-" in Path(job.run).name
+    assert wait(job.id, ws).status == "done", ws.jobs.log(job.id)[-3000:]
+    assert ws.run(job.run).status == "finished"

@@ -120,10 +120,11 @@ class Workspace:
 
     # --- background work --------------------------------------------------------------------------------------
     def train(self, config: str, overrides: list[str] | tuple[str, ...] = ()) -> Job:
-        """Train a config in the background, into a run folder named now (the page follows it from the start)."""
+        """Train a config in the background, into a run folder named now (the page follows it from the start). A
+        config that leaves the method open gets it from the data once read, so its folder says ``auto``."""
         path = self.config_path(config)
         cfg = cfgmod.coerce(path, list(overrides))
-        run = new_run_dir(cfg.output_dir, cfg.task, cfg.method)
+        run = new_run_dir(cfg.output_dir, cfg.task, "auto" if cfg.method_open else cfg.method)
         run = self.folders.confine(run if run.is_absolute() else self.home / run, "output_dir", must_exist=False)
         args = ["train", str(path), "--run-dir", str(run)]
         args += [x for o in overrides for x in ("--set", o)]
