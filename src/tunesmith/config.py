@@ -179,7 +179,9 @@ class TrainConfig:
         None,
         help="tokens per example; default: the 98th percentile of the data's lengths, capped by cost (128 for "
         "classification, where longer inputs cost more than they add: docs/defaults.md) and by the model "
-        "(2048 for causal-lm); tables: the feature columns (set by the data)",
+        "(2048 for causal-lm); images: the side of the square input in px, default the model's, or 5/7 of it for "
+        "a convolutional model when most pictures are under a quarter of it (224 -> 160); tables: the feature "
+        "columns (set by the data)",
         min=1,
     )
     packing: bool = _f(

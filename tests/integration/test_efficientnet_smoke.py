@@ -3,6 +3,8 @@ fine-tuning (scikit-learn's sample flower is a daisy), then fine-tunes on a few 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
@@ -45,7 +47,13 @@ def test_efficientnet_fine_tunes_on_a_few_images(tmp_path, cache_dir):
     cfg = image_config("efficientnet-lite0", train, val, tmp_path / "runs", method="head")
     cfg["train"]["threads"] = None
     run = tunesmith.finetune(cfg)
-    assert run.manifest["preprocess"] == {"size": 224, "mean": [127.0] * 3, "std": [128.0] * 3}
+    # 32 px pictures, under a quarter of the model's 224: trained at 160 px, and the saved model says so
+    assert run.manifest["preprocess"] == {"size": 160, "mean": [127.0] * 3, "std": [128.0] * 3}
+    assert run.manifest["max_length"] == 160
+    report = json.loads((run.path / "report.json").read_text())
+    assert report["probe"]["features"].endswith("at its own 224 px input")  # the general model at its own side
     assert run.metrics["accuracy"] >= 0.9
-    pred = tunesmith.load(run.path).predict([str(val / "red" / "0.png")])[0]
+    predictor = tunesmith.load(run.path)
+    assert predictor.preprocess.size == 160
+    pred = predictor.predict([str(val / "red" / "0.png")])[0]
     assert pred.label == "red"

@@ -325,8 +325,9 @@ def read_images(
     return ex, digest
 
 
-def check_images(split: Examples, input_size: int, report: DataReport) -> dict[str, Any]:
-    """Sizes and modes: images far smaller than the model's input, and mode conversions (said, not hidden)."""
+def check_images(split: Examples, input_size: int, report: DataReport, side: int | None = None) -> dict[str, Any]:
+    """Sizes and modes: images far smaller than the model's input, and mode conversions (said, not hidden).
+    ``side``: the input side the run trains on, where it differs from the model's."""
     sizes = np.array([r.pixels.shape[:2] for r in split.inputs]) if len(split) else np.zeros((0, 2))
     modes = Counter(r.mode for r in split.inputs)
     small = [ln for ln, r in zip(split.lines, split.inputs) if min(r.pixels.shape[:2]) * 4 < input_size]
@@ -336,7 +337,7 @@ def check_images(split: Examples, input_size: int, report: DataReport) -> dict[s
             "warning",
             "small_images",
             f"{len(small)} image(s) are under a quarter of the model's {input_size}px input and will be scaled "
-            f"up {input_size / max(1, int(sizes.min())):.0f}x at most ({lines_text(small, unit)})",
+            f"up {(side or input_size) / max(1, int(sizes.min())):.0f}x at most ({lines_text(small, unit)})",
             split.source,
             small[0],
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.config import TASK_DEFAULTS
 from tunesmith.eval import svg
 from tunesmith.files import write_json
 
@@ -135,6 +136,13 @@ def write_run_info(run: Path, facts: dict[str, Any]) -> None:
     write_json(run / RUN_INFO, {"started": time.time(), **facts})
 
 
+def _input_size(cfg: Any) -> str:
+    """ ", max length 128" (tokens), or as the task says its input size (images: ", input 160 px")."""
+    if not cfg.train.max_length:
+        return ""
+    return ", " + TASK_DEFAULTS.get(cfg.task, {}).get("input_size_shown", "max length {}").format(cfg.train.max_length)
+
+
 def run_panel(run: Path, cfg: Any, fit: Any) -> str:
     """Date, duration, seed, model and method, the key hyperparameters, data fingerprints and versions."""
     info_path = run / RUN_INFO
@@ -160,7 +168,7 @@ def run_panel(run: Path, cfg: Any, fit: Any) -> str:
             "hyperparameters",
             f"learning rate {t.learning_rate:g}, batch {t.batch_size}, "
             + (f"head epochs {cfg.head.epochs}" if cfg.method == "head" else f"epochs {t.epochs}")
-            + (f", max length {t.max_length}" if t.max_length else "")
+            + _input_size(cfg)
             + f", warm-up {t.warmup_ratio:g}, weight decay {t.weight_decay:g}",
         ),
         ("chosen by", f"{fit.metric or t.metric} on the selection split"),

@@ -20,7 +20,7 @@ def data_driven_defaults(
     """Values for the keys the config left open that follow the data and the machine (docs/planning.md);
     ``hardware`` defaults to this machine's."""
     task = get_task(cfg.task)
-    facts = model_facts(source, task.default_image_size)
+    facts = model_facts(source, max_length if task.default_image_size else 0)  # images: the side the run trains at
     return task(cfg).open_defaults(cfg, source, data) + data_driven(
         cfg, len(data.train), facts, max_length, hardware or detect(), len(data.labels) or 2
     )

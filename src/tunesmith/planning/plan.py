@@ -192,7 +192,7 @@ def make_plan(
     plan = Plan(hardware, data, [], price_per_hour, budget_s)
     for model in candidate_models(base.task, raw):
         source = resolve(model, base.cache_dir, allow_pickle=base.trust_remote_code)
-        facts = model_facts(source, get_task(base.task).default_image_size)
+        facts = model_facts(source, max_length if get_task(base.task).default_image_size else 0)
         for method in methods or list(allowed):
             option_raw = {**copy.deepcopy(raw), "model": model, "method": method}
             cfg = cfgmod.from_dict(option_raw)

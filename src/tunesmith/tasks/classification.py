@@ -41,6 +41,10 @@ class ClassificationPrepared(Prepared):
     features: Features  # the frozen body's features of inputs like these
     select_inputs: Any = None
     select_key: str = ""
+    # Where the run's inputs are not the model's own (images trained at a smaller side): each split's inputs as
+    # the pre-trained model takes them, for the linear probe (the general model), at ``probe_size``.
+    probe_inputs: dict[str, Any] | None = None
+    probe_size: int | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -122,21 +126,38 @@ class FrozenFeatures:
         self.key = (model_fp, *prep.keys, prep.select_key, prep.input_size)
         self.cache_dir = cfg.cache_dir
         self._feats: dict[str, dict[str, np.ndarray]] | None = None
+        # the probe's own inputs where the run's differ from the model's (images at a smaller side)
+        self.probe_inputs, self.probe_size = prep.probe_inputs, prep.probe_size
+        self._probe_feats: dict[str, dict[str, np.ndarray]] | None = None
 
     def get(self) -> dict[str, dict[str, np.ndarray]]:
+        """Features of the run's own inputs (the head and the warm start read them)."""
         if self._feats is None:
-            cache = ArrayCache(cache_root(self.cache_dir), "features")
-            self._feats = {}
-            for split, inputs in self.inputs.items():
-                key = cache_key("frozen2", split, *self.key)
-                hit = cache.get(key)
-                if hit is None:
-                    tokens = sum(len(x) for x in inputs) if isinstance(inputs, list) else 0  # images: no tokens
-                    with meter.measure("forward", "train" if split == "train" else "validation", len(inputs), tokens):
-                        hit = self.features(self.model, inputs)
-                    cache.put(key, hit)
-                self._feats[split] = hit
+            self._feats = self._compute(self.inputs, self.key)
         return self._feats
+
+    def probe_features(self) -> dict[str, dict[str, np.ndarray]]:
+        """Features of the inputs as the pre-trained model takes them, for the linear probe: the run's own, unless
+        the run's inputs differ (``ClassificationPrepared.probe_inputs``). Read before any weight changes."""
+        if self.probe_inputs is None:
+            return self.get()
+        if self._probe_feats is None:
+            self._probe_feats = self._compute(self.probe_inputs, (*self.key[:-1], self.probe_size))
+        return self._probe_feats
+
+    def _compute(self, inputs: dict[str, Any], key_parts: tuple[Any, ...]) -> dict[str, dict[str, np.ndarray]]:
+        cache = ArrayCache(cache_root(self.cache_dir), "features")
+        feats = {}
+        for split, split_inputs in inputs.items():
+            key = cache_key("frozen2", split, *key_parts)
+            hit = cache.get(key)
+            if hit is None:
+                tokens = sum(len(x) for x in split_inputs) if isinstance(split_inputs, list) else 0  # images: none
+                with meter.measure("forward", "train" if split == "train" else "validation", len(split_inputs), tokens):
+                    hit = self.features(self.model, split_inputs)
+                cache.put(key, hit)
+            feats[split] = hit
+        return feats
 
     def for_method(self) -> tuple[np.ndarray, np.ndarray]:
         """(training, choice) features as the head reads them; choices are made on the selection split."""
@@ -149,7 +170,7 @@ class FrozenFeatures:
         selection split too when the run refitted its head on both (``with_selection``)."""
         from tunesmith.eval.compare import linear_probe
 
-        feats = self.get()
+        feats = self.probe_features()
         x, y, groups = feats["train"]["mean"], prep.train_y, prep.data.train.groups or None
         rows = "the training split"
         if with_selection and "select" in feats and prep.select_items:
@@ -159,10 +180,11 @@ class FrozenFeatures:
             groups = [*groups, *held] if groups and held else None
             rows = "the training and selection splits, as the run's head"
         probs, c = linear_probe(x, y, feats["val"]["mean"], seed, groups)
+        side = f", at its own {self.probe_size} px input" if self.probe_inputs is not None else ""
         return {
             "probs": probs,
             "C": c,
-            "features": "mean-pooled last hidden state of the frozen pre-trained model",
+            "features": f"mean-pooled last hidden state of the frozen pre-trained model{side}",
             "fitted_on": f"{len(y)} rows: {rows}",
         }
 
@@ -174,6 +196,7 @@ def before_training(task: Any, model: Any, prep: ClassificationPrepared, source:
     frozen = FrozenFeatures(model, source.fingerprint, prep, task.cfg)
     if task.cfg.eval.probe and main:
         frozen.get()
+        frozen.probe_features()
         release_memory()
     return frozen
 
