@@ -96,6 +96,7 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "learning_rate": args.lr,
             "early_stopping_patience": 0,
+            "max_length": 224,  # the same job as the plain loop: 224 px (small pictures would default to 160)
         },
         "augment": {"crop_scale": 1.0, "color_jitter": 0.0},
         "eval": {"probe": False},
