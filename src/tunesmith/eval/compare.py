@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.eval.metrics import macro_f1
+from tunesmith.runtime import small_blas
 
 
 def _macro_f1_batch(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
@@ -154,7 +155,8 @@ def fit_logistic(
 
         cv = list(GroupKFold(n_splits=3).split(train_x, train_y, groups))
     search = GridSearchCV(pipe, {"logisticregression__C": [0.01, 0.1, 1.0]}, cv=cv, n_jobs=1)
-    search.fit(train_x, train_y)
+    with small_blas():
+        search.fit(train_x, train_y)
     scaler, lr = search.best_estimator_[0], search.best_estimator_[1]
     coef, intercept = lr.coef_, lr.intercept_
     if coef.shape[0] == 1:  # binary: one score for the second class; as two logits, [0, z]

@@ -17,6 +17,7 @@ import numpy as np
 from tunesmith import config as cfgmod
 from tunesmith.errors import ConfigError, InputError
 from tunesmith.files import write_csv
+from tunesmith.runtime import small_blas
 
 FILTER = "prune_by_noise_rate"  # cleanlab's rule for how many to flag (bench/bench_check_labels.py compares them)
 
@@ -136,7 +137,8 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarr
 
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, random_state=seed))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return cross_val_predict(model, x, y, cv=cv, method="predict_proba", n_jobs=1)
+    with small_blas():
+        return cross_val_predict(model, x, y, cv=cv, method="predict_proba", n_jobs=1)
 
 
 def _shown(value: Any) -> str:
