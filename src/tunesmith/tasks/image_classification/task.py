@@ -37,8 +37,8 @@ from tunesmith.train.result import FitResult
 
 GALLERY = 24
 # Small pictures (most under a quarter of the model's input) are trained at this share of a convolutional model's
-# side (224 -> 160 px, half the pixels). Scaled up 224 px, a 28 px picture shows nothing it does not at 160: on the
-# recipe suite, Fashion-MNIST 85.6% at 224 px in 403 s, 85.4% at 160 in 158 s, 83.6% at 112 in 90 s; digits 95.8%
+# side (224 -> 160 px, half the pixels). Scaled up to 224 px, a 28 px picture shows nothing it does not at 160: on
+# the recipe suite, Fashion-MNIST 85.6% at 224 px in 403 s, 85.4% at 160 in 158 s, 83.6% at 112 in 90 s; digits 95.8%
 # at 224 in 170 s, 97.2% at 160 in 89 s, 95.2% at 112 in 53 s (one run each, 5 epochs, no augmentation).
 SMALL_PICTURE_SHARE = 5 / 7
 MIN_SIDE = 32  # EfficientNet's features are 1/32 of its input: below that it has no pixel left to pool

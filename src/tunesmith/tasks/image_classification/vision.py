@@ -242,20 +242,21 @@ def load_image(path: str | Path) -> np.ndarray:
         raise InputError(f"{p}: {exc}") from None
 
 
-# On a CPU an image model's activations stay in cache for small batches: EfficientNet-Lite0's frozen features on
-# 2 cores ran at 56 / 45 / 41 / 27 images/s in batches of 4 / 8 / 16 / 64 at 224 px, and 144 / 109 / 103 / 64 at
-# 160 px (batches of 1 and 2 were slower again).
-CPU_BATCH = 4
+# On a CPU a convolutional model's activations stay in cache for small batches: EfficientNet-Lite0's frozen
+# features on 2 cores ran at 56 / 45 / 41 / 27 images/s in batches of 4 / 8 / 16 / 64 at 224 px, and
+# 144 / 109 / 103 / 64 at 160 px (batches of 1 and 2 were slower again). Other models were not measured: unchanged.
+CPU_CONV_BATCH = 4
 
 
 def run_batched(model: Any, pixels: np.ndarray, pre: Preprocess, fn: Any, batch_size: int = 64) -> np.ndarray:
-    """``fn(model, normalised batch)`` over uint8 (n, 3, s, s) pixels in eval mode, as one numpy array (batches of
-    at most ``CPU_BATCH`` on a CPU)."""
+    """``fn(model, normalised batch)`` over uint8 (n, 3, s, s) pixels in eval mode, as one numpy array (a
+    convolutional model on a CPU: batches of at most ``CPU_CONV_BATCH``; channels-last input for a channels-last
+    model)."""
     model.eval()
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        batch_size = min(batch_size, CPU_BATCH)
     channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    if device.type == "cpu" and pre.any_side:  # a convolutional network with global pooling
+        batch_size = min(batch_size, CPU_CONV_BATCH)
     out = []
     with torch.inference_mode():
         for s in range(0, len(pixels), batch_size):
