@@ -51,7 +51,12 @@ def test_efficientnet_fine_tunes_on_a_few_images(tmp_path, cache_dir):
     assert run.manifest["preprocess"] == {"size": 160, "mean": [127.0] * 3, "std": [128.0] * 3}
     assert run.manifest["max_length"] == 160
     report = json.loads((run.path / "report.json").read_text())
-    assert report["probe"]["features"].endswith("at its own 224 px input")  # the general model at its own side
+    assert (
+        report["probe"]["features"]
+        == "pooled features of the frozen pre-trained network (what enters its head), at its own 224 px input"
+    )  # the general model at its own side
+    html = (run.path / "report.html").read_text()
+    assert "input 160 px" in html and "at its own 224 px input; fitted on" in html
     assert run.metrics["accuracy"] >= 0.9
     predictor = tunesmith.load(run.path)
     assert predictor.preprocess.size == 160

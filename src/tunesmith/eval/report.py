@@ -168,7 +168,7 @@ def render_html(
         panels.verdict_box(s.get("verdict"), panels.diagnoses(full["fit"], full["data"], s["n"], log)),
         _headline(s, full["comparisons"]),
         panels.data_checks(full["data"]),
-        _base_vs_tuned(full["models"]),
+        _base_vs_tuned(full["models"], full.get("probe")),
         panels.training_section(log, full["fit"], full["fit"].get("metric") or cfg.train.metric, kept.get("why", "")),
         _per_class(full["models"]["tuned"], labels),
         _calibration(full["models"]["tuned"]),
@@ -227,7 +227,7 @@ def _headline(s: dict[str, Any], comps: dict[str, Any]) -> str:
     )
 
 
-def _base_vs_tuned(models: dict[str, Any]) -> str:
+def _base_vs_tuned(models: dict[str, Any], probe: dict[str, Any] | None = None) -> str:
     def ci(m: dict[str, Any], key: str) -> str:
         lo, hi = m["intervals"][key]
         return f"{_pct(m[key])} <small>({_pct(lo)}–{_pct(hi)})</small>"
@@ -243,9 +243,15 @@ def _base_vs_tuned(models: dict[str, Any]) -> str:
         "Base vs tuned on the same validation data (whiskers: 95% intervals)",
         errors={n: [m["intervals"]["accuracy"], m["intervals"]["macro_f1"]] for n, m in models.items()},
     )
+    probe_note = (
+        f"<p class=note>The linear probe: a logistic regression (C = {probe['C']:g}) on the "
+        f"{escape(str(probe['features']))}; fitted on {escape(str(probe['fitted_on']))}.</p>"
+        if probe and {"C", "features", "fitted_on"} <= set(probe)
+        else ""
+    )
     return (
         "<h2>Base vs tuned</h2><div class=scroll><table class=num><tr><th>model</th><th>accuracy % (interval)</th>"
-        f"<th>macro-F1 % (interval)</th><th>ECE</th></tr>{rows}</table></div>{bars}"
+        f"<th>macro-F1 % (interval)</th><th>ECE</th></tr>{rows}</table></div>{probe_note}{bars}"
     )
 
 

@@ -45,6 +45,7 @@ class ClassificationPrepared(Prepared):
     # the pre-trained model takes them, for the linear probe (the general model), at ``probe_size``.
     probe_inputs: dict[str, Any] | None = None
     probe_size: int | None = None
+    features_described: str = "mean-pooled last hidden state of the frozen pre-trained model"  # what the probe reads
 
     @property
     def labels(self) -> list[str]:
@@ -128,6 +129,7 @@ class FrozenFeatures:
         self._feats: dict[str, dict[str, np.ndarray]] | None = None
         # the probe's own inputs where the run's differ from the model's (images at a smaller side)
         self.probe_inputs, self.probe_size = prep.probe_inputs, prep.probe_size
+        self.features_described = prep.features_described
         self._probe_feats: dict[str, dict[str, np.ndarray]] | None = None
 
     def get(self) -> dict[str, dict[str, np.ndarray]]:
@@ -184,7 +186,7 @@ class FrozenFeatures:
         return {
             "probs": probs,
             "C": c,
-            "features": f"mean-pooled last hidden state of the frozen pre-trained model{side}",
+            "features": f"{self.features_described}{side}",
             "fitted_on": f"{len(y)} rows: {rows}",
         }
 

@@ -145,6 +145,7 @@ class ImageClassification(Task):
         return ImagePrepared(
             probe_inputs=probe_inputs,
             probe_size=native,
+            features_described="pooled features of the frozen pre-trained network (what enters its head)",
             train_items=clf.label_items(data.train.labels, data.labels),
             val_items=clf.label_items(data.val.labels, data.labels),
             select_items=None if sel is None else clf.label_items(sel.labels, data.labels),
