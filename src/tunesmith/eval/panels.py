@@ -87,7 +87,8 @@ PROBLEMS = {
 
 
 def data_checks(data: dict[str, Any], title: str = "Data checks") -> str:
-    """The data checks' warnings as a table (problem, where, how many) and the data's figures as a table."""
+    """The data checks' warnings as a table (problem, where, how many warnings of that kind, their messages; a
+    message may cover many rows) and the data's figures as a table."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for w in data.get("warnings", []):
         groups[(w["check"], str(w.get("file") or ""))].append(w)
@@ -107,7 +108,7 @@ def data_checks(data: dict[str, Any], title: str = "Data checks") -> str:
             f"<td>{len(items)}</td><td>{msgs}</td></tr>"
         )
     table = (
-        "<div class=scroll><table><tr><th>problem</th><th>where</th><th>how many</th><th>details</th></tr>"
+        "<div class=scroll><table><tr><th>problem</th><th>where</th><th>warnings</th><th>details</th></tr>"
         f"{''.join(rows)}</table></div>"
         if rows
         else "<p>No warnings.</p>"
