@@ -325,12 +325,18 @@ def read_images(
     return ex, digest
 
 
+def under_quarter(pixels: np.ndarray, input_size: int) -> bool:
+    """A picture whose shorter side is under a quarter of the model's input: scaled up more than 4x (the
+    ``small_images`` warning; the augmentation and input-side rules read the same test)."""
+    return min(pixels.shape[:2]) * 4 < input_size
+
+
 def check_images(split: Examples, input_size: int, report: DataReport, side: int | None = None) -> dict[str, Any]:
     """Sizes and modes: images far smaller than the model's input, and mode conversions (said, not hidden).
     ``side``: the input side the run trains on, where it differs from the model's."""
     sizes = np.array([r.pixels.shape[:2] for r in split.inputs]) if len(split) else np.zeros((0, 2))
     modes = Counter(r.mode for r in split.inputs)
-    small = [ln for ln, r in zip(split.lines, split.inputs) if min(r.pixels.shape[:2]) * 4 < input_size]
+    small = [ln for ln, r in zip(split.lines, split.inputs) if under_quarter(r.pixels, input_size)]
     unit = "rows" if split.inputs and "[" in split.inputs[0].source else "lines"
     if small:
         report.add(

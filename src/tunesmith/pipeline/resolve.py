@@ -8,7 +8,7 @@ from tunesmith.config import Config, Default
 from tunesmith.hardware import Hardware, detect
 from tunesmith.methods import get_method
 from tunesmith.models.catalog import ModelSource
-from tunesmith.models.facts import model_facts
+from tunesmith.models.facts import ModelFacts, model_facts
 from tunesmith.pipeline.defaults import data_driven
 from tunesmith.tasks import get_task
 from tunesmith.tasks.base import TaskData
@@ -20,10 +20,16 @@ def data_driven_defaults(
     """Values for the keys the config left open that follow the data and the machine (docs/planning.md);
     ``hardware`` defaults to this machine's."""
     task = get_task(cfg.task)
-    facts = model_facts(source, max_length if task.default_image_size else 0)  # images: the side the run trains at
+    facts = facts_at(source, cfg.task, max_length)
     return task(cfg).open_defaults(cfg, source, data) + data_driven(
         cfg, len(data.train), facts, max_length, hardware or detect(), len(data.labels) or 2
     )
+
+
+def facts_at(source: ModelSource, task: str, input_size: int) -> ModelFacts:
+    """The model's facts for the estimates; an image model's side is the one the run trains at (small pictures
+    train a convolutional model below its own side)."""
+    return model_facts(source, input_size if get_task(task).default_image_size else 0)
 
 
 def resolve_config(cfg: Config, chosen: list[Default], input_size: int) -> Config:

@@ -22,10 +22,9 @@ from tunesmith.files import atomic_write_text
 from tunesmith.hardware import GIB, Hardware, detect
 from tunesmith.methods import get_method
 from tunesmith.models.catalog import resolve
-from tunesmith.models.facts import model_facts
 from tunesmith.pipeline.finetune import inspect
 from tunesmith.pipeline.memory import estimate, trainable_params
-from tunesmith.pipeline.resolve import data_driven_defaults, resolve_config
+from tunesmith.pipeline.resolve import data_driven_defaults, facts_at, resolve_config
 from tunesmith.planning.predict import Prediction, predict
 from tunesmith.tasks import get_task
 
@@ -192,7 +191,7 @@ def make_plan(
     plan = Plan(hardware, data, [], price_per_hour, budget_s)
     for model in candidate_models(base.task, raw):
         source = resolve(model, base.cache_dir, allow_pickle=base.trust_remote_code)
-        facts = model_facts(source, max_length if get_task(base.task).default_image_size else 0)
+        facts = facts_at(source, base.task, max_length)
         for method in methods or list(allowed):
             option_raw = {**copy.deepcopy(raw), "model": model, "method": method}
             cfg = cfgmod.from_dict(option_raw)

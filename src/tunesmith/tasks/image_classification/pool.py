@@ -174,7 +174,7 @@ def _array_images(p: Path) -> np.ndarray | None:
 @functools.lru_cache(maxsize=2)
 def _read_array_images(path: str, mtime_ns: int, size: int) -> np.ndarray | None:
     p = Path(path)
-    if "idx3" in p.name.lower():
+    if _layout(p) == "idx":
         images = open_idx(p)
     else:
         with np.load(p, allow_pickle=False) as z:

@@ -14,7 +14,7 @@ import numpy as np
 
 from tunesmith.config import Config, Default
 from tunesmith.data.cache import ArrayCache, cache_key, cache_root
-from tunesmith.data.images import check_images, read_images
+from tunesmith.data.images import check_images, read_images, under_quarter
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.errors import DataError
 from tunesmith.models.catalog import ModelSource
@@ -341,12 +341,11 @@ def input_side(pre: Preprocess, configured: int | None, train: Examples, report:
             report.add("error", "max_length", f"train.max_length={configured}: {problem}", field="train.max_length")
             raise DataError(report.problems)
         return configured, "set in config"
-    sides = [min(r.pixels.shape[:2]) for r in train.inputs]
-    small = sum(1 for v in sides if v * 4 < native)
-    if pre.any_side and small * 2 > len(sides):
+    small = sum(1 for r in train.inputs if under_quarter(r.pixels, native))
+    if pre.any_side and small * 2 > len(train.inputs):
         side = max(MIN_SIDE, round(native * SMALL_PICTURE_SHARE / 32) * 32)
         return side, (
-            f"{small:,} of {len(sides):,} training images are under a quarter of the model's {native} px: "
+            f"{small:,} of {len(train.inputs):,} training images are under a quarter of the model's {native} px: "
             f"trained at {side} px, about half the pixels (docs/defaults.md)"
         )
     return native, "the model's own input"

@@ -250,19 +250,15 @@ CPU_CONV_BATCH = 4
 
 def run_batched(model: Any, pixels: np.ndarray, pre: Preprocess, fn: Any, batch_size: int = 64) -> np.ndarray:
     """``fn(model, normalised batch)`` over uint8 (n, 3, s, s) pixels in eval mode, as one numpy array (a
-    convolutional model on a CPU: batches of at most ``CPU_CONV_BATCH``; channels-last input for a channels-last
-    model)."""
+    convolutional model on a CPU: batches of at most ``CPU_CONV_BATCH``)."""
     model.eval()
     device = next(model.parameters()).device
-    channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
     if device.type == "cpu" and pre.any_side:  # a convolutional network with global pooling
         batch_size = min(batch_size, CPU_CONV_BATCH)
     out = []
     with torch.inference_mode():
         for s in range(0, len(pixels), batch_size):
             x = pre.normalise(torch.from_numpy(pixels[s : s + batch_size]).float()).to(device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
             out.append(fn(model, x).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
