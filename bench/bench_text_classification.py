@@ -144,6 +144,7 @@ def child_tunesmith(args: argparse.Namespace) -> dict:
             learning_rate=args.lr,
             max_length=args.max_length,
             early_stopping_patience=0,
+            freeze_embeddings=False,  # the Trainer trains every weight: the same job does too
         )
     run = tunesmith.finetune(cfg)
     fit = run.manifest["fit"]

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 import tunesmith
 from tests.conftest import tiny_config
+from tunesmith import config
 
 # Adapters take a higher rate than full fine-tuning, as in practice. The LoRA runs keep their adapters even where
 # the frozen head scores as well (classifier.keep_better: false): these tests are about the adapter's files.
@@ -38,6 +39,9 @@ def runs(tiny_model, toy_data, tmp_path_factory) -> dict[str, tunesmith.Run]:
             result[method] = tunesmith.finetune(cfg)
         result["lora-merged"] = tunesmith.finetune(
             tiny_config(tiny_model, train, val, out, method="lora", lora__merge=True, **LR["lora"])
+        )
+        result["full-embeddings"] = tunesmith.finetune(
+            tiny_config(tiny_model, train, val, out, method="full", train__freeze_embeddings=False)
         )
         result["full-cold"] = tunesmith.finetune(
             tiny_config(tiny_model, train, val, out, method="full", full__warm_start_head=False)
@@ -109,6 +113,22 @@ def test_head_trains_only_the_head(runs, tiny_model):
             assert torch.equal(tuned[key], value), f"{name} belongs to the frozen encoder"
 
 
+@pytest.mark.parametrize(("run", "frozen"), [("full", True), ("full-embeddings", False)])
+def test_full_keeps_the_token_embeddings_as_pre_trained_unless_told(runs, tiny_model, run, frozen):
+    base = load_file(str(tiny_model / "model.safetensors"))
+    done = runs[run]
+    assert done.manifest["kept"]["model"] == "fine-tuned"
+    assert config.load(done.path / "config.yaml").train.freeze_embeddings is frozen  # resolved and written
+    tuned = load_file(str(done.path / "model" / "model.safetensors"))
+
+    def same(name: str) -> bool:
+        return torch.equal(tuned[name if name in tuned else f"bert.{name}"], base[name])
+
+    assert same("embeddings.word_embeddings.weight") is frozen
+    assert not same("embeddings.position_embeddings.weight"), "only the token-embedding matrix is kept"
+    assert not same("encoder.layer.0.attention.self.query.weight")
+
+
 def test_lora_saves_an_adapter_and_merges_on_request(runs):
     plain = runs["lora"].path
     assert (plain / "adapter" / "adapter_config.json").is_file() and not (plain / "model").exists()
@@ -143,8 +163,6 @@ def test_slices_are_reported(runs):
 
 
 def test_resolved_config_is_written(runs):
-    from tunesmith import config
-
     cfg = config.load(runs["full"].path / "config.yaml")
     assert cfg.train.max_length == 32 and cfg.train.learning_rate == pytest.approx(3e-3)
     assert config.load(runs["lora"].path / "config.yaml").train.learning_rate == pytest.approx(1e-2)

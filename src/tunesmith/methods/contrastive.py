@@ -34,7 +34,7 @@ from tunesmith.config import Config
 from tunesmith.errors import ConfigError, InputError
 from tunesmith.methods.base import METHODS, Job, Method, ParityCheck, export_transformers
 from tunesmith.methods.head import fit_logistic_head, refit_logistic_head, train_head
-from tunesmith.methods.training import copy_state, keep_better
+from tunesmith.methods.training import copy_state, keep_better, train_everything
 from tunesmith.train.loop import fit
 from tunesmith.train.result import FitResult
 
@@ -110,8 +110,7 @@ class Contrastive(Method):
             out["target"] = torch.tensor([p["target"] for p in batch])
             return out
 
-        for p in job.model.parameters():
-            p.requires_grad_(True)
+        train_everything(job)
         for p in head.parameters():
             p.requires_grad_(False)  # the head is fitted afterwards, on the tuned features
         pair_cfg = cfgmod.replace(cfg.train, epochs=1, group_by_length=False, early_stopping_patience=0, metric="loss")

@@ -1,4 +1,4 @@
-"""full: every weight trains."""
+"""full: every weight trains (the token embeddings too unless ``train.freeze_embeddings``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from tunesmith.config import Config
 from tunesmith.methods.base import METHODS, Job, Method, ParityCheck, export_transformers
-from tunesmith.methods.training import fine_tune
+from tunesmith.methods.training import fine_tune, train_everything
 from tunesmith.train.result import FitResult
 
 
@@ -19,8 +19,7 @@ class Full(Method):
         return 5e-5
 
     def train(self, job: Job) -> FitResult:
-        for p in job.model.parameters():
-            p.requires_grad_(True)
+        train_everything(job)
         return fine_tune(job, job.cfg.full.warm_start_head)
 
     def export(self, model: Any, folder: Path, cfg: Config, check: ParityCheck | None = None) -> dict[str, Any]:

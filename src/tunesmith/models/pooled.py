@@ -105,6 +105,10 @@ class PooledClassifier(torch.nn.Module):
         setattr(self.config, HEAD_KEY, {k: spec[k] for k in ("pooling", "hidden", "dropout")})
         self.classifier = build_head(body.config.hidden_size, spec["hidden"], spec["dropout"], len(spec["labels"]))
 
+    def get_input_embeddings(self) -> Any:
+        """The encoder's token embeddings (transformers' name, so code that freezes them needs no special case)."""
+        return self.body.get_input_embeddings()
+
     @property
     def pooling(self) -> str:
         return str(self.spec["pooling"])

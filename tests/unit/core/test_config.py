@@ -39,6 +39,21 @@ def test_bad_values_are_refused_with_path_and_allowed(raw, expect):
     assert expect in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("task", "frozen"), [("text-classification", True), ("causal-lm", False), ("image-classification", False)]
+)
+def test_freeze_embeddings_is_resolved_from_the_task(task, frozen):
+    assert config.from_dict({**BASE, "task": task}).train.freeze_embeddings is frozen
+    told = config.from_dict({**BASE, "task": task, "train": {"freeze_embeddings": False}})
+    assert told.train.freeze_embeddings is False
+
+
+@pytest.mark.parametrize("task", ["image-classification", "tabular-classification"])
+def test_freeze_embeddings_is_refused_where_the_model_has_no_token_embeddings(task):
+    with pytest.raises(ConfigError, match=f"train.freeze_embeddings: .*task {task} has none"):
+        config.from_dict({**BASE, "task": task, "train": {"freeze_embeddings": True}})
+
+
 def test_required_train_file():
     with pytest.raises(ConfigError, match="data.train: required key is missing"):
         config.from_dict({"data": {"validation": "v.csv"}})
