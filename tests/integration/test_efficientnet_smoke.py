@@ -10,6 +10,7 @@ import torch
 
 import tunesmith
 from tests.conftest import image_config, write_image_folder
+from tunesmith.eval.report import PROBE
 from tunesmith.models.catalog import resolve
 from tunesmith.tasks.image_classification.vision import (
     EFFICIENTNET,
@@ -62,3 +63,35 @@ def test_efficientnet_fine_tunes_on_a_few_images(tmp_path, cache_dir):
     assert predictor.preprocess.size == 160
     pred = predictor.predict([str(val / "red" / "0.png")])[0]
     assert pred.label == "red"
+
+
+def test_a_run_starts_from_a_saved_efficientnet_with_its_head_where_the_classes_match(tmp_path, cache_dir):
+    """`tunesmith update` and `learn --warm` give a run's saved model folder as the next run's `model:`."""
+    from safetensors.torch import load_file
+
+    from tunesmith.labels.learn import warm_start
+    from tunesmith.tasks.classification import label_list
+    from tunesmith.tasks.image_classification.vision import backbone_kind
+
+    train = write_image_folder(tmp_path / "train", 12, 1)
+    val = write_image_folder(tmp_path / "val", 4, 2)
+    first = tunesmith.finetune(image_config("efficientnet-lite0", train, val, tmp_path / "runs", train__epochs=2))
+    folder = first.path / "model"
+    assert backbone_kind(str(folder)) == EFFICIENTNET
+    saved = load_file(str(folder / "model.safetensors"))
+    labels = label_list(first.manifest["label_map"])
+
+    same = build_classifier(str(folder), EFFICIENTNET, labels).net.state_dict()
+    assert all(torch.equal(same[k], v) for k, v in saved.items()), "the saved weights, head included"
+    assert same["_fc.weight"].shape[0] == len(labels)
+    swapped = build_classifier(str(folder), EFFICIENTNET, labels[::-1]).net.state_dict()
+    assert not torch.equal(swapped["_fc.weight"], saved["_fc.weight"]), "other class order: a new head"
+    assert torch.equal(swapped["_conv_stem.weight"], saved["_conv_stem.weight"])
+    assert build_classifier(str(folder), EFFICIENTNET, labels).preprocess == EFFICIENTNET_PREPROCESS  # native 224
+
+    overrides, started = warm_start(first.path, set(labels))
+    assert started == "the previous round's weights" and overrides[0] == f"model={folder}"
+    second = tunesmith.finetune(image_config(str(folder), train, val, tmp_path / "runs", method="head"))
+    assert second.manifest["max_length"] == 160, "the side is chosen again from the data"
+    assert second.metrics["baselines"][PROBE]["accuracy"] >= 0.9, "the probe reads the first run's model"
+    assert second.metrics["accuracy"] >= 0.9

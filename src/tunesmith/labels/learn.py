@@ -212,6 +212,7 @@ def warm_start(previous: Path, classes: set[str]) -> tuple[list[str], str]:
     method: its frozen features are already reused from the cache) or saved a form no run can start from."""
     from tunesmith.inference.weights import base_model_path, inside_run
     from tunesmith.rundir import read_manifest
+    from tunesmith.tasks import get_task
     from tunesmith.tasks.classification import label_list
 
     manifest = read_manifest(previous)
@@ -230,8 +231,8 @@ def warm_start(previous: Path, classes: set[str]) -> tuple[list[str], str]:
             order,
         ], "the previous round's adapter"
     folder = inside_run(previous, export.get("path"), "export.path")
-    if not (folder / "config.json").is_file():
-        return [], "the pre-trained model (the previous round's weights are not a Hugging Face folder)"
+    if not get_task(manifest["task"]).starts_from(folder):
+        return [], "the pre-trained model (no run can start from the form the previous round's weights were saved in)"
     return [f"model={folder}", order], "the previous round's weights"
 
 

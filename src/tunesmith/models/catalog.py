@@ -119,6 +119,12 @@ def catalog_path(entry: CatalogEntry) -> Path:
     return Path(spec.origin).parent / entry.subpath
 
 
+# What makes a folder a model: a Hugging Face config, or the declaration of an image model a run saved in its own
+# form (EfficientNet-Lite0's weights with their classes and preprocessing; tasks/image_classification/vision.py).
+IMAGE_MODEL_META = "tunesmith_image_model.json"
+MODEL_DECLARATIONS = ("config.json", IMAGE_MODEL_META)
+
+
 def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False) -> ModelSource:
     """Turn the config's ``model`` value into a loadable source, or say what is allowed, before anything is written:
     a local folder must hold safetensors weights (pickles run code when loaded; ``allow_pickle`` is the config's
@@ -140,8 +146,11 @@ def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False)
         folder = _from_gguf(p.resolve(), cache_dir)
         return ModelSource(spec, str(folder), None, _fingerprint_dir(folder), True)
     if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise ConfigError(f"model: folder {spec!r} has no config.json, so it is not a Hugging Face model folder")
+        if not any((p / name).is_file() for name in MODEL_DECLARATIONS):
+            raise ConfigError(
+                f"model: folder {spec!r} has no config.json, so it is not a Hugging Face model folder (nor an "
+                "image model a tunesmith run saved)"
+            )
         if not allow_pickle and not any(p.glob("*.safetensors")):
             raise ConfigError(
                 f"model: {spec} has no .safetensors weights; pickled weights are refused (convert them with "

@@ -190,10 +190,10 @@ ARRAY_CELL = re.compile(r"(.+)\[(\d+)\]")  # an array file's row as label-next w
 def _backbone(source: Any, trust_remote_code: bool) -> Any:
     """The frozen pre-trained image model (its classifier head is never read here)."""
     from tunesmith.runtime import quiet_libraries
-    from tunesmith.tasks.image_classification.vision import EFFICIENTNET, build_classifier
+    from tunesmith.tasks.image_classification.vision import backbone_kind, build_classifier
 
     quiet_libraries()
-    kind = EFFICIENTNET if source.catalog == EFFICIENTNET else "transformers"
+    kind = backbone_kind(source.path, source.catalog)
     return build_classifier(source.path, kind, ["a", "b"], trust_remote_code).eval()
 
 

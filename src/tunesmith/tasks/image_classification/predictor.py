@@ -18,8 +18,8 @@ from tunesmith.inference.weights import load_trained
 from tunesmith.methods.base import ParityCheck
 from tunesmith.tasks.classification import correct, label_list, probability_parity
 from tunesmith.tasks.image_classification.vision import (
-    EFFICIENTNET,
     ImageClassifier,
+    backbone_kind,
     build_classifier,
     load_image,
     probabilities,
@@ -39,7 +39,7 @@ class ImagePredictor(Predictor):
     @classmethod
     def load(cls, run: Path, manifest: dict[str, Any]) -> ImagePredictor:
         def base(path: str) -> Any:
-            kind = EFFICIENTNET if manifest["base_model"].get("spec") == EFFICIENTNET else "transformers"
+            kind = backbone_kind(path, manifest["base_model"].get("spec"))
             return build_classifier(path, kind, label_list(manifest["label_map"]))
 
         model, _ = load_trained(run, manifest, ImageClassifier.from_pretrained, base)

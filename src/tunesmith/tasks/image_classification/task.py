@@ -27,11 +27,13 @@ from tunesmith.tasks.image_classification.vision import (
     EFFICIENTNET_PREPROCESS,
     Preprocess,
     augment,
+    backbone_kind,
     build_classifier,
     preprocess_from_processor,
     probabilities,
     resize_square,
     run_batched,
+    saved_image_model,
 )
 from tunesmith.train.result import FitResult
 
@@ -92,9 +94,16 @@ class ImageClassification(Task):
         why = f"{total - small:,} of {total:,} training images are at least a quarter of the model's input size"
         return [Default("augment.enabled", True, why)]
 
+    @classmethod
+    def starts_from(cls, folder: Path) -> bool:
+        """A Hugging Face image model, or the EfficientNet folder a run saved (its weights and classes)."""
+        return (folder / "config.json").is_file() or saved_image_model(folder) is not None
+
     def load_preprocessor(self, source: ModelSource, data: TaskData) -> Preprocess:
         """Images have no tokenizer: the model's preprocessing plays that part."""
-        return EFFICIENTNET_PREPROCESS if source.catalog == EFFICIENTNET else preprocess_from_processor(source.path)
+        if backbone_kind(source.path, source.catalog) == EFFICIENTNET:
+            return EFFICIENTNET_PREPROCESS
+        return preprocess_from_processor(source.path)
 
     def save_preprocessor(self, preprocessor: Preprocess, folder: Path) -> None:
         """The image model saves its preprocessing with its weights (vision.ImageClassifier)."""
@@ -182,7 +191,7 @@ class ImageClassification(Task):
     def build_model(self, source: ModelSource, data: TaskData) -> Any:
         import torch
 
-        kind = EFFICIENTNET if source.catalog == EFFICIENTNET else "transformers"
+        kind = backbone_kind(source.path, source.catalog)
         model = build_classifier(source.path, kind, data.labels, self.cfg.trust_remote_code)
         side = self.cfg.train.max_length
         if model.preprocess.any_side and side and side != model.preprocess.size:

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from tunesmith.errors import ConfigError, InputError
+from tunesmith.models.catalog import IMAGE_MODEL_META
 
-META = "tunesmith_image_model.json"
+META = IMAGE_MODEL_META
 EFFICIENTNET = "efficientnet-lite0"
 
 
@@ -142,14 +143,44 @@ def _efficientnet(num_classes: int) -> torch.nn.Module:
     return EfficientNet.from_name(EFFICIENTNET, num_classes=num_classes)
 
 
+def saved_image_model(folder: str | Path) -> dict[str, Any] | None:
+    """What a folder that tunesmith saved an image model into declares (architecture, labels, preprocessing);
+    None for any other path."""
+    meta = Path(folder) / META
+    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+
+
+def backbone_kind(path: str, catalog: str | None = None) -> str:
+    """EfficientNet-Lite0 for the packaged weights and for a run's saved EfficientNet folder (an update or a warm
+    round of ``learn`` starts from one), else a Hugging Face image model."""
+    if catalog == EFFICIENTNET:
+        return EFFICIENTNET
+    saved = saved_image_model(path)
+    return str(saved["architecture"]) if saved else "transformers"
+
+
+def _efficientnet_weights(path: str) -> tuple[dict[str, torch.Tensor], list[str] | None]:
+    """The packaged ImageNet weights (a torch file, read with weights_only) or a saved run's (safetensors), and
+    the classes its head was trained on where a run saved it."""
+    saved = saved_image_model(path)
+    if saved is None:
+        return torch.load(path, map_location="cpu", weights_only=True), None
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(path) / "model.safetensors")), list(saved["labels"])
+
+
 def build_classifier(
     source_path: str, kind: str, labels: list[str], trust_remote_code: bool = False
 ) -> ImageClassifier:
-    """The pre-trained backbone with a new head of len(labels) classes."""
+    """The pre-trained backbone with a head of len(labels) classes: a saved run's own head where it was trained
+    on these classes in this order, else a new one. The input side is the architecture's own (a saved run's
+    side is the run's choice, made again from the data)."""
     if kind == EFFICIENTNET:
         net = _efficientnet(len(labels))
-        state = torch.load(source_path, map_location="cpu", weights_only=True)
-        if len(labels) != state["_fc.weight"].shape[0]:
+        state, trained_on = _efficientnet_weights(source_path)
+        same = trained_on == list(labels) if trained_on is not None else len(labels) == state["_fc.weight"].shape[0]
+        if not same:
             state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
         missing, unexpected = net.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("_fc.") for k in missing):
