@@ -4,6 +4,7 @@ round's weights (`--warm`). Prints each round's labels, accuracy and seconds sid
 
     python bench/bench_learn_warm.py --set intents --method full
     python bench/bench_learn_warm.py --set intents --method lora --rounds 3 --k 40
+    python bench/bench_learn_warm.py --set digits --method full   (images: the suite's array files)
 """
 
 from __future__ import annotations
@@ -18,21 +19,38 @@ import numpy as np
 import yaml
 
 
+def seed_rows(labels: list[str], n_seed: int, seed: int) -> tuple[list[int], list[int]]:
+    """n_seed row indices (stratified, every class twice where it can) and the rest, in a seeded order."""
+    rng = np.random.default_rng(seed)
+    order = [int(i) for i in rng.permutation(len(labels))]
+    by_class: dict[str, list[int]] = {}
+    for i in order:
+        by_class.setdefault(labels[i], []).append(i)
+    chosen = [i for idx in by_class.values() for i in idx[:2]][:n_seed]
+    chosen += [i for i in order if i not in set(chosen)][: max(0, n_seed - len(chosen))]
+    taken = set(chosen)
+    return chosen, [i for i in order if i not in taken]
+
+
+def split_seed_images(train: Path, out: Path, n_seed: int, seed: int) -> tuple[Path, Path]:
+    """An image set's array file split the same way: seed.npz and pool.npz (its labels are the oracle)."""
+    arrays = np.load(train)
+    images, labels = arrays["images"], arrays["labels"]
+    chosen, rest = seed_rows([str(y) for y in labels], n_seed, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "seed.npz", images=images[chosen], labels=labels[chosen])
+    np.savez(out / "pool.npz", images=images[rest], labels=labels[rest])
+    return out / "seed.npz", out / "pool.npz"
+
+
 def split_seed(train: Path, out: Path, n_seed: int, seed: int) -> tuple[Path, Path]:
     """The suite's training split as n_seed labelled rows (stratified, every class twice where it can) and a pool
     holding the rest with their labels (the oracle)."""
     with train.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    rng = np.random.default_rng(seed)
-    order = [int(i) for i in rng.permutation(len(rows))]
-    by_class: dict[str, list[int]] = {}
-    for i in order:
-        by_class.setdefault(rows[i]["label"], []).append(i)
-    chosen = [i for idx in by_class.values() for i in idx[:2]][:n_seed]
-    chosen += [i for i in order if i not in set(chosen)][: max(0, n_seed - len(chosen))]
-    taken = set(chosen)
+    chosen, rest = seed_rows([r["label"] for r in rows], n_seed, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for name, part in (("seed.csv", chosen), ("pool.csv", [i for i in order if i not in taken])):
+    for name, part in (("seed.csv", chosen), ("pool.csv", rest)):
         with (out / name).open("w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, ["text", "label"])
             w.writeheader()
@@ -56,12 +74,17 @@ def main() -> None:
     set_threads(2)
     work = Path(tempfile.mkdtemp(prefix="bench-warm-"))
     folder = Path(args.suite) / args.set
-    seed_file, pool = split_seed(folder / "train.csv", work / "data", args.seed_labels, 0)
+    images = (folder / "train.npz").is_file()
+    if images:
+        seed_file, pool = split_seed_images(folder / "train.npz", work / "data", args.seed_labels, 0)
+        validation = folder / "validation.npz"
+    else:
+        seed_file, pool = split_seed(folder / "train.csv", work / "data", args.seed_labels, 0)
+        validation = folder / "validation.csv"
     cfg = {
-        "task": "text-classification",
-        "model": "minilm-l6",
+        "task": "image-classification" if images else "text-classification",
         "method": args.method,
-        "data": {"train": str(seed_file), "validation": str(folder / "validation.csv")},
+        "data": {"train": str(seed_file), "validation": str(validation)},
         "output_dir": str(work / "runs"),
     }
     (work / "cfg.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
