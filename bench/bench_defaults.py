@@ -24,6 +24,7 @@ from tunesmith.examples import SUITE  # noqa: E402
 
 SCRIPT = str(Path(__file__).resolve())
 TRAINER = {"epochs": 3, "batch_size": 8, "lr": 5e-5}  # TrainingArguments' defaults
+TRAINER_SEED = 42  # TrainingArguments' default, also set before the model is built so its new weights repeat
 TEXT_LENGTH = 128  # the Trainer's recipe tokenizes to 128 tokens (the issue's comparison)
 LORA_LR = 2e-4  # PEFT's LoRA examples; the Trainer's 5e-5 barely moves adapters
 
@@ -81,7 +82,13 @@ def child_trainer_text(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        set_seed,
+    )
     from transformers.utils import logging as hf_logging
 
     from tunesmith.data.readers import read_table
@@ -100,6 +107,7 @@ def child_trainer_text(args: argparse.Namespace) -> dict:
         pairs = zip(enc["input_ids"], enc["attention_mask"], rows)
         return [{"input_ids": i, "attention_mask": a, "labels": index[r["label"]]} for i, a, r in pairs]
 
+    set_seed(TRAINER_SEED)  # the new head's initialisation too: the Trainer seeds only from its own start on
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=len(labels))
     trainer = Trainer(
         model=model, args=_trainer_args(), train_dataset=encode(train), data_collator=DataCollatorWithPadding(tok)
@@ -122,7 +130,7 @@ def _trainer_args(**extra: object) -> object:
         save_strategy="no",
         report_to=[],
         use_cpu=True,
-        seed=42,
+        seed=TRAINER_SEED,
         disable_tqdm=True,
         **extra,
     )
@@ -132,7 +140,7 @@ def child_trainer_images(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     import numpy as np
     import torch
-    from transformers import Trainer
+    from transformers import Trainer, set_seed
     from transformers.utils import logging as hf_logging
 
     from tunesmith.models.catalog import resolve
@@ -171,6 +179,7 @@ def child_trainer_images(args: argparse.Namespace) -> dict:
     y_tr = [index[v] for v in tr["labels"].tolist()]
     y_va = np.array([index[v] for v in va["labels"].tolist()])
     train_ds = [{"pixel_values": x, "labels": y} for x, y in zip(x_tr, y_tr)]
+    set_seed(TRAINER_SEED)  # the new head's initialisation too
     model = WithLoss(build_classifier(resolve("efficientnet-lite0").path, EFFICIENTNET, labels))
     Trainer(model=model, args=_trainer_args(), train_dataset=train_ds).train()
     model.eval()
@@ -186,7 +195,7 @@ def child_trainer_chat(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, set_seed
     from transformers.utils import logging as hf_logging
 
     from tunesmith.data.conversations import read_split
@@ -211,6 +220,7 @@ def child_trainer_chat(args: argparse.Namespace) -> dict:
             "labels": [t if m else -100 for t, m in zip(ids, mask)],
         }
 
+    set_seed(TRAINER_SEED)  # the adapters' initialisation too
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM"))
     collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
