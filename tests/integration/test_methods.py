@@ -125,6 +125,10 @@ def test_full_keeps_the_token_embeddings_as_pre_trained_unless_told(runs, tiny_m
         return torch.equal(tuned[name if name in tuned else f"bert.{name}"], base[name])
 
     assert same("embeddings.word_embeddings.weight") is frozen
+    words = base["embeddings.word_embeddings.weight"].numel()
+    assert done.manifest["fit"]["frozen"] == ([f"token embeddings ({words:,} weights)"] if frozen else [])
+    shown = "full, token embeddings (" in (done.path / "report.html").read_text()
+    assert shown is frozen, "the report's run panel says what stayed as pre-trained"
     assert not same("embeddings.position_embeddings.weight"), "only the token-embedding matrix is kept"
     assert not same("encoder.layer.0.attention.self.query.weight")
 

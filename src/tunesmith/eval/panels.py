@@ -164,7 +164,7 @@ def run_panel(run: Path, cfg: Any, fit: Any) -> str:
             f"{cfg.model}"
             + (f" (fingerprint {info['model_fingerprint'][:12]})" if info.get("model_fingerprint") else ""),
         ),
-        ("method", cfg.method),
+        ("method", cfg.method + "".join(f", {what} kept as pre-trained" for what in fit.frozen)),
         (
             "hyperparameters",
             f"learning rate {t.learning_rate:g}, batch {t.batch_size}, "

@@ -90,6 +90,7 @@ class Method:
 
     name: ClassVar[str]
     keeps_activations: ClassVar[bool] = True  # trains through the model's forward (False: on cached features)
+    trains_encoder: ClassVar[bool] = False  # the pre-trained weights themselves train (full, contrastive)
     epochs_key: ClassVar[str] = "train.epochs"  # the key that sets how long it trains
     inputs_per_example: ClassVar[int] = 1  # forward inputs per training example (contrastive: a pair)
     epoch_rule: ClassVar[tuple[int, int, int] | None] = None  # (optimizer steps, fewest, most epochs); None: the task's
@@ -108,7 +109,11 @@ class Method:
 
     def describe(self, cfg: Config) -> list[str]:
         """The method's settings in a few words each, for plans and summaries (a resolved config)."""
-        return [f"{cfg.train.epochs} epochs", f"lr {cfg.train.learning_rate:g}"]
+        return [f"{cfg.train.epochs} epochs", f"lr {cfg.train.learning_rate:g}"] + self._frozen(cfg)
+
+    def _frozen(self, cfg: Config) -> list[str]:
+        """What stays as pre-trained although the method trains the encoder (train.freeze_embeddings)."""
+        return ["token embeddings frozen"] if cfg.train.freeze_embeddings and self.trains_encoder else []
 
     def train(self, job: Job) -> FitResult:
         raise NotImplementedError

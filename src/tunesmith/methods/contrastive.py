@@ -81,12 +81,14 @@ class Contrastive(Method):
     # and 5-20 pairs per example cost 2-4 minutes on 2 CPU cores for 100-400 short texts.
     epoch_rule = (300, 5, 20)
     inputs_per_example = 2
+    trains_encoder = True
 
     def describe(self, cfg: Config) -> list[str]:
         return [
             f"{cfg.train.epochs} pairs per example",
             f"lr {cfg.train.learning_rate:g}",
             f"{cfg.head.epochs} head epochs",
+            *self._frozen(cfg),
         ]
 
     def train(self, job: Job) -> FitResult:
@@ -110,7 +112,7 @@ class Contrastive(Method):
             out["target"] = torch.tensor([p["target"] for p in batch])
             return out
 
-        train_everything(job)
+        frozen = train_everything(job)
         for p in head.parameters():
             p.requires_grad_(False)  # the head is fitted afterwards, on the tuned features
         pair_cfg = cfgmod.replace(cfg.train, epochs=1, group_by_length=False, early_stopping_patience=0, metric="loss")
@@ -133,6 +135,7 @@ class Contrastive(Method):
         # The run's record is the encoder's training; what it is judged by is the head fitted on its end state.
         tuned.best, tuned.metric, tuned.best_step = fitted.best, fitted.metric, tuned.steps
         tuned.warm_start = job.warm_start.best
+        tuned.frozen = frozen
         keep_better(job, tuned, frozen_head)
         if job.kept and job.kept["model"] != "fine-tuned":
             train_x, choice_x = job.features()

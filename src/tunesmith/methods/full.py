@@ -14,13 +14,16 @@ from tunesmith.train.result import FitResult
 @METHODS.register("full")
 class Full(Method):
     name = "full"
+    trains_encoder = True
 
     def default_learning_rate(self, cfg: Config) -> float:
         return 5e-5
 
     def train(self, job: Job) -> FitResult:
-        train_everything(job)
-        return fine_tune(job, job.cfg.full.warm_start_head)
+        frozen = train_everything(job)
+        result = fine_tune(job, job.cfg.full.warm_start_head)
+        result.frozen = frozen
+        return result
 
     def export(self, model: Any, folder: Path, cfg: Config, check: ParityCheck | None = None) -> dict[str, Any]:
         return export_transformers(model, folder)  # the trained model itself: nothing to check against

@@ -71,20 +71,26 @@ def keep_better(job: Job, tuned: FitResult, frozen_head: dict[str, Any]) -> None
     tuned.kept = job.kept
 
 
-def train_everything(job: Job) -> None:
+def train_everything(job: Job) -> list[str]:
     """Every weight trains, but the token-embedding matrix where ``train.freeze_embeddings`` keeps it as
     pre-trained: MiniLM's is 11.7M of its 22.7M weights, and its optimizer update over the whole matrix each step
-    was about a quarter of a step on 2 CPU cores, while few of its rows meet a small data set."""
+    was about a quarter of a step on 2 CPU cores, while few of its rows meet a small data set. Returns what stays
+    as pre-trained, for the run's record (``FitResult.frozen``)."""
     for p in job.model.parameters():
         p.requires_grad_(True)
-    if job.cfg.train.freeze_embeddings:
-        embeddings = getattr(job.model, "get_input_embeddings", lambda: None)()
-        if embeddings is None:
-            raise ConfigError(
-                f"train.freeze_embeddings: the model {job.cfg.model!r} has no token-embedding matrix; set it false"
-            )
-        for p in embeddings.parameters():
-            p.requires_grad_(False)
+    if not job.cfg.train.freeze_embeddings:
+        return []
+    embeddings = getattr(job.model, "get_input_embeddings", lambda: None)()
+    if embeddings is None:
+        raise ConfigError(
+            f"train.freeze_embeddings: the model {job.cfg.model!r} has no token-embedding matrix; set it false"
+        )
+    count = 0
+    for p in embeddings.parameters():
+        p.requires_grad_(False)
+        count += p.numel()
+    shown = f"{count / 1e6:.1f}M" if count >= 100_000 else f"{count:,}"
+    return [f"token embeddings ({shown} weights)"]
 
 
 def copy_state(state: dict[str, Any]) -> dict[str, Any]:

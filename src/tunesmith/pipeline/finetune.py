@@ -358,6 +358,7 @@ def fit_summary(fit: FitResult, warm_start: FitResult | None, kept: dict[str, An
         if warm_start is None
         else {"head_steps": warm_start.steps, "head_only_validation": warm_start.best},
         "refit": fit.refit,
+        "frozen": fit.frozen,
     }
     if fit.positions:  # token figures where the inputs are tokens (image batches have none)
         out["tokens_per_s"] = round(fit.tokens_per_second, 2)

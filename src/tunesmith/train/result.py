@@ -25,6 +25,7 @@ class FitResult:
     resumed_from: str | None = None
     precision: str = "fp32"
     refit: dict[str, Any] | None = None  # the linear head fitted again on training + selection rows, after the choices
+    frozen: list[str] = field(default_factory=list)  # pre-trained weights kept as they were ("token embeddings ...")
 
     @property
     def samples_per_second(self) -> float:

@@ -50,3 +50,15 @@ def test_descriptions_of_a_resolved_config():
     )
     assert get_method("lora").describe(cfg) == ["3 epochs", "lr 0.0005", "r 8"]
     assert get_method("head").describe(cfg)[0] == "40 head epochs"
+
+
+def test_plans_say_when_the_token_embeddings_stay_as_pre_trained():
+    base = {"data": {"train": "t.csv"}, "train": {"epochs": 2, "learning_rate": 5e-5, "batch_size": 8}}
+    text = config.from_dict(base)
+    kept = config.from_dict({**base, "train": {**base["train"], "freeze_embeddings": False}})
+    assert get_method("full").describe(text) == ["2 epochs", "lr 5e-05", "token embeddings frozen"]
+    assert get_method("full").describe(kept) == ["2 epochs", "lr 5e-05"]
+    assert get_method("contrastive").describe(text)[-1] == "token embeddings frozen"
+    assert "token embeddings frozen" not in get_method("lora").describe(text)  # adapters never train them
+    causal = config.from_dict({**base, "task": "causal-lm", "method": "full"})
+    assert "token embeddings frozen" not in get_method("full").describe(causal)
