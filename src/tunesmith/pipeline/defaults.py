@@ -73,7 +73,7 @@ def learning_rate_for(method: str, task: str, params: int, batch_size: int | Non
 def accumulation_for(
     cfg: Config, facts: ModelFacts, seq: int, hardware: Hardware, r: int, classes: int, batch_size: int
 ) -> Default:
-    est = estimate(facts, cfg.task, cfg.method, seq, r, classes)
+    est = estimate(facts, cfg.task, cfg.method, seq, r, classes, bool(cfg.train.freeze_embeddings))
     budget = hardware.budget_bytes
     steps = micro_batches(est, batch_size, budget)
     micro = -(-batch_size // steps)

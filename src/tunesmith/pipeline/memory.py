@@ -39,8 +39,16 @@ class MemoryEstimate:
         return self.process + self.weights + self.training_state + micro_batch * self.activations_per_example
 
 
-def trainable_params(facts: ModelFacts, task: str, method: str, lora_r: int, classes: int = 2) -> int:
-    return get_method(method).trainable_params(facts, lora_r, classes, get_task(task).lora_targets_per_layer)
+def trainable_params(
+    facts: ModelFacts, task: str, method: str, lora_r: int, classes: int = 2, frozen_embeddings: bool = False
+) -> int:
+    """Weights with gradients and optimizer state; ``frozen_embeddings`` (train.freeze_embeddings) takes the
+    token-embedding matrix (vocabulary x width) out where the method would train it."""
+    how = get_method(method)
+    count = how.trainable_params(facts, lora_r, classes, get_task(task).lora_targets_per_layer)
+    if frozen_embeddings and how.trains_encoder:
+        count -= facts.vocab * facts.hidden
+    return max(count, 0)
 
 
 def activation_bytes(facts: ModelFacts, task: str, method: str, seq: int) -> int:
@@ -61,8 +69,16 @@ def activation_bytes(facts: ModelFacts, task: str, method: str, seq: int) -> int
     return layers * per_layer + logits
 
 
-def estimate(facts: ModelFacts, task: str, method: str, seq: int, lora_r: int = 8, classes: int = 2) -> MemoryEstimate:
-    trainable = trainable_params(facts, task, method, lora_r, classes)
+def estimate(
+    facts: ModelFacts,
+    task: str,
+    method: str,
+    seq: int,
+    lora_r: int = 8,
+    classes: int = 2,
+    frozen_embeddings: bool = False,
+) -> MemoryEstimate:
+    trainable = trainable_params(facts, task, method, lora_r, classes, frozen_embeddings)
     return MemoryEstimate(
         process=PROCESS_BYTES,
         weights=4 * facts.params,

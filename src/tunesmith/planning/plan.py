@@ -201,7 +201,8 @@ def make_plan(
             option.defaults = [{"key": d.key, "value": d.value, "why": d.why} for d in chosen]
             real = resolve_config(cfg, chosen, max_length)
             micro = -(-real.train.batch_size // (real.train.gradient_accumulation or 1))
-            est = estimate(facts, real.task, method, max_length, real.lora.r or 8, data.get("classes", 2))
+            classes, frozen = data.get("classes", 2), bool(real.train.freeze_embeddings)
+            est = estimate(facts, real.task, method, max_length, real.lora.r or 8, classes, frozen)
             option.estimate_bytes = est.peak(micro)
             if option.estimate_bytes > hardware.budget_bytes:
                 option.status = "too_big"
@@ -216,7 +217,7 @@ def make_plan(
                 option.status, option.note = "failed", f"probe {result['error']}"
                 continue
             option.probe = result
-            trainable = trainable_params(facts, real.task, method, real.lora.r or 8, data.get("classes", 2))
+            trainable = trainable_params(facts, real.task, method, real.lora.r or 8, classes, frozen)
             option.prediction = predict(result, method, trainable)
             if option.prediction.peak_bytes > hardware.memory_available or (
                 hardware.gpu and option.prediction.gpu_peak_bytes > hardware.gpu_memory_available
