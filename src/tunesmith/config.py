@@ -494,9 +494,10 @@ class Config:
             frozen = bool(defaults.get("freeze_embeddings", False))
             object.__setattr__(self, "train", dataclasses.replace(self.train, freeze_embeddings=frozen))
         elif self.train.freeze_embeddings and "freeze_embeddings" not in defaults:
+            having = ", ".join(name for name, spec in TASK_DEFAULTS.items() if "freeze_embeddings" in spec)
             raise ConfigError(
-                f"train.freeze_embeddings: applies to models with a token-embedding matrix (text-classification, "
-                f"causal-lm, embedding); task {self.task} has none, so leave it out or set false"
+                f"train.freeze_embeddings: applies to models with a token-embedding matrix ({having}); task "
+                f"{self.task} has none, so leave it out or set false"
             )
         if self.train.metric is None:
             object.__setattr__(self, "train", dataclasses.replace(self.train, metric=defaults["metrics"][0]))

@@ -211,8 +211,8 @@ def warm_start(previous: Path, classes: set[str]) -> tuple[list[str], str]:
     when a class is new (the head's shape changes), when the previous round trained no encoder weights (the head
     method: its frozen features are already reused from the cache) or saved a form no run can start from."""
     from tunesmith.inference.weights import base_model_path, inside_run
+    from tunesmith.models.catalog import is_model_folder
     from tunesmith.rundir import read_manifest
-    from tunesmith.tasks import get_task
     from tunesmith.tasks.classification import label_list
 
     manifest = read_manifest(previous)
@@ -231,7 +231,7 @@ def warm_start(previous: Path, classes: set[str]) -> tuple[list[str], str]:
             order,
         ], "the previous round's adapter"
     folder = inside_run(previous, export.get("path"), "export.path")
-    if not get_task(manifest["task"]).starts_from(folder):
+    if not is_model_folder(folder):
         return [], "the pre-trained model (no run can start from the form the previous round's weights were saved in)"
     return [f"model={folder}", order], "the previous round's weights"
 

@@ -125,6 +125,12 @@ IMAGE_MODEL_META = "tunesmith_image_model.json"
 MODEL_DECLARATIONS = ("config.json", IMAGE_MODEL_META)
 
 
+def is_model_folder(folder: Path) -> bool:
+    """Whether a folder declares a model that a run's ``model:`` can name (an update or a warm round of ``learn``
+    starts from a run's saved one)."""
+    return any((folder / name).is_file() for name in MODEL_DECLARATIONS)
+
+
 def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False) -> ModelSource:
     """Turn the config's ``model`` value into a loadable source, or say what is allowed, before anything is written:
     a local folder must hold safetensors weights (pickles run code when loaded; ``allow_pickle`` is the config's
@@ -146,7 +152,7 @@ def resolve(spec: str, cache_dir: str | None = None, allow_pickle: bool = False)
         folder = _from_gguf(p.resolve(), cache_dir)
         return ModelSource(spec, str(folder), None, _fingerprint_dir(folder), True)
     if p.is_dir():
-        if not any((p / name).is_file() for name in MODEL_DECLARATIONS):
+        if not is_model_folder(p):
             raise ConfigError(
                 f"model: folder {spec!r} has no config.json, so it is not a Hugging Face model folder (nor an "
                 "image model a tunesmith run saved)"

@@ -225,12 +225,6 @@ class Task:
         return next(v for bound, v in rules if params <= bound)
 
     @classmethod
-    def starts_from(cls, folder: Path) -> bool:
-        """Whether a model a run saved in ``folder`` can be another run's ``model:`` (an update, a warm round of
-        ``learn``): a Hugging Face folder, unless the task saves its own form."""
-        return (folder / "config.json").is_file()
-
-    @classmethod
     def default_method(cls, n_train: int) -> tuple[str, str]:
         """The method a config that names none gets for this much training data, and why."""
         return cls.methods[0], f"the {cls.name} default"

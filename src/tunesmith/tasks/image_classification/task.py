@@ -33,7 +33,6 @@ from tunesmith.tasks.image_classification.vision import (
     probabilities,
     resize_square,
     run_batched,
-    saved_image_model,
 )
 from tunesmith.train.result import FitResult
 
@@ -93,11 +92,6 @@ class ImageClassification(Task):
             return [Default("augment.enabled", False, why)]
         why = f"{total - small:,} of {total:,} training images are at least a quarter of the model's input size"
         return [Default("augment.enabled", True, why)]
-
-    @classmethod
-    def starts_from(cls, folder: Path) -> bool:
-        """A Hugging Face image model, or the EfficientNet folder a run saved (its weights and classes)."""
-        return (folder / "config.json").is_file() or saved_image_model(folder) is not None
 
     def load_preprocessor(self, source: ModelSource, data: TaskData) -> Preprocess:
         """Images have no tokenizer: the model's preprocessing plays that part."""
