@@ -176,7 +176,7 @@ def linear_probe(
 ) -> tuple[np.ndarray, float]:
     """Logistic regression on frozen features (``fit_logistic``). Returns the probabilities on test_x and the
     chosen C."""
-    fitted = fit_logistic(train_x, train_y, seed, groups=groups)
+    fitted = fit_logistic(np.asarray(train_x, dtype=np.float64), train_y, seed, groups=groups)
     return fitted.probabilities(np.asarray(test_x, dtype=np.float64)), fitted.C
 
 
