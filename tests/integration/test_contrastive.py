@@ -7,23 +7,38 @@ import json
 from collections import Counter
 
 import numpy as np
+import pytest
 import torch
 
 import tunesmith
 from tests.conftest import tiny_config
-from tunesmith.methods.contrastive import make_pairs
+from tunesmith.methods.contrastive import in_batch_loss, make_groups
 
 
-def test_pairs_cover_every_example_once_an_epoch_with_true_targets():
-    labels = [0, 0, 0, 1, 1, 1, 2, 2, 3]  # class 3 has one example: it can only be paired with other classes
-    pairs = make_pairs(labels, epochs=6, seed=0)
-    assert Counter(i for i, _, _ in pairs) == {i: 6 for i in range(len(labels))}
-    for i, j, target in pairs:
-        assert i != j and target == float(labels[i] == labels[j])
-    assert all(t == 0.0 for i, _, t in pairs if i == 8)
-    positives = sum(t for _, _, t in pairs) / len(pairs)
-    assert 0.4 <= positives <= 0.5, "half the pairs are same-class where a partner exists"
-    assert pairs == make_pairs(labels, epochs=6, seed=0) != make_pairs(labels, epochs=6, seed=1)
+def test_groups_hold_same_class_pairs_and_take_classes_and_examples_in_turn():
+    labels = [0] * 6 + [1] * 6 + [2] * 3 + [3]  # class 3 has one example: it only has different-class pairs
+    groups = make_groups(labels, steps=40, size=8, per_class=2, seed=0)
+    assert len(groups) == 40 and all(len(g) == len(set(g)) == 8 for g in groups)
+    assert all(len({labels[i] for i in g}) < len(g) for g in groups), "every group has a same-class pair"
+    per_class = Counter(labels[i] for g in groups for i in g)
+    assert max(per_class[c] for c in (0, 1, 2)) - min(per_class[c] for c in (0, 1, 2)) <= 4
+    assert per_class[3] >= 0.4 * per_class[0], "a one-example class comes up every round of classes"
+    seen = Counter(i for g in groups for i in g)
+    assert max(seen[i] for i in range(6)) - min(seen[i] for i in range(6)) <= 2, "a class's examples in turn"
+    assert groups == make_groups(labels, 40, 8, 2, seed=0) != make_groups(labels, 40, 8, 2, seed=1)
+    assert make_groups([0, 0, 1], 2, 16, 2, 0) == [[*g] for g in make_groups([0, 0, 1], 2, 16, 2, 0)]
+    assert all(sorted(g) == [0, 1, 2] for g in make_groups([0, 0, 1], 2, 16, 2, 0)), "a group of all there is"
+
+
+def test_every_pair_in_a_group_trains_and_both_kinds_weigh_half():
+    loss = in_batch_loss(lambda model, batch: batch["emb"])
+    same = torch.tensor([[1.0, 0.0]] * 4)  # every pair's cosine similarity is 1
+    y = torch.tensor([0, 0, 1, 2])  # 1 same-class pair (error 0), 5 different-class pairs (error 1 each)
+    assert loss(None, {"emb": same, "group_labels": y}).item() == pytest.approx(0.5), "halves, not 5/6"
+    apart = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    # same-class pair: 1 -> error 0; classes 0-1 and 0-2 orthogonal -> 0; classes 1-2 opposite -> (-1 - 0)^2 = 1
+    assert loss(None, {"emb": apart, "group_labels": y}).item() == pytest.approx(0.5 * (1 / 5))
+    assert loss(None, {"emb": apart[[0, 2]], "group_labels": y[[0, 2]]}).item() == 0.0, "no same-class pair"
 
 
 def _similarity_gap(encoder, tokenizer, texts: list[str], labels: list[str]) -> float:

@@ -92,8 +92,9 @@ class Method:
     keeps_activations: ClassVar[bool] = True  # trains through the model's forward (False: on cached features)
     trains_encoder: ClassVar[bool] = False  # the pre-trained weights themselves train (full, contrastive)
     epochs_key: ClassVar[str] = "train.epochs"  # the key that sets how long it trains
-    inputs_per_example: ClassVar[int] = 1  # forward inputs per training example (contrastive: a pair)
     epoch_rule: ClassVar[tuple[int, int, int] | None] = None  # (optimizer steps, fewest, most epochs); None: the task's
+    batch_sizes: ClassVar[tuple[int, ...] | None] = None  # what the batch-size rule picks from; None: the task's
+    batch_rule: ClassVar[str | None] = None  # why, in the run's record, where the method has its own sizes
 
     def default_learning_rate(self, cfg: Config) -> float | None:
         """The learning rate when neither the config nor a data-driven rule gives one (None: a rule must)."""

@@ -28,20 +28,23 @@ from tunesmith.train.rules import MIN_STEPS_PER_EPOCH, batch_size_rule, epochs_r
 BATCH_SIZES = (8, 16, 32)
 
 
-def batch_size_for(n_train: int, sizes: tuple[int, ...] = BATCH_SIZES) -> Default:
+def batch_size_for(n_train: int, sizes: tuple[int, ...] = BATCH_SIZES, rule: str | None = None) -> Default:
+    """The batch-size rule over ``sizes``; ``rule`` says why where a method fixes its own size."""
     batch = batch_size_rule(n_train, sizes)
     steps = math.ceil(n_train / batch)
+    rule = rule or (
+        f"the largest of {', '.join(map(str, sizes))} that keeps at least {MIN_STEPS_PER_EPOCH} steps per epoch"
+    )
     return Default(
         "train.batch_size",
         batch,
-        f"{n_train:,} training examples / {batch} = {steps} optimizer steps per epoch (rule: the largest of "
-        f"{', '.join(map(str, sizes))} that keeps at least {MIN_STEPS_PER_EPOCH} steps per epoch)",
+        f"{n_train:,} training examples / {batch} = {steps} optimizer steps per epoch (rule: {rule})",
     )
 
 
 def epochs_for(task: str, n_train: int, batch_size: int, method: str | None = None) -> Default:
     """Epochs from the optimizer steps the task aims for (``epoch_rule``: steps, lowest and highest epochs), or
-    the method's own rule where it has one (contrastive: an epoch is one pair per example)."""
+    the method's own rule where it has one (contrastive)."""
     own = get_method(method).epoch_rule if method else None
     target, low, high = own or get_task(task).epoch_rule
     per_epoch = max(1, math.ceil(n_train / batch_size))
@@ -93,7 +96,11 @@ def data_driven(
     out: list[Default] = []
     batch = cfg.train.batch_size
     if batch is None:
-        out.append(batch_size_for(n_train, get_task(cfg.task).batch_sizes))
+        how = get_method(cfg.method)
+        if how.batch_sizes:
+            out.append(batch_size_for(n_train, how.batch_sizes, how.batch_rule))
+        else:
+            out.append(batch_size_for(n_train, get_task(cfg.task).batch_sizes))
         batch = int(out[-1].value)
     if cfg.train.epochs is None:
         out.append(epochs_for(cfg.task, n_train, batch, cfg.method))

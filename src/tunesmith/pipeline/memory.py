@@ -13,7 +13,7 @@ peak = process + weights + gradients and AdamW state of what trains + activation
   al., "Reducing Activation Recomputation in Large Transformer Models", doubled for fp32) plus the output
   logits of causal LMs; image models: 150 MB per 224x224 image (EfficientNet-Lite0, measured), scaled by area;
   a task whose model is not a transformer says its own (``Task.activation_bytes``).
-  The head method trains on cached features: no activations; the contrastive method's examples are pairs.
+  The head method trains on cached features: no activations.
 """
 
 from __future__ import annotations
@@ -52,12 +52,10 @@ def trainable_params(
 
 
 def activation_bytes(facts: ModelFacts, task: str, method: str, seq: int) -> int:
-    """Bytes one training example keeps for the backward pass (contrastive: an example is a pair of texts)."""
+    """Bytes one training example keeps for the backward pass."""
     how = get_method(method)
     if not how.keeps_activations:
         return 0
-    if how.inputs_per_example > 1:
-        return how.inputs_per_example * activation_bytes(facts, task, "full", seq)
     if facts.is_image:
         return int(IMAGE_ACTIVATION_BYTES * (facts.image_size / 224) ** 2)
     own = get_task(task).activation_bytes(seq)

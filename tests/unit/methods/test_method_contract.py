@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from tunesmith import config
+from tunesmith.hardware import Hardware
 from tunesmith.methods import get_method, method_names
 from tunesmith.models.facts import ModelFacts
 
+CPU = Hardware(cores=2, memory_total=16 << 30, memory_available=16 << 30)
 MINILM = ModelFacts(params=22_700_000, hidden=384, layers=6, heads=12, vocab=30522)
 
 
@@ -20,19 +22,26 @@ def test_trainable_parameters_and_activations():
     assert lora.trainable_params(MINILM, 8, 2, 2) == 6 * 2 * 2 * 8 * 384
     assert (full.keeps_activations, head.keeps_activations) == (True, False)
     assert (full.epochs_key, head.epochs_key) == ("train.epochs", "head.epochs")
-    pairs = get_method("contrastive")
-    assert pairs.inputs_per_example == 2 and pairs.epoch_rule == (300, 5, 20)
+    groups = get_method("contrastive")
+    assert (groups.epoch_rule, groups.batch_sizes) == ((60, 1, 20), (16,))
 
 
-def test_contrastive_pairs_double_the_activations_and_set_their_own_epochs():
-    from tunesmith.pipeline.defaults import epochs_for
+def test_contrastive_groups_set_their_own_batch_and_epochs():
+    from tunesmith.pipeline.defaults import data_driven, epochs_for
     from tunesmith.pipeline.memory import activation_bytes
 
     one = activation_bytes(MINILM, "text-classification", "full", 64)
-    assert activation_bytes(MINILM, "text-classification", "contrastive", 64) == 2 * one
-    assert epochs_for("text-classification", 102, 8, "contrastive").value == 20  # 13 steps an epoch, at most 20
-    assert epochs_for("text-classification", 371, 8, "contrastive").value == 7  # 47 steps an epoch: ~300 steps
+    assert activation_bytes(MINILM, "text-classification", "contrastive", 64) == one, "a group member is one text"
+    assert epochs_for("text-classification", 102, 16, "contrastive").value == 9  # 7 steps an epoch: ~60 steps
+    assert epochs_for("text-classification", 40, 16, "contrastive").value == 20  # 3 steps an epoch, at most 20
     assert epochs_for("text-classification", 371, 8, "full").value == 3
+
+    cfg = config.from_dict({"data": {"train": "t"}, "method": "contrastive", "model": "minilm-l6"})
+    chosen = {d.key: d for d in data_driven(cfg, 102, MINILM, 64, CPU)}
+    assert chosen["train.batch_size"].value == 16 and "groups of 16 texts" in chosen["train.batch_size"].why
+    assert chosen["train.epochs"].value == 9
+    full = config.from_dict({"data": {"train": "t"}, "method": "full", "model": "minilm-l6"})
+    assert {d.key: d.value for d in data_driven(full, 102, MINILM, 64, CPU)}["train.batch_size"] == 8
 
 
 def test_lora_fills_its_own_open_keys():
