@@ -445,8 +445,8 @@ class Config:
     method: str | None = _f(
         None,
         help="what trains: full, head, lora, or contrastive (text: the sentence encoder on same/different-class pairs, "
-        "then a head). Default: text under 200 training examples contrastive, else full; images and tables full; "
-        "causal-lm lora",
+        "then a head). Default: text contrastive under 200 training examples, or under 500 with 3 or more classes, "
+        "else full; images and tables full; causal-lm lora",
         choices=("full", "head", "lora", "contrastive"),
     )
     trust_remote_code: bool = _f(False, help="allow model code shipped with the weights to run")

@@ -106,7 +106,7 @@ def inspect(cfg: Config, select: Select | None = None) -> tuple[Task, TaskData, 
 def check(cfg: Config, select: Select | None = None) -> Checked:
     """Read and check the data, load the preprocessor, resolve every open key. Writes nothing."""
     task, data, source, preprocessor, input_size = inspect(cfg, select)
-    method = method_for_data(cfg, len(data.train))
+    method = method_for_data(cfg, len(data.train), len(set(data.train.labels)))
     if method is not None:
         cfg = cfgmod.from_dict(cfgmod.to_dict(cfg), [method.override()])
     chosen = data_driven_defaults(cfg, data, source, input_size)
@@ -117,11 +117,11 @@ def check(cfg: Config, select: Select | None = None) -> Checked:
     return Checked(task, get_method(resolved.method), data, source, preprocessor, input_size, chosen, resolved)
 
 
-def method_for_data(cfg: Config, n_train: int) -> Default | None:
+def method_for_data(cfg: Config, n_train: int, classes: int = 2) -> Default | None:
     """The task's method for this much data when the config names none and it differs from the task's default."""
     if not getattr(cfg, "method_open", False):
         return None
-    method, why = get_task(cfg.task).default_method(n_train)
+    method, why = get_task(cfg.task).default_method(n_train, classes)
     return Default("method", method, why) if method != cfg.method else None
 
 

@@ -29,9 +29,9 @@ from tunesmith.planning.predict import Prediction, predict
 from tunesmith.tasks import get_task
 
 
-def preference(task: str, n_train: int) -> tuple[list[str], str]:
+def preference(task: str, n_train: int, classes: int = 2) -> tuple[list[str], str]:
     """Methods from the most to the least accurate to expect for this much data, and why (the task's rule)."""
-    return get_task(task).method_preference(n_train)
+    return get_task(task).method_preference(n_train, classes)
 
 
 def parse_duration(text: str) -> float:
@@ -239,7 +239,7 @@ def _settings_note(cfg: cfgmod.Config) -> str:
 
 
 def recommend(plan: Plan, raw: dict[str, Any]) -> None:
-    order, why = preference(cfgmod.from_dict(raw).task, plan.data["train_examples"])
+    order, why = preference(cfgmod.from_dict(raw).task, plan.data["train_examples"], plan.data.get("classes", 2))
     usable = [o for o in plan.options if o.status == "ok" and o.prediction is not None]
     if not usable:
         plan.reasons = ["no option could be probed within the memory of this machine; see the notes"]

@@ -225,12 +225,13 @@ class Task:
         return next(v for bound, v in rules if params <= bound)
 
     @classmethod
-    def default_method(cls, n_train: int) -> tuple[str, str]:
-        """The method a config that names none gets for this much training data, and why."""
+    def default_method(cls, n_train: int, classes: int = 2) -> tuple[str, str]:
+        """The method a config that names none gets for this much training data (``classes``: how many labels it
+        has, where the task has labels), and why."""
         return cls.methods[0], f"the {cls.name} default"
 
     @classmethod
-    def method_preference(cls, n_train: int) -> tuple[list[str], str]:
+    def method_preference(cls, n_train: int, classes: int = 2) -> tuple[list[str], str]:
         """Methods in the order the planner tries them for this much data, and why."""
         return list(cls.methods), f"{cls.name}: {', '.join(cls.methods)}"
 

@@ -97,6 +97,8 @@ def test_method_preference_follows_the_data_size():
     assert preference("text-classification", 100)[0][0] == "contrastive"
     assert preference("image-classification", 100)[0][0] == "head"
     assert preference("text-classification", 500)[0][0] == "lora"
+    assert preference("text-classification", 300, classes=6)[0][0] == "contrastive"
+    assert preference("text-classification", 300, classes=2)[0][0] == "lora"
     assert preference("text-classification", 5000)[0][0] == "full"
     assert preference("causal-lm", 5000)[0][0] == "lora"
 

@@ -30,6 +30,18 @@ def test_classification_tasks_share_pieces_without_subclassing_each_other():
     assert text.method_preference(5000)[0] == ["full", "lora", "head", "contrastive"]
 
 
+@pytest.mark.parametrize(
+    ("n", "classes", "method"),
+    [(102, 2, "contrastive"), (102, 8, "contrastive"), (371, 18, "contrastive"), (288, 6, "contrastive"),
+     (499, 3, "contrastive"), (400, 2, "full"), (500, 6, "full"), (1700, 2, "full")],
+)  # fmt: skip
+def test_text_gets_contrastive_for_few_examples_or_many_classes_under_500(n, classes, method):
+    text = get_task("text-classification")
+    chosen, why = text.default_method(n, classes)
+    assert chosen == method and f"{n:,}" in why
+    assert (text.method_preference(n, classes)[0][0] == "contrastive") == (method == "contrastive")
+
+
 def test_a_task_without_a_head_refuses_the_head_method_clearly():
     cfg = config.from_dict({"task": "causal-lm", "data": {"train": "t.jsonl"}})
     task = get_task("causal-lm")(cfg)

@@ -89,7 +89,7 @@ class CausalLM(Task):
             raise ConfigError("warm_start_head: applies to classification heads only; causal-lm has none")
 
     @classmethod
-    def method_preference(cls, n_train: int) -> tuple[list[str], str]:
+    def method_preference(cls, n_train: int, classes: int = 2) -> tuple[list[str], str]:
         return ["lora", "full"], (
             "adapters keep the base model's general skills and train well on small instruction sets; "
             "full fine-tuning changes every weight and forgets more"

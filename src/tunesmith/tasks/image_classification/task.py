@@ -262,7 +262,7 @@ class ImageClassification(Task):
     summary_lines = staticmethod(clf.summary_lines)
 
     @classmethod
-    def method_preference(cls, n_train: int) -> tuple[list[str], str]:
+    def method_preference(cls, n_train: int, classes: int = 2) -> tuple[list[str], str]:
         return clf.method_preference(n_train)
 
     def data_files(self, path: Path) -> list[Path]:

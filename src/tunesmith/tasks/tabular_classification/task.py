@@ -283,7 +283,7 @@ class TabularClassification(Task):
         return 4 * (64 * input_size + 8 * 1024 * 16)
 
     @classmethod
-    def method_preference(cls, n_train: int) -> tuple[list[str], str]:
+    def method_preference(cls, n_train: int, classes: int = 2) -> tuple[list[str], str]:
         return ["full", "head"], "tables: fine-tuning the pre-trained encoder with the labels, else a head on it"
 
 
