@@ -166,6 +166,7 @@ class Contrastive(Method):
             mmap_threshold=job.task.mmap_threshold,
             desc="contrastive groups",
         )
+        tuned.epochs_run = round(tuned.steps / math.ceil(len(labels) / batch), 3)  # fit saw one long epoch of groups
         job.model.eval()
         train_x, choice_x = job.encode(job.model)
         head.load_state_dict(fresh)
