@@ -12,7 +12,7 @@ import torch
 
 import tunesmith
 from tests.conftest import tiny_config
-from tunesmith.methods.contrastive import in_batch_loss, make_groups
+from tunesmith.methods.contrastive import group_plan, in_batch_loss, make_groups
 
 
 def test_groups_hold_same_class_pairs_and_take_classes_and_examples_in_turn():
@@ -28,6 +28,13 @@ def test_groups_hold_same_class_pairs_and_take_classes_and_examples_in_turn():
     assert groups == make_groups(labels, 40, 8, 2, seed=0) != make_groups(labels, 40, 8, 2, seed=1)
     assert make_groups([0, 0, 1], 2, 16, 2, 0) == [[*g] for g in make_groups([0, 0, 1], 2, 16, 2, 0)]
     assert all(sorted(g) == [0, 1, 2] for g in make_groups([0, 0, 1], 2, 16, 2, 0)), "a group of all there is"
+
+
+def test_micro_batches_and_processes_each_train_a_smaller_group():
+    assert group_plan(102, 16, 9, 1) == (63, 16)
+    assert group_plan(102, 16, 9, 2) == (126, 8), "2 micro-batches: twice the groups, half the size"
+    assert group_plan(102, 16, 9, 4) == (252, 4)
+    assert group_plan(40, 16, 20, 32) == (60 * 32, 2), "a group keeps at least one pair"
 
 
 def test_every_pair_in_a_group_trains_and_both_kinds_weigh_half():

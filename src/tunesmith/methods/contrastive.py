@@ -5,8 +5,8 @@
    in turn): the cosine similarity of every pair's embeddings in a group is pulled to 1 for two examples of one
    class and to 0 for two of different classes (mean squared error, SetFit's CosineSimilarityLoss, with the
    same-class and different-class pairs weighing half each as SetFit's balanced pairs do). A group of 16 gives
-   120 pairs from 16 forwards, where SetFit's sampled pairs cost two forwards each. An epoch shows every example
-   once.
+   120 pairs from 16 forwards, where SetFit's sampled pairs cost two forwards each. An epoch is as many texts as
+   there are examples; classes take turns, so a small class's examples come up more often than a large one's.
 3. A fresh head is fitted on the tuned encoder's features of the training data (seconds).
 4. The run keeps the better of 3 and 1 on the selection split (``classifier.keep_better``).
 5. The kept model's linear head is fitted again on the training and selection rows together
@@ -82,6 +82,14 @@ def make_groups(labels: list[int], steps: int, size: int, per_class: int, seed: 
     return groups
 
 
+def group_plan(n_train: int, batch: int, epochs: int, forwards: int) -> tuple[int, int]:
+    """(how many groups, of how many texts): ``epochs`` x ceil(n / batch) optimizer steps, each of ``forwards``
+    groups (micro-batches x processes: a group's pairs need the group in one forward, so each forward trains a
+    smaller group of its own)."""
+    steps = epochs * math.ceil(n_train / batch)
+    return steps * forwards, max(2, math.ceil(batch / forwards))
+
+
 def in_batch_loss(embed: Any) -> Any:
     """Every pair of texts in a group: the mean squared error between their embeddings' cosine similarity and 1
     (same class) or 0 (different classes), averaged over the same-class and the different-class pairs apart and
@@ -103,9 +111,10 @@ def in_batch_loss(embed: Any) -> Any:
 @METHODS.register("contrastive")
 class Contrastive(Method):
     name = "contrastive"
-    # An epoch shows every example once, in groups of train.batch_size texts whose every pair trains. About 60
-    # optimizer steps of 16 texts (120 pairs each) matched or beat 255 steps of 8 sampled pairs on the suite's
-    # few-shot sets in a quarter of the time (docs/defaults.md).
+    # An epoch is as many texts as there are examples, in groups of train.batch_size whose every pair trains. About
+    # 60 optimizer steps of 16 texts (120 pairs each) against 255-300 steps of 8 sampled pairs, on the suite's
+    # few-shot sets at 8 and 16 a class: intents +4.5 and +2.2 points, python-docs +0.7 and -0.9 (spread over seeds
+    # 4-11 points), in a quarter to a half of the time (docs/benchmarks.md).
     epoch_rule = (60, 1, 20)
     batch_sizes = (16,)
     batch_rule = "contrastive trains on groups of 16 texts, all 120 pairs of each"
@@ -131,17 +140,15 @@ class Contrastive(Method):
         job.warm_start = self._head(job, *job.features(), "frozen head")
         frozen_head = copy_state(head.state_dict())
 
-        # A group's pairs need the group in one forward: with micro-batches (train.gradient_accumulation) or
-        # several processes, each forward is a smaller group of its own.
         accumulation = cfg.train.gradient_accumulation or 1
         chunks = accumulation * (getattr(job.accelerator, "num_processes", 1) or 1)
         batch = cfg.train.batch_size
-        steps = cfg.train.epochs * math.ceil(len(labels) / batch)
-        groups = make_groups(labels, steps * chunks, max(2, math.ceil(batch / chunks)), PER_CLASS, cfg.train.seed)
+        count, size = group_plan(len(labels), batch, cfg.train.epochs, chunks)
+        groups = make_groups(labels, count, size, PER_CLASS, cfg.train.seed)
         items = job.train_items
 
-        def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
-            (group,) = (b["group"] for b in batch)  # one group a forward
+        def collate(forward: list[dict[str, Any]]) -> dict[str, Any]:
+            (group,) = (b["group"] for b in forward)  # one group a forward
             out = job.collate([items[i] for i in group])
             out.pop("labels", None)
             out["group_labels"] = torch.tensor([labels[i] for i in group])
