@@ -76,7 +76,8 @@ def test_contrastive_tunes_the_encoder_then_fits_a_head(tiny_model, toy_data, tm
     steps = [json.loads(x) for x in (run.path / "logs" / "train.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in steps if r.get("kind") == "step"]
     assert len(losses) == man["fit"]["steps"] > 0
-    assert man["fit"]["epochs"] == 10, "epochs of groups, each example once an epoch"
+    assert man["fit"]["epochs"] == 10, "epochs of groups, as many texts as examples an epoch"
+    assert {r["samples"] for r in steps if r.get("kind") == "step"} == {16}, "the loop counts a group's texts"
     assert man["fit"]["steps"] == 10 * -(-204 // 16), "204 training rows after the selection split, groups of 16"
     quarter = len(losses) // 4
     assert np.mean(losses[-quarter:]) < 0.7 * np.mean(losses[:quarter]), "the pair loss falls"

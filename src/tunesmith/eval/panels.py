@@ -249,10 +249,10 @@ def training_charts(log: list[dict[str, Any]], metric: str, marks: list[tuple[fl
         r for r in log if r.get("kind") == "step"
     ]
     evals = [r for r in log if r.get("kind") == "eval"]
-    loss = {
-        "train loss (smoothed)": smooth([(r["step"], r["loss"]) for r in steps]),
-        "selection loss": [(r["step"], r["loss"]) for r in evals if "loss" in r],
-    }
+    loss = {"train loss (smoothed)": smooth([(r["step"], r["loss"]) for r in steps])}
+    selection = [(r["step"], r["loss"]) for r in evals if "loss" in r]
+    if selection:  # a method that trains without evaluations (contrastive groups) has no selection curve
+        loss["selection loss"] = selection
     charts = [svg.line_chart(loss, "Loss", "optimizer step", "loss", marks=marks, w=W)]
     if metric != "loss" and any(metric in r for r in evals):
         charts.append(

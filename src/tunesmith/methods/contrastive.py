@@ -152,6 +152,7 @@ class Contrastive(Method):
             out = job.collate([items[i] for i in group])
             out.pop("labels", None)
             out["group_labels"] = torch.tensor([labels[i] for i in group])
+            out["examples"] = torch.tensor(len(group))  # the loop counts texts, not groups
             return out
 
         frozen = train_everything(job)

@@ -220,6 +220,7 @@ class _Loop:
             local = shard(mb, self.rank, self.world)
             inputs = {k: v.to(acc.device) for k, v in collate([items[i] for i in local]).items()}
             _count_tokens(inputs, res)
+            examples = inputs.pop("examples", None)  # items that hold several examples (a group of texts) say so
             sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
             with sync, torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 loss = loss_fn(model, inputs)
@@ -234,7 +235,7 @@ class _Loop:
             # Each process's mean loss, weighted so that DDP's average equals the global-batch mean.
             acc.backward(loss * (len(local) * self.world / len(batch)))
             loss_total += loss.item() * len(local) / len(batch)
-            res.samples += len(local)
+            res.samples += int(examples) if examples is not None else len(local)
         if cfg.max_grad_norm > 0:
             norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             if not torch.isfinite(torch.as_tensor(norm)):

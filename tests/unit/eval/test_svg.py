@@ -83,3 +83,14 @@ def test_confusion_matrix_scales_with_the_classes(k):
     if k <= 10:  # figures are written while the cells are large enough
         assert f">{round(100 * 5 / (5 + k - 1))}<" in normalised
     assert normalised.count("<title>true class 0, predicted class 0") == 1
+
+
+def test_the_loss_chart_draws_a_selection_curve_only_where_the_run_evaluated():
+    from tunesmith.eval.panels import training_charts
+
+    steps = [{"kind": "step", "step": i, "loss": 1.0 / i, "lr": 1e-5} for i in range(1, 41)]
+    evals = [{"kind": "eval", "step": i, "loss": 0.5 / i, "macro_f1": 0.5 + i / 100} for i in (10, 20, 30, 40)]
+    without = training_charts(steps, "macro_f1")[0]
+    assert 'data-series="train loss (smoothed)"' in without and "selection loss" not in without
+    with_evals = training_charts(steps + evals, "macro_f1")[0]
+    assert 'data-series="selection loss"' in with_evals and ">selection loss</text>" in with_evals
