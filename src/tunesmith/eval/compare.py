@@ -147,6 +147,9 @@ def fit_logistic(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    # float64 whatever the features came in: on float32 the cross-validation could pick another strength for the
+    # same rows (the probe's cached features against the run's head).
+    train_x = np.asarray(train_x, dtype=np.float64)
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, random_state=seed))
     folds = min(3, int(np.bincount(train_y).min())) if len(np.unique(train_y)) > 1 else 2
     cv: Any = max(folds, 2)
@@ -176,7 +179,7 @@ def linear_probe(
 ) -> tuple[np.ndarray, float]:
     """Logistic regression on frozen features (``fit_logistic``). Returns the probabilities on test_x and the
     chosen C."""
-    fitted = fit_logistic(np.asarray(train_x, dtype=np.float64), train_y, seed, groups=groups)
+    fitted = fit_logistic(train_x, train_y, seed, groups=groups)
     return fitted.probabilities(np.asarray(test_x, dtype=np.float64)), fitted.C
 
 

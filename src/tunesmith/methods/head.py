@@ -111,7 +111,7 @@ def fit_logistic_head(
     start = time.perf_counter()
     y = np.array([it["labels"] for it in job.train_items])
     groups = job.groups if job.groups and len(job.groups) == len(y) else None
-    fitted = fit_logistic(np.asarray(train_x, dtype=np.float64), y, job.cfg.train.seed, len(job.labels), groups)
+    fitted = fit_logistic(train_x, y, job.cfg.train.seed, len(job.labels), groups)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(fitted.weight).to(layer.weight.dtype))
         layer.bias.copy_(torch.from_numpy(fitted.bias).to(layer.bias.dtype))
@@ -137,7 +137,7 @@ def refit_logistic_head(job: Job, train_x: np.ndarray, held_x: np.ndarray) -> di
     layer = linear_layer(job.task.feature_head(job.model))
     if job.held_items is None or not job.held_items or layer is None or len(held_x) != len(job.held_items):
         return None
-    x = np.concatenate([np.asarray(train_x, dtype=np.float64), np.asarray(held_x, dtype=np.float64)])
+    x = np.concatenate([np.asarray(train_x), np.asarray(held_x)])
     y = np.array([it["labels"] for it in [*job.train_items, *job.held_items]])
     groups = None
     if job.groups and job.held_groups and len(job.groups) + len(job.held_groups) == len(y):

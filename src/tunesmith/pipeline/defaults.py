@@ -96,11 +96,8 @@ def data_driven(
     out: list[Default] = []
     batch = cfg.train.batch_size
     if batch is None:
-        how = get_method(cfg.method)
-        if how.batch_sizes:
-            out.append(batch_size_for(n_train, how.batch_sizes, how.batch_rule))
-        else:
-            out.append(batch_size_for(n_train, get_task(cfg.task).batch_sizes))
+        how = get_method(cfg.method)  # a method with its own sizes (contrastive's groups) says why
+        out.append(batch_size_for(n_train, how.batch_sizes or get_task(cfg.task).batch_sizes, how.batch_rule))
         batch = int(out[-1].value)
     if cfg.train.epochs is None:
         out.append(epochs_for(cfg.task, n_train, batch, cfg.method))

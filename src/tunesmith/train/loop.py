@@ -219,8 +219,7 @@ class _Loop:
         for j, mb in enumerate(micro):
             local = shard(mb, self.rank, self.world)
             inputs = {k: v.to(acc.device) for k, v in collate([items[i] for i in local]).items()}
-            _count_tokens(inputs, res)
-            examples = inputs.pop("examples", None)  # items that hold several examples (a group of texts) say so
+            _count(inputs, res, len(local))
             sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
             with sync, torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 loss = loss_fn(model, inputs)
@@ -235,7 +234,6 @@ class _Loop:
             # Each process's mean loss, weighted so that DDP's average equals the global-batch mean.
             acc.backward(loss * (len(local) * self.world / len(batch)))
             loss_total += loss.item() * len(local) / len(batch)
-            res.samples += int(examples) if examples is not None else len(local)
         if cfg.max_grad_norm > 0:
             norm = acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             if not torch.isfinite(torch.as_tensor(norm)):
@@ -307,7 +305,12 @@ class _Loop:
         return res
 
 
-def _count_tokens(inputs: dict[str, Any], res: FitResult) -> None:
+def _count(inputs: dict[str, Any], res: FitResult, items: int) -> None:
+    """Examples, tokens and positions of one micro-batch (``items`` of the training list), taking out the counts a
+    collate may add: ``examples`` where an item holds several (a contrastive group of texts), ``real_tokens`` and
+    ``positions`` where rows are packed."""
+    examples = inputs.pop("examples", None)
+    res.samples += int(examples) if examples is not None else items
     real = inputs.pop("real_tokens", None)
     positions = inputs.pop("positions", None)
     if real is not None:  # packed rows (and pairs of inputs) say how many of their positions are real tokens

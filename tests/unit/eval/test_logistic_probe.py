@@ -1,5 +1,5 @@
 """The linear probe and the run's logistic head are one fit: same rows in, same strength and weights out,
-whatever float type the features come in (the probe's cached features are float32, the head's float64)."""
+whatever float type the features come in (the probe's cached features are float32; fit_logistic fits on float64)."""
 
 from __future__ import annotations
 
