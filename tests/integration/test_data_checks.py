@@ -85,6 +85,21 @@ def test_group_column_is_checked_and_keeps_groups_together(tmp_path, tiny_model,
     assert not set(data.train.groups) & set(data.val.groups), "each group on one side of the held-out split"
 
 
+def test_classes_too_small_to_hold_out_are_named_without_groups(tmp_path, tiny_model, cache_dir, capsys):
+    rows = make_rows(40, 0) + [{"text": "a rare one", "label": "rare", "group": "a"},
+                               {"text": "two of a kind", "label": "pair", "group": "a"},
+                               {"text": "two of a kind again", "label": "pair", "group": "a"}]  # fmt: skip
+    problems, err = _fatal(tmp_path, tiny_model, cache_dir, write_csv(tmp_path / "t.csv", rows), None, capsys)
+    p = _one(problems, "too_few_to_hold_out")
+    assert (p.line, p.field) == (42, "label"), "the first small class's first example (line 1 is the header)"
+    assert "2 class(es) have too few examples to hold any out for validation: 'rare' (line 42), 'pair' (line 43)" \
+        in p.message and "at least 3 examples of every class" in p.message  # fmt: skip
+    assert "groups" not in p.message, "no group column was named"
+    assert [q.check for q in problems].count("too_few_to_hold_out") == 1
+    pair = [q for q in problems if "'pair' has" in q.message and q.severity == "error"]
+    assert not pair, "a class of two stays whole in training (it fails the hold-out, not the training minimum)"
+
+
 def test_non_text_value(tmp_path, tiny_model, cache_dir, capsys):
     rows = [{"text": r["text"], "label": r["label"]} for r in make_rows(30, 0)]
     rows[2]["text"] = 12345

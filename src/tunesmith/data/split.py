@@ -80,22 +80,47 @@ def limit_and_split(train: Any, val: Any, data: Any, seed: int, report: Any, uni
     if data.max_train_examples:
         train = train.subset(stratified_sample(train.labels, data.max_train_examples, seed))
     if data.validation is None:
-        keep, held, how = split_rows(train, data.validation_split, seed)
+        keep, held, how = split_rows(train, data.validation_split, seed, keep_min=2)  # a class trains on 2 or more
         if not held or len(set(train.labels[i] for i in held)) < len(set(train.labels)):
-            report.add(
-                "error",
-                "too_few_groups",
-                f"{len(set(train.groups))} groups cannot hold out whole groups of every class for validation "
-                "(each group goes with its most common label); give data.validation, or more, smaller groups",
-                train.source,
-                1,
-                data.group_column or "label",
-            )
+            _say_unsplittable(train, held, data, report)
         report.stats["split"] = f"no validation data: held out {len(held)} {unit}, {how}"
         train, val = train.subset(keep), train.subset(held, source=f"{train.source} (held-out split)")
     if val is not None and data.max_validation_examples:
         val = val.subset(stratified_sample(val.labels, data.max_validation_examples, seed))
     return train, val
+
+
+def _say_unsplittable(train: Any, held: list[int], data: Any, report: Any) -> None:
+    """The error when the held-out split cannot give every class validation examples: by groups, or (without
+    groups) the classes too small to spare one, each with the line of its first example."""
+    if train.groups:
+        report.add(
+            "error",
+            "too_few_groups",
+            f"{len(set(train.groups))} groups cannot hold out whole groups of every class for validation "
+            "(each group goes with its most common label); give data.validation, or more, smaller groups",
+            train.source,
+            1,
+            data.group_column,
+        )
+        return
+    there = {train.labels[i] for i in held}
+    first: dict[str, int] = {}
+    for label, line in zip(train.labels, train.lines):
+        if label not in there:
+            first.setdefault(label, line)
+    names = ", ".join(f"'{c}' (line {n})" for c, n in sorted(first.items(), key=lambda kv: kv[1])[:10])
+    more = f" and {len(first) - 10} more" if len(first) > 10 else ""
+    report.add(
+        "error",
+        "too_few_to_hold_out",
+        f"no data.validation given, and {len(first)} class(es) have too few examples to hold any out for "
+        f"validation: {names}{more}; give data.validation, or at least 3 examples of every class (2 to train on, "
+        "1 to validate)",
+        train.source,
+        min(first.values()) if first else 1,
+        "label",
+    )
 
 
 def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) -> tuple[Any, Any]:

@@ -82,11 +82,10 @@ def make_groups(labels: list[int], steps: int, size: int, per_class: int, seed: 
     return groups
 
 
-def group_plan(n_train: int, batch: int, epochs: int, forwards: int) -> tuple[int, int]:
-    """(how many groups, of how many texts): ``epochs`` x ceil(n / batch) optimizer steps, each of ``forwards``
-    groups (micro-batches x processes: a group's pairs need the group in one forward, so each forward trains a
-    smaller group of its own)."""
-    steps = epochs * math.ceil(n_train / batch)
+def group_plan(steps: int, batch: int, forwards: int) -> tuple[int, int]:
+    """(how many groups, of how many texts): ``steps`` optimizer steps of ``batch`` texts, each step in
+    ``forwards`` groups (micro-batches x processes: a group's pairs need the group in one forward, so each forward
+    trains a smaller group of its own)."""
     return steps * forwards, max(2, math.ceil(batch / forwards))
 
 
@@ -143,7 +142,8 @@ class Contrastive(Method):
         accumulation = cfg.train.gradient_accumulation or 1
         chunks = accumulation * (getattr(job.accelerator, "num_processes", 1) or 1)
         batch = cfg.train.batch_size
-        count, size = group_plan(len(labels), batch, cfg.train.epochs, chunks)
+        per_epoch = math.ceil(len(labels) / batch)  # an epoch is as many texts as there are examples
+        count, size = group_plan(cfg.train.epochs * per_epoch, batch, chunks)
         groups = make_groups(labels, count, size, PER_CLASS, cfg.train.seed)
         items = job.train_items
 
@@ -174,7 +174,7 @@ class Contrastive(Method):
             mmap_threshold=job.task.mmap_threshold,
             desc="contrastive groups",
         )
-        tuned.epochs_run = round(tuned.steps / math.ceil(len(labels) / batch), 3)  # fit saw one long epoch of groups
+        tuned.epochs_run = round(tuned.steps / per_epoch, 3)  # fit saw one long epoch of groups
         job.model.eval()
         train_x, choice_x = job.encode(job.model)
         head.load_state_dict(fresh)

@@ -63,8 +63,8 @@ def new_run_page(ws: Any, csrf: str, values: dict[str, str], result: str = "", e
         "placeholder='the task default; or a catalog name, a folder under the workspace'>"
         f"<datalist id=models>{models}</datalist>"
         + f"<label for=method>Method</label><select id=method name=method>{methods}</select>"
-        "<p class=hint>auto: chosen for the data (text: contrastive under 200 examples, or 500 in 3+ classes; "
-        "else full).</p>"
+        "<p class=hint>auto: chosen for the data (text: contrastive under 200 examples, or under 500 with 3 or "
+        "more classes; else full).</p>"
         "</fieldset><fieldset><legend>The data</legend>"
         + _field(
             "train",
