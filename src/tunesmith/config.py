@@ -120,7 +120,8 @@ class DataConfig:
         0.15,
         help="share of the training data held out for the tool's own choices (early stopping, the best epoch, "
         "keeping the frozen encoder's head when fine-tuning does not beat it), so that the validation figures "
-        "stay honest; 0: choices are made on the validation data (the report says so)",
+        "stay honest; 0: choices are made on the validation data (the report says so); training data too small to "
+        "carve one (under 20 examples) gets a run that makes no choices and keeps the fine-tuned model",
         min=0.0,
         max=0.5,
     )

@@ -97,7 +97,8 @@ def test_a_run_starts_from_a_saved_efficientnet_with_its_head_where_the_classes_
     assert started == "the previous round's weights" and overrides[0] == f"model={folder}"
     store = ModelStore(tmp_path / "store")
     store.register(first.path, "colours")
-    new, new_val = write_image_folder(tmp_path / "new", 6, 3), write_image_folder(tmp_path / "new-val", 4, 4)
+    # 7 new images a class: 21 rows carve a selection split (under 20 the update would make no choices)
+    new, new_val = write_image_folder(tmp_path / "new", 7, 3), write_image_folder(tmp_path / "new-val", 4, 4)
     updated = update("colours@v1", new, new_val, replay_ratio=1.0, store=store, overrides=["train.epochs=1"])
     assert updated.version == "colours@v2" and updated.passed
     second = read_manifest(updated.run)

@@ -125,7 +125,7 @@ def test_shared_passages_are_not_negatives_and_mined_ones_are_not_own() -> None:
 def test_the_pretrained_encoder_is_kept_when_tuning_loses_on_the_selection_split() -> None:
     cfg = SimpleNamespace(train=SimpleNamespace(metric="mrr_at_10"), classifier=SimpleNamespace(keep_better=True))
     job = SimpleNamespace(cfg=cfg, untouched={"mrr_at_10": 0.9, "loss": 1.0}, rebuild=lambda: "pre-trained",
-                          model="tuned", kept=None, judge=None)  # fmt: skip
+                          model="tuned", kept=None, judge=None, no_choice=None)  # fmt: skip
     tuned = FitResult(best={"mrr_at_10": 0.5, "loss": 2.0})
     keep_untouched(job, tuned)
     assert job.model == "pre-trained" and job.kept["model"] == "pre-trained model" and tuned.kept == job.kept

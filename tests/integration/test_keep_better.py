@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tunesmith
-from tests.conftest import tiny_config
+from tests.conftest import make_rows, tiny_config, write_csv
 from tunesmith.data.readers import read_table
 
 
@@ -57,3 +57,19 @@ def test_pooled_mlp_head_through_lora_export_and_load(runs, toy_data):
     assert run.manifest["export"]["format"] == "peft-adapter" or run.manifest["kept"]["model"] != "fine-tuned"
     assert run.metrics["accuracy"] >= 0.8
     assert validation_accuracy(run, str(toy_data[1])) == pytest.approx(run.metrics["accuracy"])
+
+
+def test_too_few_training_examples_for_a_selection_split_means_no_choice(tiny_model, toy_data, tmp_path, monkeypatch):
+    """With 16 training examples no selection split is carved, and no choice falls back on the validation data:
+    the wrecked fine-tune (which the test above replaces with the frozen head) is kept, at its last step."""
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    train = write_csv(tmp_path / "small.csv", make_rows(16, 3))
+    cfg = tiny_config(tiny_model, train, toy_data[1], tmp_path / "runs", train__learning_rate=3.0, train__epochs=2)
+    run = tunesmith.finetune(cfg)
+    kept, fit = run.manifest["kept"], run.manifest["fit"]
+    assert kept["model"] == "fine-tuned" and kept["no_choice"] is True
+    assert kept["why"].startswith("16 training examples are too few to carve a selection split")
+    assert fit["selection"] is None and fit["best_step"] == 0 and fit["steps"] == 2, "no evaluation, no best step"
+    assert fit["warm_start"]["head_only_validation"] is None, "the warm start head is not chosen on validation"
+    assert "No choice was made: 16 training examples" in run.metrics["verdict"]["text"]
+    assert "makes no choices" in (run.path / "data_report.json").read_text()

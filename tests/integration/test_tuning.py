@@ -145,3 +145,20 @@ def test_seeds_give_mean_and_spread_of_every_metric(tiny_model, toy_data, tmp_pa
     assert main(["train", str(path), "--seeds", "2"]) == 0
     out = capsys.readouterr().out
     assert "macro_f1" in out and "(2 seeds)" in out
+
+
+def test_a_search_on_data_too_small_for_a_selection_split_stops_before_anything_is_written(
+    tiny_model, toy_data, tmp_path, capsys
+):
+    with open(toy_data[0], encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:16]
+    small = tmp_path / "small.csv"
+    with small.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    path = search_file(tmp_path, tiny_model, (small, toy_data[1]), "loguniform(1e-3, 3e-2)")
+    assert main(["tune", str(path), "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "ranks its trials on a selection split" in err and "16 training rows are too few" in err
+    assert not (tmp_path / "runs").exists(), "no study folder, no trial"

@@ -127,17 +127,24 @@ def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) ->
     """(train, selection): ``data.selection_split`` of the training examples (stratified, seeded, at most
     ``data.max_selection_examples``) held out for the tool's own choices, so that none is made on the validation
     data whose figures are reported. (train, None) when the share is 0 or the data too small to spare any."""
+    report.stats["selection_examples"] = 0
     if data.selection_split <= 0 or len(train) < 20:
         report.stats["selection"] = (
             "no selection split (data.selection_split is 0)"
             if data.selection_split <= 0
-            else f"no selection split: {len(train)} training {unit} are too few to spare any"
+            else f"no selection split: {len(train)} training {unit} are too few to spare any, so the run makes no "
+            "choices (early stopping, the best step, the kept model) and keeps the fine-tuned model"
         )
         return train, None
     share = min(data.selection_split, data.max_selection_examples / len(train))
     keep, held, how = split_rows(train, share, seed + 1, keep_min=3)  # rare classes train on all
     if not held:
+        report.stats["selection"] = (
+            f"no selection split: no class has more than 3 training {unit} to spare one, so the run makes no choices "
+            "(early stopping, the best step, the kept model) and keeps the fine-tuned model"
+        )
         return train, None
+    report.stats["selection_examples"] = len(held)
     report.stats["selection"] = (
         f"{len(held)} of the {len(train)} training {unit} held out for early stopping, the best epoch and the "
         f"choice of the model the run keeps ({how})"

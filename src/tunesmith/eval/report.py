@@ -205,6 +205,8 @@ def verdict(
     }[status]
     if kept and kept.get("model") == "frozen encoder + head" and "why" in kept:  # fine_tune chose it over tuning
         text = f"Kept the frozen encoder with a trained head: {kept['why']}. {text}"
+    elif kept and kept.get("no_choice"):
+        text = f"{text} No choice was made: {kept['why']}."
     return {"status": status, "text": text, "against": general_name}
 
 

@@ -57,7 +57,7 @@ class Job:
     val_items: list[dict[str, Any]]  # what choices are made on: the selection split, else the validation data
     lengths: list[int] | None
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]]
-    evaluate: Callable[[Any], dict[str, float]]
+    evaluate: Callable[[Any], dict[str, float]] | None  # None: no choices are made (``no_choice``)
     run_dir: Path | None
     resume: bool
     accelerator: Any
@@ -73,6 +73,9 @@ class Job:
     judge: Judge | None = None  # what holds the trained model against ``untouched``; None: the evaluator's best
     held_items: list[dict[str, Any]] | None = None  # the selection split when it was carved from the training data
     held_groups: list[str] | None = None  # its data.group_column values, where the data has groups
+    # Why the run makes no choices (no early stopping, best step, kept model or tie-break): the training data was
+    # too small to carve a selection split, and choices are never made on the validation data it reports on.
+    no_choice: str | None = None
 
 
 @dataclass

@@ -74,7 +74,7 @@ def train_head(
         collate=_stack,
         loss_fn=loss,
         cfg=train_cfg,
-        evaluate=evaluate,
+        evaluate=None if job.no_choice else evaluate,  # early stopping and the best epoch are choices
         run_dir=run_dir,
         resume=job.resume and run_dir is not None,
         accelerator=job.accelerator,
@@ -118,9 +118,11 @@ def fit_logistic_head(
     head.eval()
     with torch.no_grad():
         probs = torch.softmax(head(torch.from_numpy(np.asarray(choice_x))).float(), dim=-1).numpy()
+    seconds = time.perf_counter() - start
+    if job.no_choice:  # its figures would be the validation data's: nothing is chosen on them
+        return FitResult(best=None, history=[], metric=None, train_seconds=seconds)
     m = job.task.probability_metrics(np.array([it["labels"] for it in job.val_items]), probs, job.labels)
     best = {"step": 0, **m, "C": fitted.C}
-    seconds = time.perf_counter() - start
     return FitResult(best=best, history=[{"kind": "eval", **best}], metric=job.cfg.train.metric, train_seconds=seconds)
 
 

@@ -105,6 +105,9 @@ def choose_kept(
     ``metric`` (the selection metric, ``train.metric``, unless given; ties go to the loss). True: keep the
     candidate."""
     short, long = names
+    if job.no_choice:
+        job.kept = {"model": "fine-tuned", "why": job.no_choice, "no_choice": True}
+        return False
     metric = metric or job.cfg.train.metric
     t, f = tuned.best, frozen.best
     if t is None or f is None or metric not in t or metric not in f:

@@ -259,6 +259,12 @@ def start(run: Path, c: Checked) -> None:
 def make_job(
     c: Checked, prep: Prepared, model: Any, baseline: Any, run: Path, resume: bool, accelerator: Any, on_eval: Any
 ) -> Job:
+    no_choice = None
+    if prep.select_items is None and c.resolved.data.selection_split > 0:  # too small to spare a selection split
+        no_choice = (
+            f"{len(prep.train_items)} training examples are too few to carve a selection split, and no choice is "
+            "made on the validation data (the run trained its planned steps and kept the fine-tuned model)"
+        )
     return Job(
         cfg=c.resolved,
         task=c.task,
@@ -267,7 +273,7 @@ def make_job(
         val_items=prep.choice_items,
         lengths=prep.lengths,
         collate=prep.collate,
-        evaluate=c.task.evaluator(prep),
+        evaluate=None if no_choice else c.task.evaluator(prep),
         run_dir=run,
         resume=resume,
         accelerator=accelerator,
@@ -277,10 +283,11 @@ def make_job(
         on_eval=on_eval,
         rebuild=lambda: c.task.build_model(c.source, c.data),
         untouched=c.task.untouched_choice(baseline),
-        judge=c.task.untouched_judge(prep),
+        judge=None if no_choice else c.task.untouched_judge(prep),
         groups=getattr(c.data.train, "groups", None) or None,
         held_items=prep.select_items,
         held_groups=getattr(c.data.select, "groups", None) or None,
+        no_choice=no_choice,
     )
 
 

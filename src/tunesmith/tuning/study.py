@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith import config as cfgmod
-from tunesmith.errors import ConfigError, TrainingDiverged
+from tunesmith.errors import ConfigError, InputError, TrainingDiverged
 from tunesmith.tuning.space import SearchSpace, parse_file
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -139,6 +139,7 @@ def tune(
         cfgmod.apply_override(space.base, item)
     quiet_optuna()
     first = cfgmod.from_dict(space.config_for({d.key: d.corners()[0] for d in space.dimensions}))
+    must_have_selection(first)
     metric = first.train.metric
     direction = "minimize" if metric == "loss" else "maximize"
     name = study_name or Path(config).stem
@@ -171,6 +172,21 @@ def tune(
 
     result.report = write_report(study, result)
     return result
+
+
+def must_have_selection(cfg: cfgmod.Config) -> None:
+    """A search ranks its trials on the selection split; where the training data is too small to carve one, the
+    only figures left are the validation data's, which the search must not choose on. Said before anything is
+    written."""
+    from tunesmith.pipeline.finetune import validate
+
+    report = validate(cfg)
+    if cfg.data.selection_split > 0 and not report.stats.get("selection_examples"):
+        raise InputError(
+            f"{cfg.data.train}: a search ranks its trials on a selection split carved from the training data "
+            f"({report.stats.get('selection', 'none was carved')}); give more training examples (at least 20, and "
+            "more than 3 in some class), or set data.selection_split: 0 to rank on the validation data knowingly"
+        )
 
 
 def quiet_optuna() -> None:

@@ -11,7 +11,7 @@ from tunesmith.train.result import FitResult
 
 def job(keep_better: bool = True, selection: int = 100) -> SimpleNamespace:
     cfg = config.from_dict({"data": {"train": "t.csv"}, "classifier": {"keep_better": keep_better}})
-    return SimpleNamespace(cfg=cfg, kept=None, val_items=[{"labels": 0}] * selection)
+    return SimpleNamespace(cfg=cfg, kept=None, val_items=[{"labels": 0}] * selection, no_choice=None)
 
 
 def result(macro_f1: float, loss: float) -> FitResult:
