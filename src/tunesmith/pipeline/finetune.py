@@ -262,8 +262,8 @@ def make_job(
     no_choice = None
     if prep.select_items is None and c.resolved.data.selection_split > 0:  # too small to spare a selection split
         no_choice = (
-            f"{len(prep.train_items)} training examples are too few to carve a selection split, and no choice is "
-            "made on the validation data (the run trained its planned steps and kept the fine-tuned model)"
+            f"{len(prep.train_items)} training examples are too few to carve a selection split, and the validation "
+            "data is never chosen on (the run trained its planned steps and kept the fine-tuned model)"
         )
     return Job(
         cfg=c.resolved,
