@@ -123,25 +123,33 @@ def _say_unsplittable(train: Any, held: list[int], data: Any, report: Any) -> No
     )
 
 
+MIN_FOR_SELECTION = 20  # training examples below which no selection split is carved
+NO_CHOICE = "makes no choices (early stopping, the best step, the kept model) and keeps the fine-tuned model"
+
+
+def no_selection_cause(examples: int, unit: str) -> str:
+    """Why ``carve_selection`` carved no selection split from ``examples`` training examples (the share being
+    above 0): the one wording of the data report and of the run's verdict."""
+    if examples < MIN_FOR_SELECTION:
+        return f"{examples} training {unit} are too few to carve a selection split"
+    return f"no class has more than 3 training {unit} to spare for a selection split"
+
+
 def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) -> tuple[Any, Any]:
     """(train, selection): ``data.selection_split`` of the training examples (stratified, seeded, at most
     ``data.max_selection_examples``) held out for the tool's own choices, so that none is made on the validation
     data whose figures are reported. (train, None) when the share is 0 or the data too small to spare any."""
     report.stats["selection_examples"] = 0
-    if data.selection_split <= 0 or len(train) < 20:
-        report.stats["selection"] = (
-            "no selection split (data.selection_split is 0)"
-            if data.selection_split <= 0
-            else f"no selection split: {len(train)} training {unit} are too few to spare any, so the run makes no "
-            "choices (early stopping, the best step, the kept model) and keeps the fine-tuned model"
-        )
+    if data.selection_split <= 0:
+        report.stats["selection"] = "no selection split (data.selection_split is 0)"
         return train, None
-    share = min(data.selection_split, data.max_selection_examples / len(train))
-    keep, held, how = split_rows(train, share, seed + 1, keep_min=3)  # rare classes train on all
+    held: list[int] = []
+    if len(train) >= MIN_FOR_SELECTION:
+        share = min(data.selection_split, data.max_selection_examples / len(train))
+        keep, held, how = split_rows(train, share, seed + 1, keep_min=3)  # rare classes train on all
     if not held:
         report.stats["selection"] = (
-            f"no selection split: no class has more than 3 training {unit} to spare one, so the run makes no choices "
-            "(early stopping, the best step, the kept model) and keeps the fine-tuned model"
+            f"no selection split: {no_selection_cause(len(train), unit)}, so the run {NO_CHOICE}"
         )
         return train, None
     report.stats["selection_examples"] = len(held)

@@ -116,11 +116,11 @@ def fit_logistic_head(
         layer.weight.copy_(torch.from_numpy(fitted.weight).to(layer.weight.dtype))
         layer.bias.copy_(torch.from_numpy(fitted.bias).to(layer.bias.dtype))
     head.eval()
+    if job.no_choice:  # its figures would be the validation data's: nothing is chosen on them
+        return FitResult(best=None, history=[], metric=None, train_seconds=time.perf_counter() - start)
     with torch.no_grad():
         probs = torch.softmax(head(torch.from_numpy(np.asarray(choice_x))).float(), dim=-1).numpy()
     seconds = time.perf_counter() - start
-    if job.no_choice:  # its figures would be the validation data's: nothing is chosen on them
-        return FitResult(best=None, history=[], metric=None, train_seconds=seconds)
     m = job.task.probability_metrics(np.array([it["labels"] for it in job.val_items]), probs, job.labels)
     best = {"step": 0, **m, "C": fitted.C}
     return FitResult(best=best, history=[{"kind": "eval", **best}], metric=job.cfg.train.metric, train_seconds=seconds)

@@ -23,6 +23,7 @@ from typing import Any
 
 from tunesmith import config as cfgmod
 from tunesmith.config import Config, Default
+from tunesmith.data.split import no_selection_cause
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.eval.panels import write_run_info
 from tunesmith.files import write_json
@@ -262,8 +263,8 @@ def make_job(
     no_choice = None
     if prep.select_items is None and c.resolved.data.selection_split > 0:  # too small to spare a selection split
         no_choice = (
-            f"{len(prep.train_items)} training examples are too few to carve a selection split, and the validation "
-            "data is never chosen on (the run trained its planned steps and kept the fine-tuned model)"
+            f"{no_selection_cause(len(prep.train_items), 'examples')}, and the validation data is never chosen on "
+            "(the run trained its planned steps and kept the fine-tuned model)"
         )
     return Job(
         cfg=c.resolved,

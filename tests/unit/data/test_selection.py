@@ -39,7 +39,15 @@ def test_no_selection_when_off_or_too_small():
     assert select is None and len(train) == 100 and "data.selection_split is 0" in report.stats["selection"]
     on = SimpleNamespace(selection_split=0.2, max_selection_examples=500)
     train, select = carve_selection(examples(["a", "b"] * 5), on, 0, report, "rows")
-    assert select is None and len(train) == 10 and "too few to spare" in report.stats["selection"]
+    assert (
+        select is None
+        and len(train) == 10
+        and "10 training rows are too few to carve a selection split" in report.stats["selection"]
+    )
+    spare_none = examples([c for c in "abcdefghij"] * 3)  # 30 rows, 3 a class: each class keeps its 3
+    train, select = carve_selection(spare_none, on, 0, report, "rows")
+    assert select is None and len(train) == 30 and report.stats["selection_examples"] == 0
+    assert "no class has more than 3 training rows to spare" in report.stats["selection"]
 
 
 def test_grouped_selection_keeps_every_group_on_one_side():
