@@ -8,6 +8,7 @@ validation split. Accuracy in %.
     python bench/bench_fewshot.py                                        # intents and python-docs, 8 and 16
     python bench/bench_fewshot.py --sets intents --shots 8,16,32,64 --seeds 3
     python bench/bench_fewshot.py --seeds 3 --methods full                # one column again (others print -)
+    python bench/bench_fewshot.py --methods contrastive --set train.epochs=40   # an experiment on every run
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def sample(rows: list[dict[str, str]], shots: int, seed: int) -> list[dict[str, 
 def child(args: list[str]) -> None:
     from tunesmith import api
 
-    train, val, method, out = args
+    train, val, method, out, *overrides = args
     cfg = {
         "task": "text-classification",
         "model": "minilm-l6",
@@ -56,7 +57,7 @@ def child(args: list[str]) -> None:
         "train": {"threads": 2},
     }
     t0 = time.time()
-    run = api.finetune(cfg)
+    run = api.finetune(cfg, overrides=overrides)
     m = run.metrics
     probe = m["baselines"].get("linear probe (frozen pre-trained)", {}).get("accuracy")
     kept = run.manifest.get("kept", {}).get("model", "fine-tuned")
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--shots", default="8,16")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--methods", default=",".join(METHODS), help="which of contrastive,full,head to run")
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE override for every run (experiments)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = ap.parse_known_args()
     if args.child:
@@ -98,7 +100,9 @@ def main() -> None:
                         w.writeheader()
                         w.writerows(picked)
                     for method in chosen:
-                        res = run_child(__file__, method, [str(train), val, method, str(Path(tmp) / "runs")], cache)
+                        res = run_child(
+                            __file__, method, [str(train), val, method, str(Path(tmp) / "runs"), *args.set], cache
+                        )
                         scores[method].append(100 * res["accuracy"])
                         secs[method].append(res["seconds"])
                         if method == "head":  # the probe the head and contrastive runs are held against

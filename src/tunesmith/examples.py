@@ -6,6 +6,9 @@ python -m tunesmith.examples chatterbot --out data/chatterbot --train 600 --vali
 The recipe suite (docs/defaults.md) adds: intents (chat questions in 21 topics), python-faq (a few-shot set of
 ~180 FAQ questions in 8 sections), python-docs (library documentation passages of ~2,000 characters in 6 topics),
 python-faq-chat (FAQ questions with their long answers), digits and fashion-mnist (images).
+
+python-docs-topics is a check set outside the suite, of a kind the defaults were not chosen on: shorter passages
+(~1,000 characters) in 10 library topics, split by page (docs/defaults.md, "A set the defaults were not chosen on").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import csv
 import importlib.util
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +126,7 @@ DATASETS = {
     "intents": intents,
     "python-faq": python_faq,
     "python-docs": python_docs,
+    "python-docs-topics": partial(python_docs, chars=1000, topics=10),
     "python-faq-chat": python_faq_chat,
     "python-faq-rag": python_faq_rag,
     "digits": digits,

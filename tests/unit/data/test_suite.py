@@ -37,6 +37,16 @@ def test_long_documents_are_split_by_page_and_balanced(tmp_path: Path):
     assert ":func:" not in " ".join(r["text"] for r in va + tr)  # roles reduced to their text
 
 
+def test_the_check_set_has_ten_topics_of_shorter_passages(tmp_path: Path):
+    from tunesmith.examples import DATASETS
+
+    train, val = DATASETS["python-docs-topics"](tmp_path, 200, 100, 3)
+    tr, va = rows(train), rows(val)
+    assert 900 < np.mean([len(r["text"]) for r in tr]) < 1300  # about 1,000 characters a passage
+    assert len({r["label"] for r in va}) == 10 and len(va) == 100
+    assert not {r["page"] for r in tr} & {r["page"] for r in va}
+
+
 def test_intents_drop_rare_topics_and_ambiguous_questions(tmp_path: Path):
     train, val = suite.intents(tmp_path, 300, 200)
     tr, va = rows(train), rows(val)
