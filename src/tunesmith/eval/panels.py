@@ -83,6 +83,7 @@ PROBLEMS = {
     "few_examples": "few examples in a class",
     "imbalance": "imbalanced classes",
     "truncation": "inputs cut at max_length",
+    "few_selection_groups": "a selection split of few groups",
 }
 
 

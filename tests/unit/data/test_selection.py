@@ -57,11 +57,20 @@ def test_grouped_selection_keeps_every_group_on_one_side():
     texts = [f"passage {i}" for i in range(len(labels))]
     ex = Examples("train.csv", texts, labels, list(range(2, 202)), {}, keys=texts, groups=groups)
     report = DataReport()
-    data = SimpleNamespace(selection_split=0.15, max_selection_examples=500)
+    data = SimpleNamespace(selection_split=0.15, max_selection_examples=500, group_column="page")
     train, select = carve_selection(ex, data, 3, report, "rows")
     assert not set(train.groups) & set(select.groups), "no page on both sides"
     assert len(select) == 30 and Counter(select.labels) == {"a": 15, "b": 15}  # 3 whole pages per class
     assert "grouped by data.group_column (40 groups)" in report.stats["selection"]
+    # Six pages are few to choose on: the data report says so, on the group column.
+    (warning,) = [p for p in report.warnings if p.check == "few_selection_groups"]
+    assert "30 rows from only 6 groups" in warning.message and warning.field == "page"
+    # A selection split of 20 pages or more is not flagged: 400 pages of one passage each hold out 60.
+    many = Examples("train.csv", texts * 2, labels * 2, list(range(2, 402)), {}, keys=[f"{t}{i}" for i, t in
+                    enumerate(texts * 2)], groups=[f"page{i}" for i in range(400)])  # fmt: skip
+    quiet = DataReport()
+    carve_selection(many, data, 3, quiet, "rows")
+    assert quiet.stats["selection_examples"] == 60 and not quiet.warnings
     # A class whose rows are all one group keeps it for training.
     one = Examples("t.csv", texts[:10], ["a"] * 5 + ["b"] * 5, list(range(10)), {}, keys=texts[:10],
                    groups=["g1"] * 5 + ["g2"] * 5)  # fmt: skip
