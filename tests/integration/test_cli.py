@@ -102,3 +102,17 @@ def test_eval_refuses_labels_the_model_does_not_know(tiny_model, toy_data, tmp_p
 def test_models_lists_the_catalog(tmp_path):
     res = _cli("models", env_cache=tmp_path / "c")
     assert res.returncode == 0 and "minilm-l6" in res.stdout and "text-classification" in res.stdout
+
+
+def test_validate_says_truncation_once_in_its_own_words(tiny_model, tmp_path):
+    rows = make_rows(60, seed=3)
+    for r in rows:
+        r["text"] = " ".join([r["text"]] * 20)  # 200-300 tokens: past the tokenizer's 128
+    train = write_csv(tmp_path / "train.csv", rows[:40])
+    val = write_csv(tmp_path / "validation.csv", rows[40:])
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_model, train, val, tmp_path / "runs")))
+    res = _cli("validate", str(cfg), env_cache=tmp_path / "c")
+    assert res.returncode == 0, res.stderr
+    assert "Token indices sequence length" not in res.stdout + res.stderr, "the tokenizer's notice stays quiet"
+    assert "longer than max_length" in res.stdout + res.stderr

@@ -128,6 +128,7 @@ def method_for_data(cfg: Config, n_train: int, classes: int = 2) -> Default | No
 
 def validate(cfg: Config) -> DataReport:
     """Every data check of a run, without training: the report (warnings, stats); DataError on fatal ones."""
+    quiet_libraries()  # the tokenizer's "longer than the maximum" notice: the report's truncation line says it
     return inspect(cfg)[1].report
 
 
