@@ -68,8 +68,8 @@ def test_too_few_training_examples_for_a_selection_split_means_no_choice(tiny_mo
     run = tunesmith.finetune(cfg)
     kept, fit = run.manifest["kept"], run.manifest["fit"]
     assert kept["model"] == "fine-tuned" and kept["no_choice"] is True
-    assert kept["why"].startswith("16 training examples are too few to carve a selection split")
+    assert kept["why"].startswith("16 training rows are too few to carve a selection split")
     assert fit["selection"] is None and fit["best_step"] == 0 and fit["steps"] == 2, "no evaluation, no best step"
     assert fit["warm_start"]["head_only_validation"] is None, "the warm start head is not chosen on validation"
-    assert "No choice was made: 16 training examples" in run.metrics["verdict"]["text"]
+    assert "No choice was made: 16 training rows" in run.metrics["verdict"]["text"]
     assert "makes no choices" in (run.path / "data_report.json").read_text()

@@ -132,14 +132,6 @@ FIRM_SELECTION_GROUPS = 20
 NO_CHOICE = "makes no choices (early stopping, the best step, the kept model) and keeps the fine-tuned model"
 
 
-def no_selection_cause(examples: int, unit: str) -> str:
-    """Why ``carve_selection`` carved no selection split from ``examples`` training examples (the share being
-    above 0): the one wording of the data report and of the run's verdict."""
-    if examples < MIN_FOR_SELECTION:
-        return f"{examples} training {unit} are too few to carve a selection split"
-    return f"no class has more than 3 training {unit} to spare for a selection split"
-
-
 def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) -> tuple[Any, Any]:
     """(train, selection): ``data.selection_split`` of the training examples (stratified, seeded, at most
     ``data.max_selection_examples``) held out for the tool's own choices, so that none is made on the validation
@@ -153,9 +145,12 @@ def carve_selection(train: Any, data: Any, seed: int, report: Any, unit: str) ->
         share = min(data.selection_split, data.max_selection_examples / len(train))
         keep, held, how = split_rows(train, share, seed + 1, keep_min=3)  # rare classes train on all
     if not held:
-        report.stats["selection"] = (
-            f"no selection split: {no_selection_cause(len(train), unit)}, so the run {NO_CHOICE}"
+        report.no_selection = (
+            f"{len(train)} training {unit} are too few to carve a selection split"
+            if len(train) < MIN_FOR_SELECTION
+            else f"no class has more than 3 training {unit} to spare for a selection split"
         )
+        report.stats["selection"] = f"no selection split: {report.no_selection}, so the run {NO_CHOICE}"
         return train, None
     report.stats["selection_examples"] = len(held)
     held_groups = len({train.groups[i] for i in held}) if train.groups else 0

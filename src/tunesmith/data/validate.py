@@ -89,6 +89,9 @@ class Examples:
 class DataReport:
     problems: list[Problem] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    # Why no selection split was carved (the share being above 0), as the selection line and the verdict say it;
+    # judged on the training data before replay joins it
+    no_selection: str | None = None
 
     @property
     def errors(self) -> list[Problem]:

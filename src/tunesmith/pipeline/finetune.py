@@ -23,7 +23,6 @@ from typing import Any
 
 from tunesmith import config as cfgmod
 from tunesmith.config import Config, Default
-from tunesmith.data.split import no_selection_cause
 from tunesmith.data.validate import DataReport, Examples
 from tunesmith.eval.panels import write_run_info
 from tunesmith.files import write_json
@@ -262,10 +261,10 @@ def make_job(
     c: Checked, prep: Prepared, model: Any, baseline: Any, run: Path, resume: bool, accelerator: Any, on_eval: Any
 ) -> Job:
     no_choice = None
-    if prep.select_items is None and c.resolved.data.selection_split > 0:  # too small to spare a selection split
+    if prep.select_items is None and c.data.report.no_selection:  # too small to spare a selection split
         no_choice = (
-            f"{no_selection_cause(len(prep.train_items), 'examples')}, and the validation data is never chosen on "
-            "(the run trained its planned steps and kept the fine-tuned model)"
+            f"{c.data.report.no_selection}, and the validation data is never chosen on (the run trained its planned "
+            "steps and kept the fine-tuned model)"
         )
     return Job(
         cfg=c.resolved,

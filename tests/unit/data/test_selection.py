@@ -48,6 +48,7 @@ def test_no_selection_when_off_or_too_small():
     train, select = carve_selection(spare_none, on, 0, report, "rows")
     assert select is None and len(train) == 30 and report.stats["selection_examples"] == 0
     assert "no class has more than 3 training rows to spare" in report.stats["selection"]
+    assert report.no_selection == "no class has more than 3 training rows to spare for a selection split"
 
 
 def test_grouped_selection_keeps_every_group_on_one_side():
