@@ -179,6 +179,27 @@ def test_the_time_column_holds_out_the_latest_rows(tmp_path, cache_dir):
     assert "when" not in data.train.inputs[0]  # the time column is not a feature
 
 
+def test_a_search_on_a_time_ordered_table_has_its_selection_split(tmp_path, cache_dir):
+    from tunesmith import config as cfgmod
+    from tunesmith.tuning.study import must_have_selection
+
+    train = write_csv(tmp_path / "t.csv", make_transactions(500, 3))
+    cfg = table_config(train, None, tmp_path / "runs", data__time_column="when", data__validation_split=0.2)
+    report = tunesmith.validate(cfg)
+    assert report.stats["selection_examples"] == 60 and report.no_selection is None  # 15% of the 400 latest-first
+    must_have_selection(cfgmod.from_dict(cfg))  # a search ranks on those 60 rows: not refused
+
+    rows = make_transactions(500, 3)
+    both = [r for r in rows if r["fraud"] == "yes"][:8] + [r for r in rows if r["fraud"] == "no"][:12]
+    small = write_csv(tmp_path / "s.csv", both)  # 16 training rows after the latest 4
+    cfg = table_config(small, None, tmp_path / "runs", data__time_column="when", data__validation_split=0.2,
+                       data__min_examples=2)  # fmt: skip
+    report = tunesmith.validate(cfg)
+    assert report.no_selection == "16 training rows are too few to carve a selection split"
+    with pytest.raises(InputError, match="16 training rows are too few"):
+        must_have_selection(cfgmod.from_dict(cfg))
+
+
 def test_resume_gives_the_same_model_as_an_uninterrupted_run(table_data, tmp_path, cache_dir):
     def cfg(out: str) -> dict:
         return table_config(

@@ -178,14 +178,15 @@ def must_have_selection(cfg: cfgmod.Config) -> None:
     """A search ranks its trials on the selection split; where the training data is too small to carve one, the
     only figures left are the validation data's, which the search must not choose on. Said before anything is
     written."""
+    from tunesmith.data.split import MIN_FOR_SELECTION
     from tunesmith.pipeline.finetune import validate
 
     report = validate(cfg)
-    if cfg.data.selection_split > 0 and not report.stats.get("selection_examples"):
+    if cfg.data.selection_split > 0 and report.no_selection:
         raise InputError(
-            f"{cfg.data.train}: a search ranks its trials on a selection split carved from the training data "
-            f"({report.stats.get('selection', 'none was carved')}); give more training examples (at least 20, and "
-            "more than 3 in some class), or set data.selection_split: 0 to rank on the validation data knowingly"
+            f"{cfg.data.train}: a search ranks its trials on a selection split carved from the training data, and "
+            f"{report.no_selection}; give more training examples (at least {MIN_FOR_SELECTION}, and more than 3 in "
+            "some class), or set data.selection_split: 0 to rank on the validation data knowingly"
         )
 
 

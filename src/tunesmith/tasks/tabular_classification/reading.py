@@ -11,7 +11,7 @@ from typing import Any
 
 from tunesmith.config import Config
 from tunesmith.data.readers import read_table
-from tunesmith.data.split import add_replay, carve_selection, limit_and_split
+from tunesmith.data.split import MIN_FOR_SELECTION, NO_CHOICE, add_replay, carve_selection, limit_and_split
 from tunesmith.data.validate import DataReport, Examples, LabelTypeError, check_labelled, lines_text, normalise_label
 from tunesmith.errors import DataError
 from tunesmith.tasks.base import TaskData
@@ -141,10 +141,17 @@ def split_by_time(train: Examples, val: Examples | None, cfg: Config, report: Da
             f"({_time_range(val)}); training rows {_time_range(train)}"
         )
     select = None
-    if d.selection_split > 0 and len(train) >= 20:
+    report.stats["selection_examples"] = 0
+    if d.selection_split <= 0:
+        report.stats["selection"] = "no selection split (data.selection_split is 0)"
+    elif len(train) < MIN_FOR_SELECTION:
+        report.no_selection = f"{len(train)} training rows are too few to carve a selection split"
+        report.stats["selection"] = f"no selection split: {report.no_selection}, so the run {NO_CHOICE}"
+    else:
         share = min(d.selection_split, d.max_selection_examples / len(train))
         keep, held = _latest(train, share)
         train, select = train.subset(keep), train.subset(held, source=f"{train.source} (selection split)")
+        report.stats["selection_examples"] = len(select)
         report.stats["selection"] = (
             f"the latest {len(select)} training rows by {d.time_column} held out for "
             "early stopping, the best epoch and the decision threshold"
